@@ -1,0 +1,359 @@
+"""Typed, frozen configuration loaded once from TOML.
+
+The file is chosen by `--config FILE`, else `$KIOSK_CONFIG`, else `/etc/kiosk/kiosk.toml`;
+when none of them exists the built-in defaults run the demo. Unknown sections or keys,
+wrong types and out-of-range values stop startup with a `ConfigError` that names the file,
+the key and what is allowed. The annotated example lives beside this module
+(`kiosk.example.toml`) and is exactly the defaults.
+
+    >>> cfg = load_config(None, overrides={"venue.name": "Siêu thị A"})
+    >>> cfg.venue.name
+    'Siêu thị A'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from kiosk.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "DEFAULT_CONFIG_PATH",
+    "ENV_CONFIG",
+    "EXAMPLE_CONFIG",
+    "Secret",
+    "load_config",
+    "resolve_config_path",
+    "state_dir",
+]
+
+DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
+ENV_CONFIG = "KIOSK_CONFIG"
+EXAMPLE_CONFIG = Path(__file__).with_name("kiosk.example.toml")
+
+VENUE_TYPES = ("hospital", "supermarket", "school", "hotel", "transport", "office", "other")
+
+
+class Secret(str):
+    """A string that never shows itself in reprs or logs (device tokens, keys)."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+def _opt(default: Any, *, lo: float | None = None, hi: float | None = None,
+         choices: tuple[Any, ...] | None = None, doc: str = "") -> Any:
+    """A config field with its default, allowed range or choices, and a one-line help."""
+    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
+    if isinstance(default, (list, tuple)):
+        return field(default=tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    id: str = _opt("demo-kiosk", doc="device id known to the collector")
+    state_dir: str = _opt("", doc="where the journal and state live; empty: $STATE_DIRECTORY or ~/.local/state/kiosk")
+
+
+@dataclass(frozen=True)
+class VenueConfig:
+    name: str = _opt("Siêu thị Demo", doc="shown on the idle screen")
+    code: str = _opt("DEMO-001", doc="venue code sent with every entry")
+    type: str = _opt("supermarket", choices=VENUE_TYPES, doc="chooses the built-in venue rules")
+    checkin_url: str = _opt("https://kiosk.invalid/checkin/DEMO-001",
+                            doc="encoded in the venue's own check-in QR on the idle screen")
+
+
+@dataclass(frozen=True)
+class ScannerConfig:
+    kind: str = _opt("replay", choices=("replay", "camera", "serial", "stdin"), doc="where codes come from")
+    camera: str = _opt("0", doc="camera: device index, /dev/videoN, a video file or an rtsp:// URL")
+    width: int = _opt(1280, lo=160, hi=4096, doc="camera frame width")
+    height: int = _opt(720, lo=120, hi=3072, doc="camera frame height")
+    fps: int = _opt(15, lo=1, hi=120, doc="camera frames per second")
+    replay_path: str = _opt("", doc="replay: a folder of images or a video file; empty: built-in demo frames")
+    replay_interval_s: float = _opt(0.4, lo=0.0, hi=60.0, doc="replay: seconds between frames")
+    replay_loop: bool = _opt(False, doc="replay: start again at the end")
+    serial_port: str = _opt("/dev/qrscanner", doc="serial scanner device (udev rule gives this name)")
+    serial_baud: int = _opt(9600, choices=(1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200),
+                            doc="serial scanner baud rate")
+    reopen_backoff_max_s: float = _opt(30.0, lo=0.1, hi=600.0, doc="longest wait between reopen attempts")
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    budget_ms: float = _opt(120.0, lo=5.0, hi=5000.0, doc="time per frame for preprocessing variants")
+    engines: tuple[str, ...] = _opt(("zxing", "zbar"), choices=("zxing", "zbar"), doc="engines, in order")
+    variants: bool = _opt(True, doc="try preprocessing variants when the plain frame has no code")
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    path: str = _opt("", doc="SQLite journal; empty: <state_dir>/journal.db")
+    repeat_window_s: float = _opt(300.0, lo=0.0, hi=86400.0, doc="a repeat scan within this is not logged again")
+    retention_days: int = _opt(21, lo=1, hi=365, doc="keep uploaded entries this long")
+    seal_key: str = _opt("", doc="collector's X25519 public key (base64) to seal personal fields; empty: unsealed")
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    path: str = _opt("", doc="venue rules TOML; empty: built-in rules for venue.type")
+
+
+@dataclass(frozen=True)
+class TrustConfig:
+    max_age_hours: float = _opt(72.0, lo=1.0, hi=24.0 * 90, doc="warn when the trust list is older")
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    backend: str = _opt("auto", choices=("auto", "pygame", "headless"), doc="auto: a window where a display exists")
+    size: str = _opt("800x480", choices=("800x480", "1024x600", "1920x1080"), doc="screen layout")
+    fullscreen: bool = _opt(True, doc="full screen (KMS/DRM on a Pi)")
+    verdict_seconds: float = _opt(3.0, lo=0.5, hi=30.0, doc="how long a verdict stays before idle returns")
+    font: str = _opt("", doc="TTF covering Vietnamese; empty: DejaVu Sans / Noto Sans found on the system")
+    sound: bool = _opt(False, doc="play verdict tones through a speaker as well as the buzzer")
+
+
+@dataclass(frozen=True)
+class PinsConfig:
+    backend: str = _opt("mock", choices=("mock", "rpigpio", "lgpio", "auto"),
+                        doc="pin backend; $KIOSK_PINS overrides")
+    green: int = _opt(17, lo=2, hi=27, doc="BCM pin of the green light")
+    red: int = _opt(27, lo=2, hi=27, doc="BCM pin of the red light")
+    buzzer: int = _opt(22, lo=2, hi=27, doc="BCM pin of the buzzer")
+    relay: int = _opt(23, lo=2, hi=27, doc="BCM pin of the door relay")
+    button: int = _opt(24, lo=2, hi=27, doc="BCM pin of the guard button")
+    relay_active_low: bool = _opt(False, doc="relay module switches on a low input")
+    relay_pulse_s: float = _opt(1.5, lo=0.1, hi=30.0, doc="how long the door stays released on pass")
+    button_bounce_s: float = _opt(0.05, lo=0.0, hi=1.0, doc="guard button debounce")
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    collector_url: str = _opt("http://127.0.0.1:8470", doc="the health department's collector")
+    device_token: Secret = _opt(Secret(""), doc="bearer token from enrolment")
+    batch_size: int = _opt(500, lo=1, hi=10000, doc="entries per upload")
+    batch_max_age_s: float = _opt(10.0, lo=0.0, hi=3600.0, doc="upload a partial batch once its oldest entry is this old")
+    interval_s: float = _opt(15.0, lo=1.0, hi=3600.0, doc="seconds between upload rounds when idle")
+    timeout_s: float = _opt(10.0, lo=1.0, hi=300.0, doc="HTTP timeout per request")
+    trust_refresh_s: float = _opt(3600.0, lo=60.0, hi=86400.0, doc="seconds between trust/rules/deny list fetches")
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    venue: VenueConfig = field(default_factory=VenueConfig)
+    scanner: ScannerConfig = field(default_factory=ScannerConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    pins: PinsConfig = field(default_factory=PinsConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    source: str = "<built-in defaults>"
+
+    def state_path(self) -> Path:
+        return state_dir(self)
+
+    def journal_path(self) -> Path:
+        return Path(self.journal.path) if self.journal.path else state_dir(self) / "journal.db"
+
+
+def state_dir(cfg: Config) -> Path:
+    if cfg.device.state_dir:
+        return Path(cfg.device.state_dir)
+    if os.environ.get("STATE_DIRECTORY"):  # set by systemd's StateDirectory=
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "kiosk"
+
+
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "source"}
+_SECTION_TYPES = {
+    "device": DeviceConfig, "venue": VenueConfig, "scanner": ScannerConfig,
+    "decoder": DecoderConfig, "journal": JournalConfig, "rules": RulesConfig,
+    "trust": TrustConfig, "display": DisplayConfig, "pins": PinsConfig, "sync": SyncConfig,
+}
+
+
+def _describe(f: dataclasses.Field) -> str:
+    meta = f.metadata
+    kind = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            Secret: "a string"}.get(_field_type(f), "a list of strings")
+    if meta.get("choices"):
+        kind = "one of " + ", ".join(repr(c) for c in meta["choices"])
+        if _field_type(f) is tuple:
+            kind = "a list of " + kind
+    if meta.get("lo") is not None:
+        kind += f" from {meta['lo']} to {meta['hi']}"
+    return kind
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    t = f.type if isinstance(f.type, type) else eval(f.type, globals())  # noqa: S307 - our own annotations
+    return tuple if getattr(t, "__origin__", None) is tuple else t
+
+
+def _coerce(where: str, key: str, f: dataclasses.Field, value: Any) -> Any:
+    want = _field_type(f)
+    meta = f.metadata
+    allowed = _describe(f)
+
+    def bad(why: str = "") -> ConfigError:
+        return ConfigError(f"{where}: key '{key}' = {value!r} is not allowed{why}; expected {allowed}")
+
+    if want is bool:
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if want is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad()
+    elif want is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad()
+        value = float(value)
+    elif want in (str, Secret):
+        if not isinstance(value, str):
+            raise bad()
+        value = want(value)
+    elif want is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad()
+        if meta.get("choices"):
+            for v in value:
+                if v not in meta["choices"]:
+                    raise bad(f" ({v!r} is unknown)")
+        return tuple(value)
+    if meta.get("choices") and value not in meta["choices"]:
+        raise bad()
+    if meta.get("lo") is not None and not (meta["lo"] <= value <= meta["hi"]):
+        raise bad(" (out of range)")
+    return value
+
+
+def _build(where: str, data: Mapping[str, Any]) -> Config:
+    sections: dict[str, Any] = {}
+    for name, table in data.items():
+        if name not in _SECTION_TYPES:
+            raise ConfigError(f"{where}: unknown section [{name}]; allowed sections: "
+                              + ", ".join(_SECTION_TYPES))
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: '{name}' must be a table [{name}], not a value")
+        cls = _SECTION_TYPES[name]
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {}
+        for key, value in table.items():
+            if key not in fields:
+                raise ConfigError(f"{where}: unknown key '{name}.{key}'; allowed keys in [{name}]: "
+                                  + ", ".join(fields))
+            values[key] = _coerce(where, f"{name}.{key}", fields[key], value)
+        sections[name] = cls(**values)
+    cfg = Config(**sections, source=where)
+    _cross_check(cfg)
+    return cfg
+
+
+def _cross_check(cfg: Config) -> None:
+    pins = {k: getattr(cfg.pins, k) for k in ("green", "red", "buzzer", "relay", "button")}
+    seen: dict[int, str] = {}
+    for name, pin in pins.items():
+        if pin in seen:
+            raise ConfigError(f"{cfg.source}: key 'pins.{name}' = {pin} is not allowed; "
+                              f"GPIO{pin} is already used by 'pins.{seen[pin]}'")
+        seen[pin] = name
+    url = cfg.sync.collector_url
+    if not (url.startswith("http://") or url.startswith("https://")):
+        raise ConfigError(f"{cfg.source}: key 'sync.collector_url' = {url!r} is not allowed; "
+                          "expected an http:// or https:// URL")
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    section, _, key = dotted.partition(".")
+    if not key:
+        raise ConfigError(f"override '{dotted}': expected section.key")
+    data.setdefault(section, {})[key] = value
+
+
+def resolve_config_path(explicit: str | os.PathLike | None) -> Path | None:
+    """The config file to read, or None for the built-in defaults."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def load_config(path: str | os.PathLike | None = None, *,
+                overrides: Mapping[str, Any] | None = None, search: bool = True) -> Config:
+    """Load and validate a config. `path=None` searches $KIOSK_CONFIG and /etc (unless
+    `search=False`), falling back to the built-in defaults. `overrides` are dotted keys
+    (`{"journal.path": "/tmp/j.db"}`) applied on top, validated the same way."""
+    chosen = resolve_config_path(path) if (path or search) else None
+    data: dict[str, Any] = {}
+    where = "<built-in defaults>"
+    if chosen is not None:
+        where = str(chosen)
+        try:
+            raw = chosen.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(f"{where}: config file not found") from None
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read config file: {exc.strerror}") from None
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}: not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    return _build(where, data)
+
+
+def replace(cfg: Config, **dotted: Any) -> Config:
+    """A copy of `cfg` with dotted keys changed: `replace(cfg, **{"journal.path": p})`."""
+    sections: dict[str, Any] = {}
+    for key, value in dotted.items():
+        section, _, name = key.partition(".")
+        current = sections.get(section, getattr(cfg, section))
+        sections[section] = dataclasses.replace(current, **{name: value})
+    return dataclasses.replace(cfg, **sections)
+
+
+def to_toml(cfg: Config) -> str:
+    """Render a config as TOML with a comment per key (what is allowed and why)."""
+    out: list[str] = []
+    for name, cls in _SECTION_TYPES.items():
+        section = getattr(cfg, name)
+        out.append(f"[{name}]")
+        for f in dataclasses.fields(cls):
+            value = getattr(section, f.name)
+            out.append(f"# {f.metadata.get('doc', '')} ({_describe(f)})")
+            out.append(f"{f.name} = {_toml_value(value)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str.__str__(value) if isinstance(value, Secret) else value
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,487 @@
+"""The kiosk's SQLite journal: entries, their upload outbox, trust data and small state.
+
+Durability rules (DESIGN.md): WAL, `synchronous=FULL`, file mode 0600, named migrations
+run in a transaction at open. `record()` returns only after the entry is committed, so
+the caller may signal the verdict knowing a crash cannot lose it. Entry ids are UUIDs
+made at scan time; the collector dedupes on them, so re-uploading is harmless.
+
+    >>> with Journal.memory() as j:
+    ...     entry = j.record(Scan("hello"), Verdict(Outcome.REVIEW, Reason.OK, "opaque"),
+    ...                      venue="V1", device="D1")
+    ...     j.counts()["entries"]
+    1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import sqlite_utils
+
+from kiosk.errors import DeviceClosed, JournalError
+from kiosk.model import Credential, Outcome, Reason, Scan, Verdict, utcnow
+
+__all__ = ["Entry", "Journal", "MIGRATIONS", "BUSY_TIMEOUT_MS"]
+
+#: How long a writer waits for the other process (`kiosk sync`) to release the lock.
+BUSY_TIMEOUT_MS = 10_000
+FILE_MODE = 0o600
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# --- migrations: (name, function). Append only; never edit a released one. -------------
+
+def _m001_entries(db: sqlite_utils.Database) -> None:
+    db["entries"].create({
+        "id": str,              # UUID made at scan time
+        "seq": int,             # local order
+        "scanned_at": str,      # ISO 8601 UTC
+        "device_id": str,
+        "venue_code": str,
+        "outcome": str,
+        "reason": str,
+        "scheme": str,
+        "code_hash": str,       # salted hash of the QR text: repeat-scan detection
+        "subject_hash": str,    # salted hash of the person's identifier, if known
+        "name_masked": str,
+        "personal": str,        # JSON of tracing fields, or a sealed box (base64)
+        "sealed": int,
+        "source": str,
+        "engine": str,
+        "override_of": str,
+        "uploaded_at": str,     # NULL while in the outbox
+        "batch_id": str,
+    }, pk="seq", not_null={"id", "scanned_at", "outcome", "reason"})
+    db.execute("CREATE UNIQUE INDEX entries_id ON entries(id)")
+    db.execute("CREATE INDEX entries_outbox ON entries(seq) WHERE uploaded_at IS NULL")
+    db.execute("CREATE INDEX entries_code ON entries(code_hash, scanned_at)")
+    db.execute("CREATE INDEX entries_subject ON entries(subject_hash, scanned_at)")
+    db.execute("CREATE INDEX entries_time ON entries(scanned_at)")
+
+
+def _m002_state(db: sqlite_utils.Database) -> None:
+    db["state"].create({"key": str, "value": str, "updated_at": str}, pk="key")
+
+
+def _m003_trust(db: sqlite_utils.Database) -> None:
+    # Trust list (EU gateway format, plus HD1 issuers): swapped atomically as a whole.
+    db["trust_keys"].create({
+        "kid": str,             # base64 of the 8-byte kid
+        "kind": str,            # DSC | HD1
+        "country": str,
+        "raw": bytes,           # DER certificate or public key
+        "imported_at": str,
+    }, pk=("kid", "raw"))
+    db.execute("CREATE INDEX trust_keys_kid ON trust_keys(kid)")
+    db["revocations"].create({"hash": str}, pk="hash")  # hex, lower case
+    db["denylist"].create({"hash": str, "note": str}, pk="hash")
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("001_entries", _m001_entries),
+    ("002_state", _m002_state),
+    ("003_trust", _m003_trust),
+]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One committed journal entry, as uploaded to the collector."""
+
+    id: str
+    scanned_at: str
+    device_id: str
+    venue_code: str
+    outcome: str
+    reason: str
+    scheme: str
+    subject_hash: str | None
+    name_masked: str | None
+    personal: str | None
+    sealed: bool
+    source: str | None
+    engine: str | None
+    override_of: str | None
+    logged: bool = True  # False when this is an earlier entry returned for a repeat scan
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], *, logged: bool = True) -> "Entry":
+        return cls(
+            id=row["id"], scanned_at=row["scanned_at"], device_id=row["device_id"],
+            venue_code=row["venue_code"], outcome=row["outcome"], reason=row["reason"],
+            scheme=row["scheme"], subject_hash=row["subject_hash"],
+            name_masked=row["name_masked"], personal=row["personal"],
+            sealed=bool(row["sealed"]), source=row["source"], engine=row["engine"],
+            override_of=row["override_of"], logged=logged,
+        )
+
+    def as_upload(self) -> dict[str, Any]:
+        """The entry as the collector's `POST /v1/batches` expects it."""
+        return {
+            "id": self.id, "scanned_at": self.scanned_at, "device_id": self.device_id,
+            "venue_code": self.venue_code, "outcome": self.outcome, "reason": self.reason,
+            "scheme": self.scheme, "subject_hash": self.subject_hash,
+            "name_masked": self.name_masked, "personal": self.personal,
+            "sealed": self.sealed, "override_of": self.override_of,
+        }
+
+
+class Journal:
+    """The SQLite journal. Thread-safe for one writer at a time; a context manager.
+
+    Open one per process: the run loop and `kiosk sync` share the file through WAL.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, *, repeat_window_s: float = 300.0,
+                 sealer: Callable[[bytes], str] | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.repeat_window = timedelta(seconds=repeat_window_s)
+        self._sealer = sealer
+        self._lock = threading.RLock()
+        self._closed = False
+        try:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fresh = not self.path.exists()
+                if fresh:
+                    # Create with 0600 before SQLite opens it, so no moment is world-readable.
+                    fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, FILE_MODE)
+                    os.close(fd)
+                else:
+                    os.chmod(self.path, FILE_MODE)
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                       isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if self.path is not None:
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self.db = sqlite_utils.Database(conn)
+            self._migrate()
+            self._salt = self._load_salt()
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{self.path}: cannot open journal: {exc}") from exc
+        except OSError as exc:
+            raise JournalError(f"{self.path}: cannot open journal: {exc.strerror or exc}") from exc
+
+    @classmethod
+    def memory(cls, **kwargs: Any) -> "Journal":
+        return cls(None, **kwargs)
+
+    # --- lifecycle -----------------------------------------------------------------
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self.db.conn.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DeviceClosed("journal is closed")
+
+    # --- transactions & migrations -------------------------------------------------
+    def atomic(self) -> "_Atomic":
+        """`with journal.atomic():` runs the block as one IMMEDIATE transaction."""
+        return _Atomic(self)
+
+    def _migrate(self) -> None:
+        conn = self.db.conn
+        conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        done = {r[0] for r in conn.execute("SELECT name FROM migrations")}
+        for name, fn in MIGRATIONS:
+            if name in done:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Re-check inside the lock: another process may have migrated meanwhile.
+                if conn.execute("SELECT 1 FROM migrations WHERE name=?", (name,)).fetchone():
+                    conn.execute("COMMIT")
+                    continue
+                fn(self.db)
+                conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, _iso(utcnow())))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def migrations(self) -> list[str]:
+        return [r[0] for r in self.db.conn.execute("SELECT name FROM migrations ORDER BY name")]
+
+    # --- state (small key/value store: salt, sync status, trust metadata) ----------
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        self._check_open()
+        row = self.db.conn.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_state(self, key: str, value: str, *, now: datetime | None = None) -> None:
+        self._check_open()
+        with self.atomic():
+            self.db.conn.execute(
+                "INSERT INTO state(key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
+                (key, value, _iso(now or utcnow())))
+
+    def get_json(self, key: str, default: Any = None) -> Any:
+        raw = self.get_state(key)
+        return json.loads(raw) if raw is not None else default
+
+    def set_json(self, key: str, value: Any, *, now: datetime | None = None) -> None:
+        self.set_state(key, json.dumps(value, ensure_ascii=False, sort_keys=True), now=now)
+
+    def _load_salt(self) -> bytes:
+        salt = self.get_state("salt")
+        if salt is None:
+            with self.atomic():
+                row = self.db.conn.execute("SELECT value FROM state WHERE key='salt'").fetchone()
+                if row is None:
+                    salt = secrets.token_hex(16)
+                    self.db.conn.execute("INSERT INTO state VALUES ('salt', ?, ?)", (salt, _iso(utcnow())))
+                else:
+                    salt = row[0]
+        return bytes.fromhex(salt)
+
+    def hash_id(self, text: str) -> str:
+        """Salted SHA-256 of an identifier: the same person hashes the same on this device,
+        and nothing on the SD card reveals the identifier itself."""
+        return hashlib.sha256(self._salt + text.encode("utf-8")).hexdigest()
+
+    # --- entries -------------------------------------------------------------------
+    def record(self, scan: Scan, verdict: Verdict, credential: Credential | None = None, *,
+               venue: str, device: str, override_of: str | None = None) -> Entry:
+        """Commit one entry and return it. A repeat of the same code within the repeat
+        window is not logged twice: the earlier entry comes back with `logged=False`."""
+        self._check_open()
+        code_hash = self.hash_id("code:" + scan.text)
+        subject_hash = (self.hash_id("subject:" + credential.subject_key)
+                        if credential is not None and credential.subject_key else None)
+        personal, sealed = self._personal(credential)
+        row = {
+            "id": scan.id, "scanned_at": _iso(scan.at), "device_id": device,
+            "venue_code": venue, "outcome": verdict.outcome.value, "reason": verdict.reason.value,
+            "scheme": verdict.scheme, "code_hash": code_hash, "subject_hash": subject_hash,
+            "name_masked": verdict.name, "personal": personal, "sealed": int(sealed),
+            "source": scan.source, "engine": scan.engine, "override_of": override_of,
+            "uploaded_at": None, "batch_id": None,
+        }
+        with self._lock, self.atomic():
+            if override_of is None:
+                earlier = self._recent(code_hash, scan.at)
+                if earlier is not None:
+                    return Entry.from_row(earlier, logged=False)
+            existing = self._row("SELECT * FROM entries WHERE id=?", (scan.id,))
+            if existing is not None:  # the same scan recorded twice: idempotent
+                return Entry.from_row(existing, logged=False)
+            self._insert(row)
+        return Entry.from_row(row)
+
+    def _insert(self, row: Mapping[str, Any]) -> None:
+        # Plain SQL: sqlite-utils' insert commits on its own, which would end our
+        # IMMEDIATE transaction between the repeat check and the insert.
+        cols = list(row)
+        self.db.conn.execute(
+            "INSERT INTO entries (%s) VALUES (%s)" % (",".join(cols), ",".join("?" * len(cols))),
+            tuple(row[c] for c in cols))
+
+    def _personal(self, credential: Credential | None) -> tuple[str | None, bool]:
+        if credential is None or not credential.personal:
+            return None, False
+        blob = json.dumps(dict(credential.personal), ensure_ascii=False, sort_keys=True)
+        if self._sealer is not None:
+            return self._sealer(blob.encode("utf-8")), True
+        return blob, False
+
+    def _recent(self, code_hash: str, at: datetime) -> dict[str, Any] | None:
+        if self.repeat_window <= timedelta(0):
+            return None
+        since = _iso(at - self.repeat_window)
+        return self._row(
+            "SELECT * FROM entries WHERE code_hash=? AND scanned_at>=? AND scanned_at<=? "
+            "AND override_of IS NULL ORDER BY scanned_at DESC LIMIT 1",
+            (code_hash, since, _iso(at)))
+
+    def seen_subject(self, subject_key: str, since: datetime) -> list[datetime]:
+        """Times this person was logged at or after `since` (for repeat-scan policy)."""
+        h = self.hash_id("subject:" + subject_key)
+        rows = self.db.conn.execute(
+            "SELECT scanned_at FROM entries WHERE subject_hash=? AND scanned_at>=? ORDER BY scanned_at",
+            (h, _iso(since))).fetchall()
+        return [_parse_iso(r[0]) for r in rows]
+
+    def _row(self, sql: str, params: Iterable[Any]) -> dict[str, Any] | None:
+        cur = self.db.conn.execute(sql, tuple(params))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([c[0] for c in cur.description], row))
+
+    def get(self, entry_id: str) -> Entry | None:
+        self._check_open()
+        row = self._row("SELECT * FROM entries WHERE id=?", (entry_id,))
+        return Entry.from_row(row) if row else None
+
+    def last(self, *, outcomes: Iterable[str] = ("fail", "review"), since: datetime | None = None) -> Entry | None:
+        """The newest entry with one of `outcomes` that no override has answered yet."""
+        self._check_open()
+        outs = tuple(outcomes)
+        sql = ("SELECT * FROM entries e WHERE outcome IN (%s) AND override_of IS NULL "
+               "AND NOT EXISTS (SELECT 1 FROM entries o WHERE o.override_of = e.id)" % ",".join("?" * len(outs)))
+        params: list[Any] = list(outs)
+        if since is not None:
+            sql += " AND scanned_at>=?"
+            params.append(_iso(since))
+        row = self._row(sql + " ORDER BY seq DESC LIMIT 1", params)
+        return Entry.from_row(row) if row else None
+
+    def override(self, entry_id: str, *, now: datetime, device: str | None = None) -> Entry:
+        """A guard admitted the person of `entry_id` after a manual check: log an
+        `override` pass that points to it."""
+        original = self.get(entry_id)
+        if original is None:
+            raise JournalError(f"no entry {entry_id} to override")
+        verdict = Verdict(Outcome.PASS, Reason.OVERRIDE, original.scheme, original.name_masked)
+        scan = Scan(text="override:" + entry_id, source="guard", engine="button", at=now)
+        with self._lock, self.atomic():
+            row = {
+                "id": scan.id, "scanned_at": _iso(now), "device_id": device or original.device_id,
+                "venue_code": original.venue_code, "outcome": "pass", "reason": "override",
+                "scheme": original.scheme, "code_hash": None, "subject_hash": original.subject_hash,
+                "name_masked": original.name_masked, "personal": original.personal,
+                "sealed": int(original.sealed), "source": "guard", "engine": "button",
+                "override_of": entry_id, "uploaded_at": None, "batch_id": None,
+            }
+            self._insert(row)
+        return Entry.from_row(row)
+
+    def entries(self, *, limit: int | None = None) -> list[Entry]:
+        self._check_open()
+        sql = "SELECT * FROM entries ORDER BY seq"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        cur = self.db.conn.execute(sql)
+        cols = [c[0] for c in cur.description]
+        return [Entry.from_row(dict(zip(cols, r))) for r in cur.fetchall()]
+
+    # --- outbox --------------------------------------------------------------------
+    def pending(self, limit: int = 500) -> list[Entry]:
+        """Committed entries not yet acknowledged by the collector, oldest first."""
+        self._check_open()
+        cur = self.db.conn.execute(
+            "SELECT * FROM entries WHERE uploaded_at IS NULL ORDER BY seq LIMIT ?", (int(limit),))
+        cols = [c[0] for c in cur.description]
+        return [Entry.from_row(dict(zip(cols, r))) for r in cur.fetchall()]
+
+    def pending_count(self) -> int:
+        return self.db.conn.execute("SELECT count(*) FROM entries WHERE uploaded_at IS NULL").fetchone()[0]
+
+    def oldest_pending_at(self) -> datetime | None:
+        row = self.db.conn.execute(
+            "SELECT scanned_at FROM entries WHERE uploaded_at IS NULL ORDER BY seq LIMIT 1").fetchone()
+        return _parse_iso(row[0]) if row else None
+
+    def mark_sent(self, ids: Iterable[str], *, batch_id: str, now: datetime) -> int:
+        """Mark entries acknowledged by the collector. Returns how many changed."""
+        self._check_open()
+        ids = list(ids)
+        changed = 0
+        with self._lock, self.atomic():
+            for chunk in _chunks(ids, 500):
+                cur = self.db.conn.execute(
+                    "UPDATE entries SET uploaded_at=?, batch_id=? WHERE uploaded_at IS NULL AND id IN (%s)"
+                    % ",".join("?" * len(chunk)), (_iso(now), batch_id, *chunk))
+                changed += cur.rowcount
+        return changed
+
+    # --- retention & stats ---------------------------------------------------------
+    def purge(self, *, now: datetime, retention_days: int) -> int:
+        """Delete entries that were uploaded and are older than the retention window."""
+        cutoff = _iso(now - timedelta(days=retention_days))
+        with self._lock, self.atomic():
+            cur = self.db.conn.execute(
+                "DELETE FROM entries WHERE uploaded_at IS NOT NULL AND scanned_at < ?", (cutoff,))
+        return cur.rowcount
+
+    def counts(self, *, today: datetime | None = None) -> dict[str, Any]:
+        self._check_open()
+        conn = self.db.conn
+        by = dict(conn.execute("SELECT outcome, count(*) FROM entries GROUP BY outcome").fetchall())
+        reasons = dict(conn.execute("SELECT reason, count(*) FROM entries GROUP BY reason").fetchall())
+        out = {
+            "entries": conn.execute("SELECT count(*) FROM entries").fetchone()[0],
+            "pending_upload": self.pending_count(),
+            "by_verdict": {k: by.get(k, 0) for k in ("pass", "fail", "review")},
+            "by_reason": reasons,
+        }
+        if today is not None:
+            start = today.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+            out["today"] = conn.execute(
+                "SELECT count(*) FROM entries WHERE scanned_at>=? AND override_of IS NULL",
+                (_iso(start),)).fetchone()[0]
+        return out
+
+    def integrity(self) -> str:
+        """`ok`, or what SQLite's integrity check found."""
+        rows = self.db.conn.execute("PRAGMA integrity_check").fetchall()
+        return "; ".join(r[0] for r in rows)
+
+
+class _Atomic:
+    """An IMMEDIATE transaction that nests (inner blocks join the outer one)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.j = journal
+        self.outer = False
+
+    def __enter__(self) -> None:
+        self.j._lock.acquire()
+        conn = self.j.db.conn
+        if not conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE")
+            self.outer = True
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        conn = self.j.db.conn
+        try:
+            if self.outer:
+                if exc_type is None:
+                    try:
+                        conn.execute("COMMIT")
+                    except sqlite3.OperationalError as exc:
+                        conn.execute("ROLLBACK")
+                        raise JournalError(f"{self.j.path}: commit failed: {exc}") from exc
+                else:
+                    conn.execute("ROLLBACK")
+        finally:
+            self.j._lock.release()
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

@@ -1,0 +1,132 @@
+"""Plain data passed along the pipeline: Scan -> Credential -> Verdict.
+
+Everything here is immutable and free of I/O so that checks and policy stay pure.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+__all__ = ["Outcome", "Reason", "Scan", "Credential", "Verdict", "mask_name", "utcnow"]
+
+
+def utcnow() -> datetime:
+    """The one place that reads the wall clock; everything else takes `now` as an argument."""
+    return datetime.now(timezone.utc)
+
+
+class Outcome(str, enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    REVIEW = "review"
+
+
+class Reason(str, enum.Enum):
+    """Stable reason codes (DESIGN.md). The screen maps each to a Vietnamese and English line."""
+
+    # decode
+    BAD_PREFIX = "bad_prefix"
+    BAD_BASE45 = "bad_base45"
+    BAD_COMPRESSION = "bad_compression"
+    BAD_COSE = "bad_cose"
+    BAD_CBOR = "bad_cbor"
+    BAD_SCHEMA = "bad_schema"
+    UNKNOWN_SCHEME = "unknown_scheme"
+    # trust
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    KEY_USAGE = "key_usage"
+    REVOKED = "revoked"
+    # time
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    CLOCK_UNSYNCED = "clock_unsynced"
+    # policy
+    NOT_VACCINATED = "not_vaccinated"
+    VACCINATION_TOO_RECENT = "vaccination_too_recent"
+    VACCINATION_TOO_OLD = "vaccination_too_old"
+    TEST_TOO_OLD = "test_too_old"
+    TEST_POSITIVE = "test_positive"
+    RECOVERY_TOO_OLD = "recovery_too_old"
+    DECLARATION_TOO_OLD = "declaration_too_old"
+    SYMPTOMS = "symptoms"
+    EXPOSURE = "exposure"
+    TRAVEL = "travel"
+    STATUS_RED = "status_red"
+    IDENTITY_ONLY = "identity_only"
+    DENIED = "denied"
+    REPEAT_SCAN = "repeat_scan"
+    # pass / guard
+    OK = "ok"
+    OVERRIDE = "override"
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One code read by a source. The UUID is made here, at scan time, before anything is
+    committed: the collector dedupes on it, so uploads are idempotent."""
+
+    text: str
+    source: str = "unknown"
+    engine: str = "unknown"
+    at: datetime = field(default_factory=utcnow)
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What a QR code claims, after parsing (and, where possible, verification).
+
+    `subject_key` identifies the person for repeat-scan detection (hashed before it is
+    stored); `personal` holds the fields needed for contact tracing.
+    """
+
+    scheme: str
+    name: str | None = None
+    subject_key: str | None = None
+    issuer: str | None = None
+    personal: Mapping[str, Any] = field(default_factory=dict)
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reason: Reason
+    scheme: str = "unknown"
+    name: str | None = None  # masked, for display
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.outcome.value,
+            "reason": self.reason.value,
+            "scheme": self.scheme,
+            "name": self.name,
+        }
+
+
+def mask_name(name: str | None) -> str | None:
+    """Mask a full name for the screen: family name whole, the rest by initial.
+
+    >>> mask_name("Nguyễn Văn An")
+    'Nguyễn V*** A'
+    >>> mask_name("Nguyễn Bảo Duy")
+    'Nguyễn B*** D'
+    """
+    if not name:
+        return None
+    parts = name.split()
+    if len(parts) == 1:
+        word = parts[0]
+        return word[0] + "***" if len(word) > 1 else word
+    middle = [p[0] + "***" for p in parts[1:-1]]
+    return " ".join([parts[0], *middle, parts[-1][0]])
