@@ -143,10 +143,13 @@ def _register_run(sub) -> None:
     p = _add(sub, "run", app.cmd_run)
     p.add_argument("--headless", action="store_true", help="no screen window")
     p.add_argument("--max-scans", type=int, default=None, metavar="N", help="stop after N codes (testing)")
+    p.add_argument("--json", action="store_true", help="one JSON line per verdict")
     p = _add(sub, "demo", app.cmd_demo)
     p.add_argument("--headless", action="store_true", help="no screen window even where a display exists")
     p.add_argument("--fresh", action="store_true", help="start with an empty demo journal")
     p.add_argument("--interval", type=float, default=None, metavar="S", help="seconds between demo frames")
+    p.add_argument("--json", action="store_true", help="one JSON line per verdict")
+    p.add_argument("--no-collector", action="store_true", help="do not start the local collector")
 
 
 def _register_decode(sub) -> None:

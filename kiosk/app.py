@@ -1,0 +1,431 @@
+"""The run loop: source -> decode -> parse/verify -> decide -> journal -> signal.
+
+Two threads. The scanner worker reads the source, decodes, checks and commits each entry
+to the journal, then hands the committed verdict to the main thread through a queue. The
+main thread owns the screen, the lights and the guard button. So a slow frame never
+freezes the screen, a frozen screen never stops logging, and nothing is signalled before
+it is durably committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from kiosk.config import Config
+from kiosk.errors import KioskError
+from kiosk.journal import Entry, Journal
+from kiosk.model import Outcome, Reason, Scan, Verdict, utcnow
+
+__all__ = ["Event", "Kiosk", "Pipeline", "clock_plausible", "cmd_run", "cmd_demo"]
+
+log = logging.getLogger("kiosk")
+
+#: The same text seen again within this many seconds is the same person still holding
+#: the phone up to the camera: ignored without a new verdict.
+DEBOUNCE_S = 4.0
+#: A clock before this is a Pi that booted without network or RTC: every expiry check
+#: would be wrong, so verdicts go to review with `clock_unsynced`.
+EARLIEST_PLAUSIBLE = datetime(2025, 1, 1, tzinfo=timezone.utc)
+#: How long the worker waits on the source before checking for shutdown.
+READ_TIMEOUT_S = 0.2
+#: Main loop frame period (screen refresh, button polling).
+UI_PERIOD_S = 1 / 30
+#: How long the guard button may admit the last failed or reviewed person.
+GUARD_WINDOW_S = 120.0
+#: Seconds between refreshes of slow-moving state (sync status, trust age, disk).
+STATUS_PERIOD_S = 5.0
+
+
+def clock_plausible(now: datetime) -> bool:
+    return now >= EARLIEST_PLAUSIBLE
+
+
+@dataclass(frozen=True)
+class Event:
+    """A committed verdict, ready to be signalled."""
+
+    scan: Scan
+    verdict: Verdict
+    entry: Entry
+
+    @property
+    def repeat(self) -> bool:
+        return not self.entry.logged
+
+
+class Pipeline:
+    """Text in, committed Event out. No threads, no hardware: the part tests drive directly."""
+
+    def __init__(self, cfg: Config, journal: Journal, *, clock: Callable[[], datetime] = utcnow,
+                 rules: Any = None, trust: Any = None) -> None:
+        from kiosk import checks
+
+        self.cfg = cfg
+        self.journal = journal
+        self.clock = clock
+        self._checks = checks
+        self.trust = trust if trust is not None else _open_trust(journal)
+        self.rules = rules if rules is not None else _load_rules(cfg)
+        self._recent: dict[str, float] = {}
+
+    def handle(self, text: str, *, source: str, engine: str) -> Event | None:
+        """Check and commit one code. Returns None for a debounced duplicate."""
+        mono = time.monotonic()
+        seen = self._recent.get(text)
+        self._recent[text] = mono
+        if seen is not None and mono - seen < DEBOUNCE_S:
+            return None
+        if len(self._recent) > 256:
+            self._recent = {t: m for t, m in self._recent.items() if mono - m < DEBOUNCE_S}
+        now = self.clock()
+        scan = Scan(text=text, source=source, engine=engine, at=now)
+        provisioned = self._provision(scan)
+        if provisioned is not None:
+            return provisioned
+        verdict, credential = self._checks.evaluate(
+            text, now=now, trust=self.trust, rules=self.rules,
+            history=self._history, clock_synced=clock_plausible(now),
+            **self._extra_check_args())
+        entry = self.journal.record(scan, verdict, credential,
+                                    venue=self.cfg.venue.code, device=self.cfg.device.id)
+        if not entry.logged:
+            # Shown again as it was first decided: the person already checked in.
+            verdict = Verdict(Outcome(entry.outcome), Reason(entry.reason), entry.scheme,
+                              entry.name_masked)
+        return Event(scan, verdict, entry)
+
+    def _history(self, subject_key: str) -> list[datetime]:
+        since = self.clock() - timedelta(seconds=self.cfg.journal.repeat_window_s)
+        return self.journal.seen_subject(subject_key, since)
+
+    def _extra_check_args(self) -> dict[str, Any]:
+        denied = getattr(self.trust, "is_denied", None)
+        return {"denied": denied} if denied is not None else {}
+
+    def _provision(self, scan: Scan) -> Event | None:
+        if not scan.text.startswith("KP1:"):
+            return None
+        try:
+            from kiosk import provision
+        except ImportError:
+            return None
+        result = provision.handle_scan(scan.text, self.cfg, _config_path(self.cfg), now=scan.at)
+        log.warning("provisioning QR: %s", getattr(result, "message", result))
+        return None
+
+
+def _config_path(cfg: Config) -> Path | None:
+    return Path(cfg.source) if not cfg.source.startswith("<") else None
+
+
+def _open_trust(journal: Journal) -> Any:
+    try:
+        from kiosk.checks.trust import TrustStore
+    except ImportError:
+        return None
+    return TrustStore(journal)
+
+
+def _load_rules(cfg: Config) -> Any:
+    try:
+        from kiosk.checks.rules import load_rules
+    except ImportError:
+        return None
+    return load_rules(cfg)
+
+
+class Kiosk:
+    """The appliance: a scanner worker feeding committed verdicts to the screen and pins.
+
+    `run()` blocks in the calling thread (the main thread, which owns the screen) until
+    the source ends, `stop()` is called, SIGTERM arrives or `max_scans` codes were logged.
+    """
+
+    def __init__(self, cfg: Config, *, headless: bool = True, demo_dir: Path | None = None,
+                 journal: Journal | None = None, on_event: Callable[[Event], None] | None = None,
+                 max_scans: int | None = None) -> None:
+        self.cfg = cfg
+        self.headless = headless
+        self.demo_dir = demo_dir
+        self.max_scans = max_scans
+        self.on_event = on_event
+        self._own_journal = journal is None
+        self.journal = journal or Journal(cfg.journal_path(), repeat_window_s=cfg.journal.repeat_window_s,
+                                          sealer=_sealer(cfg))
+        self.pipeline = Pipeline(cfg, self.journal)
+        self.events: "queue.Queue[Event]" = queue.Queue()
+        self.stop_event = threading.Event()
+        self.source_done = threading.Event()
+        self.faults: set[str] = set()
+        self.errors = 0
+        self.logged = 0
+        self._source: Any = None
+        self._worker: threading.Thread | None = None
+        self._last_frame_mono = time.monotonic()
+
+    # --- worker: source -> decode -> check -> journal --------------------------------
+    def _work(self) -> None:
+        from kiosk.scanner import EndOfStream, Frame, open_source
+        from kiosk.scanner.decoder import Decoder
+
+        decoder = Decoder(self.cfg.decoder)
+        try:
+            with open_source(self.cfg, demo_dir=self.demo_dir) as source:
+                self._source = source
+                while not self.stop_event.is_set():
+                    try:
+                        item = source.read(READ_TIMEOUT_S)
+                    except EndOfStream:
+                        break
+                    if item is None:
+                        continue
+                    self._last_frame_mono = time.monotonic()
+                    if isinstance(item, Frame):
+                        codes = [(c.text, c.engine) for c in decoder.decode(item.image).codes]
+                    else:
+                        codes = [(item.text, "serial" if self.cfg.scanner.kind == "serial" else "text")]
+                    for text, engine in codes:
+                        self._process(text, source=self.cfg.scanner.kind, engine=engine)
+                        if self.max_scans is not None and self.logged >= self.max_scans:
+                            return
+        except KioskError as exc:
+            log.error("scanner stopped: %s", exc)
+            self.faults.add("scanner_fault")
+        finally:
+            self._source = None
+            self.source_done.set()
+
+    def _process(self, text: str, *, source: str, engine: str) -> None:
+        try:
+            event = self.pipeline.handle(text, source=source, engine=engine)
+        except KioskError as exc:
+            # A journal that cannot commit must not signal: count it and show the fault.
+            self.errors += 1
+            self.faults.add("disk_full" if "full" in str(exc).lower() else "scanner_fault")
+            log.error("entry not committed, nothing signalled: %s", exc)
+            return
+        if event is None:
+            return
+        if event.entry.logged:
+            self.logged += 1
+        self.events.put(event)
+
+    # --- main thread: signal ------------------------------------------------------------
+    def run(self) -> int:
+        from kiosk.display import ScreenState, open_display
+        from kiosk.display.signals import Signals
+
+        self._install_sigterm()
+        watchdog = _watchdog()
+        self._worker = threading.Thread(target=self._work, name="scanner", daemon=True)
+        with open_display(self.cfg, headless=self.headless) as display, Signals(self.cfg.pins) as pins:
+            pins.when_guard(lambda: self.events.put(self._guard_event()) if self._guard_possible() else None)
+            self._worker.start()
+            watchdog.ready()
+            idle_at = 0.0
+            next_status = 0.0
+            state = None
+            while not self.stop_event.is_set():
+                now_mono = time.monotonic()
+                if now_mono >= next_status:
+                    state = self._idle_state(ScreenState)
+                    pins.set_faults(set(state.faults))
+                    next_status = now_mono + STATUS_PERIOD_S
+                    if idle_at == 0.0:
+                        display.show(state)
+                try:
+                    event = self.events.get(timeout=UI_PERIOD_S)
+                except queue.Empty:
+                    event = None
+                if event is not None and event.entry is not None:
+                    pins.signal(event.verdict)
+                    display.show(self._verdict_state(ScreenState, event, state))
+                    idle_at = time.monotonic() + self.cfg.display.verdict_seconds
+                    if self.on_event is not None:
+                        self.on_event(event)
+                elif idle_at and time.monotonic() >= idle_at:
+                    idle_at = 0.0
+                    pins.idle()
+                    state = self._idle_state(ScreenState)
+                    display.show(state)
+                for ui_event in display.poll():
+                    if ui_event == "quit":
+                        self.stop_event.set()
+                    elif ui_event == "guard" and self._guard_possible():
+                        self.events.put(self._guard_event())
+                # Pet the watchdog only while the scanner really delivers.
+                if time.monotonic() - self._last_frame_mono < 10 * READ_TIMEOUT_S + 5:
+                    watchdog.ping()
+                if self.source_done.is_set() and self.events.empty():
+                    if idle_at and time.monotonic() < idle_at and not self.headless:
+                        continue
+                    break
+            watchdog.stopping()
+            self.stop_event.set()
+            self._worker.join(timeout=5)
+        return 0
+
+    def _guard_possible(self) -> bool:
+        return self.journal.last(since=utcnow() - timedelta(seconds=GUARD_WINDOW_S)) is not None
+
+    def _guard_event(self) -> Event:
+        from kiosk.display.guard import admit_last
+
+        now = utcnow()
+        entry = admit_last(self.journal, now=now, within_s=GUARD_WINDOW_S)
+        verdict = Verdict(Outcome.PASS, Reason.OVERRIDE, entry.scheme if entry else "unknown",
+                          entry.name_masked if entry else None)
+        return Event(Scan(text="override", source="guard", engine="button", at=now), verdict, entry)
+
+    def _idle_state(self, ScreenState: Any) -> Any:
+        now = utcnow()
+        faults = set(self.faults)
+        src = self._source
+        fault = getattr(src, "fault", None) if src is not None else None
+        if fault:
+            faults.add("camera_fault" if self.cfg.scanner.kind in ("camera", "replay") else "scanner_fault")
+        if not clock_plausible(now):
+            faults.add("clock_unsynced")
+        faults |= _status_faults(self.cfg, self.journal, now)
+        counts = self.journal.counts(today=now)
+        return ScreenState(kind="idle", venue_name=self.cfg.venue.name, checkin_url=self.cfg.venue.checkin_url,
+                           today_count=counts["today"], pending_uploads=counts["pending_upload"],
+                           faults=tuple(sorted(faults)))
+
+    def _verdict_state(self, ScreenState: Any, event: Event, idle: Any) -> Any:
+        faults = tuple(idle.faults) if idle is not None else ()
+        return ScreenState(kind=event.verdict.outcome.value, venue_name=self.cfg.venue.name,
+                           checkin_url=self.cfg.venue.checkin_url, name=event.verdict.name,
+                           reason=event.verdict.reason, faults=faults,
+                           today_count=idle.today_count if idle is not None else 0,
+                           pending_uploads=idle.pending_uploads if idle is not None else 0)
+
+    def _install_sigterm(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def close(self) -> None:
+        self.stop_event.set()
+        if self._worker is not None and self._worker.is_alive():
+            self._worker.join(timeout=5)
+        if self._own_journal:
+            self.journal.close()
+
+    def __enter__(self) -> "Kiosk":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _status_faults(cfg: Config, journal: Journal, now: datetime) -> set[str]:
+    """Faults derived from stored state: offline uploads, stale trust list, disk."""
+    faults: set[str] = set()
+    try:
+        from kiosk.sync import status as sync_status
+    except ImportError:
+        sync_status = None
+    if sync_status is not None and sync_status(journal, now).offline:
+        faults.add("offline")
+    trust_age = _trust_age(journal, now)
+    if trust_age is not None and trust_age > timedelta(hours=cfg.trust.max_age_hours):
+        faults.add("trust_stale")
+    try:
+        from kiosk.health import disk_fault
+    except ImportError:
+        disk_fault = None
+    if disk_fault is not None and disk_fault(cfg.journal_path()):
+        faults.add("disk_full")
+    return faults
+
+
+def _trust_age(journal: Journal, now: datetime) -> timedelta | None:
+    try:
+        from kiosk.checks.trust import TrustStore
+    except ImportError:
+        return None
+    return TrustStore(journal).age(now)
+
+
+def _sealer(cfg: Config) -> Callable[[bytes], str] | None:
+    if not cfg.journal.seal_key:
+        return None
+    from kiosk.seal import sealer_for
+
+    return sealer_for(cfg.journal.seal_key)
+
+
+class _NoWatchdog:
+    def ready(self) -> None: ...
+    def ping(self) -> None: ...
+    def stopping(self) -> None: ...
+
+
+def _watchdog() -> Any:
+    try:
+        from kiosk import watchdog
+    except ImportError:
+        return _NoWatchdog()
+    return watchdog
+
+
+def _print_event(event: Event) -> None:
+    v = event.verdict
+    mark = {"pass": "PASS  ", "fail": "FAIL  ", "review": "REVIEW"}[v.outcome.value]
+    again = "  (repeat, not logged again)" if event.repeat else ""
+    name = f"  {v.name}" if v.name else ""
+    print(f"{event.scan.at.astimezone().strftime('%H:%M:%S')}  {mark} {v.reason.value:<22} "
+          f"{v.scheme:<8}{name}{again}", flush=True)
+
+
+# --- commands -------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the kiosk: scan, decide, log and signal until stopped (SIGTERM or Ctrl-C).
+
+    Example: kiosk --config /etc/kiosk/kiosk.toml run
+    """
+    from kiosk.cli import _config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = _config(args)
+    on_event = _json_event if args.json else _print_event
+    with Kiosk(cfg, headless=args.headless, on_event=on_event, max_scans=args.max_scans) as kiosk:
+        return kiosk.run()
+
+
+def _json_event(event: Event) -> None:
+    import json
+
+    out = event.verdict.as_dict()
+    out.update(id=event.entry.id if event.entry else None, logged=bool(event.entry and event.entry.logged),
+               at=event.scan.at.isoformat(), engine=event.scan.engine)
+    print(json.dumps(out, ensure_ascii=False), flush=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole kiosk on built-in demo material: generated QR frames (phones, ID
+    cards, dark mode, tilted), simulated pins, a local journal and a local collector.
+
+    Prints each verdict and exits 0 when the frames are done. Shows the real screen in a
+    window where a display exists; --headless never opens one.
+
+    Example: kiosk demo --headless
+    """
+    from kiosk import demo
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    return demo.run_demo(args, on_event=_json_event if args.json else _print_event)
