@@ -63,6 +63,7 @@ def _opt(default: Any, *, lo: float | None = None, hi: float | None = None,
 class DeviceConfig:
     id: str = _opt("demo-kiosk", doc="device id known to the collector")
     state_dir: str = _opt("", doc="where the journal and state live; empty: $STATE_DIRECTORY or ~/.local/state/kiosk")
+    provisioning_key: str = _opt("", doc="Ed25519 public key (base64 of 32 bytes or PEM) that signs provisioning QRs; empty: refuse them")
 
 
 @dataclass(frozen=True)
