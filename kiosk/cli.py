@@ -158,8 +158,14 @@ def _register_decode(sub) -> None:
     scanner_cli.register(sub, _add)
 
 
+def _register_appliance(sub) -> None:
+    from kiosk import appliance_cli
+
+    appliance_cli.register(sub, _add)
+
+
 # Each subsystem adds its commands here: a function taking the subparsers object.
-_REGISTRARS: list[Callable] = [_register_run, _register_decode]
+_REGISTRARS: list[Callable] = [_register_run, _register_decode, _register_appliance]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

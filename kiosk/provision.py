@@ -1,0 +1,460 @@
+"""Provision a kiosk: venue, collector and enrolment, pins and camera, by CLI or by a
+signed provisioning QR scanned at the kiosk.
+
+A provisioning QR is `KP1:` + base45( zlib( COSE_Sign1 ) ), the same container as the
+DCC, signed with EdDSA (Ed25519) by the provisioning key. Its payload is a CBOR map:
+
+    {"v": 1, "iat": epoch, "exp": epoch, "dev": "" or a device id,
+     "set": {"venue.name": "...", "sync.collector_url": "...", "pins.green": 17, ...},
+     "enrol": "" or a one-time enrolment code}
+
+A kiosk acts on one only when `device.provisioning_key` is configured and the signature
+verifies with it; anything else is refused and logged, never partly applied. Only the
+keys in `ALLOWED_KEYS` can be set from a QR (never the key that verifies QRs, a token or
+a file path).
+
+The config file is replaced atomically: the new TOML is written to a temporary file in
+the same folder, validated with `load_config`, fsynced and renamed over the old one.
+
+    >>> from cryptography.hazmat.primitives.asymmetric import ed25519
+    >>> key = ed25519.Ed25519PrivateKey.generate()
+    >>> text = make_qr_text({"venue.name": "Bệnh viện A"}, key, now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    >>> text[:4]
+    'KP1:'
+    >>> read_qr_text(text, key.public_key(), now=datetime(2026, 1, 1, 1, tzinfo=timezone.utc)).settings
+    {'venue.name': 'Bệnh viện A'}
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import logging
+import os
+import tempfile
+import tomllib
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from kiosk.config import Config, load_config
+from kiosk.errors import ConfigError, KioskError
+
+__all__ = [
+    "PREFIX", "ALLOWED_KEYS", "ProvisionError", "ProvisionRequest", "ProvisionResult",
+    "make_qr_text", "read_qr_text", "handle_scan", "apply_settings", "provision",
+    "load_private_key", "load_public_key", "public_key_text",
+]
+
+log = logging.getLogger(__name__)
+
+PREFIX = "KP1:"
+PAYLOAD_VERSION = 1
+#: A QR printed for a technician is good for a day unless they ask for longer.
+DEFAULT_VALIDITY = timedelta(hours=24)
+MAX_VALIDITY = timedelta(days=30)
+#: Tolerate a kiosk clock this far behind the technician's laptop.
+CLOCK_SKEW = timedelta(minutes=10)
+#: Refuse to inflate more than this (a QR holds ~3 kB; zip bombs stop here).
+MAX_INFLATED_BYTES = 16 * 1024
+MAX_TEXT_CHARS = 8_000
+ALG_EDDSA = -8
+HDR_ALG, HDR_KID = 1, 4
+TAG_COSE_SIGN1 = 18
+CONFIG_FILE_MODE = 0o640
+ENROL_TIMEOUT_S = 15.0
+
+#: What a QR (and `kiosk provision`) may set. Not `device.provisioning_key` (a QR must
+#: not replace the key that vouches for it), not the token (that comes from enrolment)
+#: and no file paths (a QR must not point the kiosk at arbitrary files).
+ALLOWED_KEYS = frozenset({
+    "device.id",
+    "venue.name", "venue.code", "venue.type", "venue.checkin_url",
+    "sync.collector_url",
+    "scanner.kind", "scanner.camera", "scanner.width", "scanner.height", "scanner.fps",
+    "scanner.serial_port", "scanner.serial_baud",
+    "pins.backend", "pins.green", "pins.red", "pins.buzzer", "pins.relay", "pins.button",
+    "pins.relay_active_low", "pins.relay_pulse_s",
+    "display.size", "display.fullscreen", "display.sound",
+    "journal.retention_days", "trust.max_age_hours",
+})
+
+
+class ProvisionError(KioskError, ValueError):
+    """A provisioning request or QR cannot be applied; `reason` is a stable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ProvisionRequest:
+    """A verified provisioning QR's content."""
+
+    settings: dict[str, Any]
+    enrol_code: str = ""
+    device: str = ""
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    """What `handle_scan` did. `accepted` False means nothing changed.
+
+    `restart` True: the config file changed and the run loop should exit so systemd
+    restarts it with the new config (the config is frozen and loaded once).
+    """
+
+    accepted: bool
+    reason: str              # applied | already_applied | no_key | unsigned | bad_signature |
+    #                          expired | not_yet_valid | other_device | bad_payload | bad_config |
+    #                          enrol_failed | no_config_file
+    message: str
+    changed: tuple[str, ...] = ()
+    restart: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --- keys ---------------------------------------------------------------------------
+
+def load_private_key(path: str | os.PathLike) -> Any:
+    """An Ed25519 private key from a PEM file (`openssl genpkey -algorithm ed25519`)."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ProvisionError("bad_key", f"{path}: not a readable unencrypted PEM private key: {exc}") from None
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ProvisionError("bad_key", f"{path}: provisioning keys are Ed25519 keys")
+    return key
+
+
+def load_public_key(text: str) -> Any:
+    """The configured provisioning key: base64 of the 32 raw bytes, or a PEM block."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    text = text.strip()
+    try:
+        if text.startswith("-----BEGIN"):
+            key = load_pem_public_key(text.encode())
+            if not isinstance(key, ed25519.Ed25519PublicKey):
+                raise ValueError("not an Ed25519 key")
+            return key
+        raw = base64.b64decode(text, validate=True)
+        return ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError as exc:
+        raise ConfigError(f"key 'device.provisioning_key' is not allowed: {exc}; "
+                          "expected base64 of a 32-byte Ed25519 public key or a PEM block") from None
+
+
+def public_key_text(key: Any) -> str:
+    """base64 of the raw public key: what goes in `device.provisioning_key`."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    public = key.public_key() if hasattr(key, "public_key") else key
+    return base64.b64encode(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+def _kid(public: Any) -> bytes:
+    return hashlib.sha256(base64.b64decode(public_key_text(public))).digest()[:8]
+
+
+# --- the QR container ----------------------------------------------------------------
+
+def _sig_structure(protected: bytes, payload: bytes) -> bytes:
+    import cbor2
+
+    return cbor2.dumps(["Signature1", protected, b"", payload])
+
+
+def make_qr_text(settings: Mapping[str, Any], private_key: Any, *, now: datetime,
+                 validity: timedelta = DEFAULT_VALIDITY, enrol_code: str = "",
+                 device: str = "") -> str:
+    """Sign a provisioning request. `settings` are dotted config keys."""
+    import base45
+    import cbor2
+
+    _check_settings(settings)
+    if not timedelta(0) < validity <= MAX_VALIDITY:
+        raise ProvisionError("bad_payload", f"validity must be between 0 and {MAX_VALIDITY}")
+    payload = cbor2.dumps({
+        "v": PAYLOAD_VERSION, "iat": int(now.timestamp()), "exp": int((now + validity).timestamp()),
+        "dev": device, "set": dict(settings), "enrol": enrol_code,
+    })
+    protected = cbor2.dumps({HDR_ALG: ALG_EDDSA, HDR_KID: _kid(private_key.public_key())})
+    signature = private_key.sign(_sig_structure(protected, payload))
+    cose = cbor2.dumps(cbor2.CBORTag(TAG_COSE_SIGN1, [protected, {}, payload, signature]))
+    return PREFIX + base45.b45encode(zlib.compress(cose, 9)).decode("ascii")
+
+
+def read_qr_text(text: str, public_key: Any, *, now: datetime) -> ProvisionRequest:
+    """Verify and decode a provisioning QR; raise ProvisionError with a reason code."""
+    import base45
+    import cbor2
+    from cryptography.exceptions import InvalidSignature
+
+    if not text.startswith(PREFIX):
+        raise ProvisionError("bad_payload", f"not a provisioning QR (expected {PREFIX})")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ProvisionError("bad_payload", "too long for a QR code")
+    try:
+        packed = base45.b45decode(text[len(PREFIX):])
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(packed, MAX_INFLATED_BYTES)
+        if inflater.unconsumed_tail:
+            raise ProvisionError("bad_payload", "inflates beyond the size limit")
+        obj = cbor2.loads(raw)
+    except ProvisionError:
+        raise
+    except (ValueError, zlib.error, cbor2.CBORDecodeError) as exc:
+        raise ProvisionError("bad_payload", f"cannot decode: {exc}") from None
+    if isinstance(obj, cbor2.CBORTag):
+        obj = obj.value if obj.tag == TAG_COSE_SIGN1 else None
+    if not (isinstance(obj, (list, tuple)) and len(obj) == 4 and isinstance(obj[0], bytes)
+            and isinstance(obj[2], bytes) and isinstance(obj[3], bytes)):
+        # Anything that is not a COSE_Sign1 (a bare CBOR map, say) carries no signature.
+        raise ProvisionError("unsigned", "not signed: no COSE_Sign1 envelope")
+    protected_raw, _unprotected, payload, signature = obj
+    try:
+        protected = cbor2.loads(protected_raw) if protected_raw else {}
+    except (ValueError, cbor2.CBORDecodeError):
+        protected = {}
+    if not signature or not isinstance(protected, Mapping) or protected.get(HDR_ALG) != ALG_EDDSA:
+        raise ProvisionError("unsigned", "not signed with EdDSA")
+    try:
+        public_key.verify(signature, _sig_structure(protected_raw, payload))
+    except InvalidSignature:
+        raise ProvisionError("bad_signature", "signature does not match the provisioning key") from None
+    try:
+        claims = cbor2.loads(payload)
+    except (ValueError, cbor2.CBORDecodeError) as exc:
+        raise ProvisionError("bad_payload", f"payload is not CBOR: {exc}") from None
+    return _request(claims, now=now, digest=hashlib.sha256(payload).hexdigest())
+
+
+def _request(claims: Any, *, now: datetime, digest: str) -> ProvisionRequest:
+    if not isinstance(claims, Mapping) or claims.get("v") != PAYLOAD_VERSION:
+        raise ProvisionError("bad_payload", f"payload is not a version {PAYLOAD_VERSION} provisioning map")
+    iat, exp = claims.get("iat"), claims.get("exp")
+    if not isinstance(iat, int) or not isinstance(exp, int):
+        raise ProvisionError("bad_payload", "iat/exp missing")
+    issued = datetime.fromtimestamp(iat, timezone.utc)
+    expires = datetime.fromtimestamp(exp, timezone.utc)
+    if now + CLOCK_SKEW < issued:
+        raise ProvisionError("not_yet_valid", f"issued {issued.isoformat()}, after the kiosk's clock")
+    if now >= expires:
+        raise ProvisionError("expired", f"expired {expires.isoformat()}")
+    settings = claims.get("set", {})
+    if not isinstance(settings, Mapping):
+        raise ProvisionError("bad_payload", "'set' is not a map")
+    _check_settings(settings)
+    enrol, device = claims.get("enrol", ""), claims.get("dev", "")
+    if not isinstance(enrol, str) or not isinstance(device, str):
+        raise ProvisionError("bad_payload", "'enrol'/'dev' must be strings")
+    return ProvisionRequest(settings=dict(settings), enrol_code=enrol, device=device,
+                            issued_at=issued, expires_at=expires, digest=digest)
+
+
+def _check_settings(settings: Mapping[str, Any]) -> None:
+    bad = sorted(k for k in settings if k not in ALLOWED_KEYS)
+    if bad:
+        raise ProvisionError("bad_payload", f"keys not allowed here: {', '.join(bad)}; "
+                             f"allowed: {', '.join(sorted(ALLOWED_KEYS))}")
+
+
+# --- writing the config ----------------------------------------------------------------
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        text = str.__str__(value)
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+        return '"' + escaped + '"'
+    raise ConfigError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
+
+
+def _render(data: Mapping[str, Mapping[str, Any]]) -> str:
+    out = ["# Kiosk configuration, written by `kiosk provision`. Every key is optional;",
+           "# see kiosk.example.toml for all keys and what each allows.", ""]
+    for section in sorted(data):
+        out.append(f"[{section}]")
+        for key in sorted(data[section]):
+            out.append(f"{key} = {_toml_value(data[section][key])}")
+        out.append("")
+    return "\n".join(out)
+
+
+def apply_settings(config_path: str | os.PathLike, settings: Mapping[str, Any]) -> Config:
+    """Merge dotted `settings` into the TOML at `config_path` (created if absent) and
+    replace the file atomically, only after the result validates. Returns the new config.
+
+    Keys not in `settings` keep their values; the file's comments are not kept.
+    """
+    path = Path(config_path)
+    data: dict[str, dict[str, Any]] = {}
+    mode, gid = CONFIG_FILE_MODE, None
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the current config: {exc}") from None
+        st = path.stat()
+        mode, gid = st.st_mode & 0o777, st.st_gid
+    for dotted, value in settings.items():
+        section, _, key = dotted.partition(".")
+        if not key:
+            raise ConfigError(f"setting '{dotted}': expected section.key")
+        data.setdefault(section, {})[key] = value
+    text = _render(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".kiosk-", suffix=".toml.tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        if gid is not None and os.geteuid() == 0:
+            os.chown(tmp, -1, gid)
+        cfg = load_config(tmp)  # raises ConfigError naming the key; the old file stays
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return dataclasses.replace(cfg, source=str(path))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some filesystems cannot fsync a directory; the rename stands
+        log.debug("fsync %s: %s", folder, exc)
+    finally:
+        os.close(fd)
+
+
+Enrol = Callable[..., str]
+
+
+def _default_enrol() -> Enrol:
+    try:
+        from kiosk.sync import enrol
+    except ImportError as exc:
+        raise ProvisionError("enrol_failed", f"enrolment is not available in this build: {exc}") from None
+    return enrol
+
+
+def provision(config_path: str | os.PathLike, settings: Mapping[str, Any], *,
+              enrol_code: str = "", enrol: Enrol | None = None,
+              timeout: float = ENROL_TIMEOUT_S) -> Config:
+    """Apply `settings` and, with an enrolment code, get a device token from the
+    collector (`POST /v1/devices`) and store it as `sync.device_token`.
+
+    Enrolment happens before anything is written: a failed enrolment leaves the old
+    config in place.
+    """
+    current = load_config(config_path) if Path(config_path).exists() else load_config(None, search=False)
+    settings = dict(settings)
+    # Validate the merged values before talking to the collector (raises ConfigError).
+    load_config(None, search=False, overrides=_overrides_from(current, settings))
+    if enrol_code:
+        url = settings.get("sync.collector_url", current.sync.collector_url)
+        device = settings.get("device.id", current.device.id)
+        enrol_fn = enrol or _default_enrol()
+        try:
+            token = enrol_fn(url, device, enrol_code, timeout=timeout)
+        except KioskError as exc:
+            raise ProvisionError("enrol_failed", f"enrolment at {url} as {device!r} failed: {exc}") from None
+        except OSError as exc:
+            raise ProvisionError("enrol_failed", f"enrolment at {url} as {device!r} failed: {exc}") from None
+        settings["sync.device_token"] = str.__str__(token)
+    return apply_settings(config_path, settings)
+
+
+def _overrides_from(cfg: Config, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """All of `cfg` as dotted overrides, with `settings` on top (for a dry validation)."""
+    out: dict[str, Any] = {}
+    for section in ("device", "venue", "scanner", "decoder", "journal", "rules", "trust",
+                    "display", "pins", "sync"):
+        for f in dataclasses.fields(getattr(cfg, section)):
+            value = getattr(getattr(cfg, section), f.name)
+            out[f"{section}.{f.name}"] = list(value) if isinstance(value, tuple) else (
+                str.__str__(value) if isinstance(value, str) else value)
+    out.update(settings)
+    return out
+
+
+# --- the run loop's entry point -------------------------------------------------------
+
+_STATE_FILE = "provision.last"
+
+
+def handle_scan(text: str, cfg: Config, config_path: str | os.PathLike | None, *,
+                now: datetime, enrol: Enrol | None = None) -> ProvisionResult:
+    """Act on a `KP1:` code scanned at the kiosk. Never raises on bad input.
+
+    Accepted only when signed with `cfg.device.provisioning_key`; a refusal is logged
+    with its reason and changes nothing. The same QR scanned twice is applied once
+    (its one-time enrolment code would fail the second time).
+    """
+    def refuse(reason: str, message: str) -> ProvisionResult:
+        log.warning("provisioning QR refused (%s): %s", reason, message)
+        return ProvisionResult(False, reason, message)
+
+    if not cfg.device.provisioning_key:
+        return refuse("no_key", "no provisioning key configured (device.provisioning_key)")
+    try:
+        public = load_public_key(cfg.device.provisioning_key)
+    except ConfigError as exc:
+        return refuse("no_key", str(exc))
+    try:
+        request = read_qr_text(text, public, now=now)
+    except ProvisionError as exc:
+        return refuse(exc.reason, str(exc))
+    if request.device and request.device != cfg.device.id:
+        return refuse("other_device", f"this QR is for device {request.device!r}, not {cfg.device.id!r}")
+    if config_path is None:
+        return refuse("no_config_file", "the kiosk runs on built-in defaults; there is no config file to write")
+    marker = cfg.state_path() / _STATE_FILE
+    try:
+        if marker.read_text().strip() == request.digest:
+            return ProvisionResult(True, "already_applied", "this provisioning QR was applied before")
+    except OSError:
+        pass  # no marker yet
+    try:
+        provision(config_path, request.settings, enrol_code=request.enrol_code, enrol=enrol)
+    except ProvisionError as exc:
+        return refuse(exc.reason, str(exc))
+    except ConfigError as exc:
+        return refuse("bad_config", str(exc))
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(request.digest + "\n")
+    except OSError as exc:
+        log.warning("cannot remember the applied provisioning QR in %s: %s", marker, exc)
+    changed = tuple(sorted(request.settings)) + (("sync.device_token",) if request.enrol_code else ())
+    log.warning("provisioning QR applied to %s: %s", config_path, ", ".join(changed) or "nothing")
+    return ProvisionResult(True, "applied", f"configured {', '.join(changed) or 'nothing'}; restarting",
+                           changed=changed, restart=True)
