@@ -1,33 +1,124 @@
 """Parse, verify and decide: one module per QR scheme, the trust store and the pure policy.
 
-`evaluate()` is the one entry point the run loop uses. It never raises on bad input:
-every outcome is a Verdict with a reason code.
+`evaluate()` is the one entry point the run loop uses. It never raises on any input:
+every outcome is a Verdict with one reason code and the name masked for display.
+
+    >>> from datetime import datetime, timezone
+    >>> verdict, credential = evaluate("HC1:xyz", now=datetime(2021, 9, 1, tzinfo=timezone.utc),
+    ...                                trust=None, rules=None)
+    >>> verdict.as_dict()
+    {'verdict': 'fail', 'reason': 'bad_base45', 'scheme': 'dcc', 'name': None}
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import logging
+import re
+from datetime import datetime, timezone
+from typing import Any, Callable
 
-from kiosk.model import Credential, Outcome, Reason, Verdict
+from kiosk.model import Credential, Outcome, Reason, Verdict, mask_name
 
-__all__ = ["evaluate", "recognise"]
+__all__ = ["evaluate", "recognise", "PREFIXES"]
+
+log = logging.getLogger(__name__)
 
 PREFIXES = {"HC1:": "dcc", "HD1:": "hd1", "KP1:": "provision"}
+#: Another context prefix of the same shape (`HC2:`, `HL0:`): a container we do not speak.
+_OTHER_PREFIX = re.compile(r"^[A-Z]{2}\d:")
+#: A DCC without its `HC1:` context: nothing but base45 characters, long enough to be one.
+_BARE_BASE45 = re.compile(r"^[0-9A-Z $%*+\-./:]{60,}$")
 
 
 def recognise(text: str) -> str:
-    """The scheme a QR text belongs to: dcc, hd1, provision, cccd or opaque."""
+    """The scheme a QR text belongs to: dcc, hd1, provision, cccd or opaque.
+
+    Texts that look like a signed container with a wrong or missing prefix count as
+    dcc, so they fail as bad_prefix rather than pass as an app code.
+    """
     for prefix, scheme in PREFIXES.items():
         if text.startswith(prefix):
             return scheme
-    if text.count("|") in (6, 7) and text.split("|", 1)[0].isdigit():
+    from kiosk.checks import cccd
+
+    if cccd.looks_like(text):
         return "cccd"
+    if _OTHER_PREFIX.match(text) or _BARE_BASE45.match(text):
+        return "dcc"
     return "opaque"
 
 
+def _check(scheme: str, text: str, now: datetime, trust: Any):
+    from kiosk.checks import cccd, dcc, hd1, opaque
+    from kiosk.checks.cose import CheckFailed
+    from kiosk.checks.result import Checked
+
+    if scheme == "dcc":
+        return dcc.check(text, now=now, trust=trust)
+    if scheme == "hd1":
+        return hd1.check(text, now=now, trust=trust)
+    if scheme == "cccd":
+        return cccd.check(text, now=now)
+    if scheme == "provision":
+        # Provisioning codes are intercepted by kiosk.provision before evaluate(); one
+        # that gets here is never acted on.
+        return Checked(None, CheckFailed(Reason.UNKNOWN_SCHEME, "provisioning code"))
+    return opaque.check(text)
+
+
 def evaluate(text: str, *, now: datetime, trust: Any = None, rules: Any = None,
-             history: Any = None, clock_synced: bool = True) -> tuple[Verdict, Credential | None]:
-    """Foundation placeholder until the checks issue lands: recognise only, send to review."""
-    scheme = recognise(text)
-    return Verdict(Outcome.REVIEW, Reason.IDENTITY_ONLY, scheme), Credential(scheme=scheme)
+             history: Callable[[str], list[datetime]] | None = None, clock_synced: bool = True,
+             denied: Callable[[str], bool] | None = None) -> tuple[Verdict, Credential | None]:
+    """Decide on one scanned text: (verdict, credential or None if nothing parsed).
+
+    `trust` is a TrustStore (None: nothing verifies, signed codes fail unknown_key);
+    `rules` the venue's Rules (None, "--no-rules": only decoding, signature, key usage,
+    revocation and validity period); `history(subject_key)` earlier scan times of the
+    person; `clock_synced=False` sends signed codes to review (clock_unsynced) because
+    their validity cannot be judged; `denied(subject_hash)` the deny list (default: the
+    trust store's).
+    """
+    scheme = "unknown"
+    try:
+        if not isinstance(text, str):
+            return Verdict(Outcome.FAIL, Reason.UNKNOWN_SCHEME, scheme), None
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=timezone.utc)
+        scheme = recognise(text)
+        return _evaluate(scheme, text, now, trust, rules, history, clock_synced, denied)
+    except Exception:  # noqa: BLE001 - the promise is "never raises"; log and fail closed
+        log.exception("check of a %s code failed unexpectedly", scheme)
+        return Verdict(Outcome.FAIL, Reason.BAD_SCHEMA, scheme, None, "internal error"), None
+
+
+def _evaluate(scheme: str, text: str, now: datetime, trust: Any, rules: Any,
+              history: Any, clock_synced: bool, denied: Any) -> tuple[Verdict, Credential | None]:
+    from kiosk.checks.rules import decide
+    from kiosk.checks.trust import subject_hash
+
+    checked = _check(scheme, text, now, trust)
+    credential = checked.credential
+    name = mask_name(credential.name) if credential is not None else None
+    failed = checked.failed
+    signed = scheme in ("dcc", "hd1")
+    if failed is not None:
+        time_reason = failed.reason in (Reason.EXPIRED, Reason.NOT_YET_VALID)
+        if time_reason and not clock_synced:
+            return Verdict(Outcome.REVIEW, Reason.CLOCK_UNSYNCED, scheme, name, failed.detail), credential
+        return Verdict(Outcome.FAIL, failed.reason, scheme, name, failed.detail), credential
+    assert credential is not None
+    if trust is not None and checked.revocation_hashes and trust.is_revoked(checked.revocation_hashes):
+        return Verdict(Outcome.FAIL, Reason.REVOKED, scheme, name), credential
+    is_denied = denied if denied is not None else (trust.is_denied if trust is not None else None)
+    if is_denied is not None and credential.subject_key and is_denied(subject_hash(credential.subject_key)):
+        return Verdict(Outcome.FAIL, Reason.DENIED, scheme, name), credential
+    if signed and not clock_synced:
+        return Verdict(Outcome.REVIEW, Reason.CLOCK_UNSYNCED, scheme, name), credential
+    if rules is None:
+        if scheme == "cccd":
+            return Verdict(Outcome.REVIEW, Reason.IDENTITY_ONLY, scheme, name), credential
+        if scheme == "opaque":
+            return Verdict(Outcome.REVIEW, Reason.UNKNOWN_SCHEME, scheme, name), credential
+        return Verdict(Outcome.PASS, Reason.OK, scheme, name), credential
+    return decide(credential, rules, now=now, history=history), credential
+

@@ -1,0 +1,267 @@
+"""Commands of the checks: `kiosk check`, `kiosk trust import|status`,
+`kiosk declaration keygen|issue`. Each opens a library object and calls one function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from kiosk.errors import ConfigError, TrustError
+
+__all__ = ["register", "check_payloads", "parse_at"]
+
+
+def parse_at(text: str | None) -> datetime:
+    """`--at` value -> aware datetime (UTC when no offset is given); None -> now."""
+    if not text:
+        from kiosk.model import utcnow
+
+        return utcnow()
+    try:
+        ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--at {text!r}: expected an ISO 8601 time such as 2021-09-01T08:00:00Z") from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def check_payloads(payloads: Iterable[str], *, now: datetime, trust: Any, rules: Any,
+                   clock_synced: bool = True) -> list[dict[str, Any]]:
+    """What `kiosk check --json` prints, one dict per payload (the function tests call)."""
+    from kiosk.checks import evaluate
+
+    out = []
+    for text in payloads:
+        verdict, _ = evaluate(text, now=now, trust=trust, rules=rules, clock_synced=clock_synced)
+        out.append(verdict.as_dict())
+    return out
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def _trust_for(args: argparse.Namespace, cfg: Any, now: datetime):
+    from kiosk.checks.trust import TrustStore
+
+    if args.trust:
+        try:
+            data = Path(args.trust).read_bytes()
+        except OSError as exc:
+            raise TrustError(f"{args.trust}: cannot read trust list: {exc.strerror}") from None
+        try:
+            return TrustStore.from_list(data, now=now), None
+        except TrustError as exc:
+            raise TrustError(f"{args.trust}: {exc}") from None
+    path = cfg.journal_path()
+    if not path.exists():
+        return None, None
+    from kiosk.journal import Journal
+
+    journal = Journal(path)
+    return TrustStore(journal), journal
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Check QR texts and print one verdict per payload (`-` reads lines from stdin).
+
+    Without --trust the configured journal's trust list is used; without --rules the
+    venue's rules from the config; --no-rules checks only decoding, signature, key usage
+    and validity period.
+
+    Example: kiosk check --json --no-rules --at 2021-06-01T10:00:00Z --trust list.json 'HC1:...'
+    """
+    from kiosk.checks.rules import load_rules, load_rules_file
+    from kiosk.cli import _config
+
+    cfg = _config(args)
+    now = parse_at(args.at)
+    if args.no_rules:
+        rules = None
+    elif args.rules:
+        rules = load_rules_file(args.rules)
+    else:
+        rules = load_rules(cfg)
+    payloads: list[str] = []
+    for p in args.payload:
+        if p == "-":
+            payloads.extend(line.rstrip("\r\n") for line in sys.stdin if line.strip())
+        else:
+            payloads.append(p)
+    trust, journal = _trust_for(args, cfg, now)
+    try:
+        results = check_payloads(payloads, now=now, trust=trust, rules=rules)
+    finally:
+        if journal is not None:
+            journal.close()
+    for r in results:
+        if args.json:
+            _print(r)
+        else:
+            print(f"{r['verdict']:<7} {r['reason']:<24} {r['scheme']:<9} {r['name'] or ''}")
+    return 0 if all(r["verdict"] == "pass" for r in results) else 1
+
+
+def cmd_trust_import(args: argparse.Namespace) -> int:
+    """Import a trust list (EU gateway JSON, DSC and HD1 entries) into the journal,
+    replacing the current one atomically; --revocations also replaces the revocation list
+    (a file of hex hashes, one per line).
+
+    Example: kiosk trust import trustlist.json --revocations revoked.txt
+    """
+    from kiosk.checks.trust import TrustStore
+    from kiosk.cli import _config
+    from kiosk.journal import Journal
+    from kiosk.model import utcnow
+
+    cfg = _config(args)
+    now = utcnow()
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise TrustError(f"{args.file}: cannot read trust list: {exc.strerror}") from None
+    with Journal(cfg.journal_path()) as journal:
+        store = TrustStore(journal)
+        try:
+            result = store.import_list(data, now=now)
+        except TrustError as exc:
+            raise TrustError(f"{args.file}: {exc}") from None
+        revoked = None
+        if args.revocations:
+            try:
+                lines = Path(args.revocations).read_text(encoding="utf-8").split()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise TrustError(f"{args.revocations}: cannot read revocation list: {exc}") from None
+            revoked = store.import_revocations(lines, now=now)
+    print(f"{cfg.journal_path()}: {result.keys} keys imported"
+          + (f", {result.skipped} entries of other types skipped" if result.skipped else "")
+          + (f", {revoked} revocations" if revoked is not None else ""))
+    return 0
+
+
+def cmd_trust_status(args: argparse.Namespace) -> int:
+    """Show the trust list's size and age, and whether it is older than trust.max_age_hours.
+
+    Example: kiosk trust status --json
+    """
+    from kiosk.checks.trust import TrustStore
+    from kiosk.cli import _config
+    from kiosk.journal import Journal
+    from kiosk.model import utcnow
+
+    cfg = _config(args)
+    now = utcnow()
+    with Journal(cfg.journal_path()) as journal:
+        store = TrustStore(journal)
+        age = store.age(now)
+        revocations = journal.db.conn.execute("SELECT count(*) FROM revocations").fetchone()[0]
+        info = {"keys": len(store), "revocations": revocations,
+                "age_hours": None if age is None else round(age.total_seconds() / 3600, 1),
+                "stale": store.stale(now, timedelta(hours=cfg.trust.max_age_hours))}
+    if args.json:
+        _print(info)
+    else:
+        print(f"keys {info['keys']}, revocations {info['revocations']}, age "
+              + ("never imported" if age is None else f"{info['age_hours']} h")
+              + (" (STALE)" if info["stale"] else ""))
+    return 1 if info["stale"] else 0
+
+
+def cmd_declaration_keygen(args: argparse.Namespace) -> int:
+    """Make a declaration issuer key: write the private key (PEM, mode 0600) and print
+    the trust list entry (type HD1) to publish.
+
+    Example: kiosk declaration keygen --out issuer.pem > issuer-entry.json
+    """
+    import os
+
+    from kiosk.checks import hd1
+    from kiosk.checks.trust import KIND_HD1, trust_entry
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out}: exists; use --force to replace it")
+    key, kid = hd1.generate_key(args.kind)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(hd1.private_pem(key))
+    _print(trust_entry(kid, KIND_HD1, hd1.public_der(key.public_key()), args.country))
+    return 0
+
+
+def cmd_declaration_issue(args: argparse.Namespace) -> int:
+    """Sign a health declaration with an issuer key and print its QR text (HD1:...).
+
+    Example: kiosk declaration issue --key issuer.pem --issuer "Sở Y tế Demo" --name "Trần Thị Mai" --dob 1990-04-30 --id 079190000123 --phone 0901234567
+    """
+    from kiosk.checks import hd1
+
+    try:
+        key = hd1.load_private_key(Path(args.key).read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{args.key}: cannot read key: {exc.strerror}") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{args.key}: not a usable PEM private key: {exc}") from None
+    now = parse_at(args.at)
+    try:
+        text = hd1.issue_declaration(
+            key, hd1.kid_for(key.public_key()), issuer=args.issuer, name=args.name, dob=args.dob,
+            id_number=args.id, phone=args.phone, symptoms=args.symptom or (), contact=args.contact,
+            travel=args.travel or (), status=args.status, now=now,
+            valid_for=timedelta(hours=args.valid_hours))
+    except ValueError as exc:
+        raise ConfigError(f"declaration: {exc}") from None
+    if args.png:
+        import segno
+
+        segno.make(text, error="m").save(args.png, scale=6, border=4)
+    print(text)
+    return 0
+
+
+def register(sub, add) -> None:
+    """Add the checks' commands to the `kiosk` parser (called from kiosk.cli)."""
+    from kiosk.checks.hd1 import STATUSES
+
+    p = add(sub, "check", cmd_check)
+    p.add_argument("payload", nargs="+", metavar="PAYLOAD", help="QR text, or - for lines on stdin")
+    p.add_argument("--json", action="store_true", help="one JSON object per payload")
+    p.add_argument("--at", metavar="ISO-8601", help="check as of this time (default: now)")
+    p.add_argument("--trust", metavar="FILE", help="trust list JSON (default: the journal's)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--rules", metavar="FILE", help="venue rules TOML (default: from the config)")
+    g.add_argument("--no-rules", action="store_true",
+                   help="only decoding, signature, key usage and validity period")
+
+    t = sub.add_parser("trust", help="import or inspect the trust list")
+    tsub = t.add_subparsers(dest="trust_command", metavar="SUBCOMMAND", required=True)
+    p = add(tsub, "import", cmd_trust_import)
+    p.add_argument("file", help="trust list JSON")
+    p.add_argument("--revocations", metavar="FILE", help="hex hashes, one per line")
+    p = add(tsub, "status", cmd_trust_status)
+    p.add_argument("--json", action="store_true", help="one JSON object")
+
+    d = sub.add_parser("declaration", help="make declaration issuer keys and declarations")
+    dsub = d.add_subparsers(dest="declaration_command", metavar="SUBCOMMAND", required=True)
+    p = add(dsub, "keygen", cmd_declaration_keygen)
+    p.add_argument("--out", required=True, metavar="KEY.pem", help="where to write the private key")
+    p.add_argument("--kind", choices=("ec", "ed25519"), default="ec", help="ES256 (default) or EdDSA")
+    p.add_argument("--country", default="VN", help="country of the trust list entry")
+    p.add_argument("--force", action="store_true", help="replace an existing key file")
+    p = add(dsub, "issue", cmd_declaration_issue)
+    p.add_argument("--key", required=True, metavar="KEY.pem")
+    p.add_argument("--issuer", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--dob", required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--id", required=True, metavar="ID", help="ID number (only its salted hash is signed)")
+    p.add_argument("--phone", required=True)
+    p.add_argument("--symptom", action="append", metavar="CODE", help="a declared symptom (repeatable)")
+    p.add_argument("--contact", action="store_true", help="declares contact with a case")
+    p.add_argument("--travel", action="append", metavar="PROVINCE", help="a province travelled in (repeatable)")
+    p.add_argument("--status", choices=STATUSES, default="green")
+    p.add_argument("--valid-hours", type=float, default=24.0, metavar="H")
+    p.add_argument("--at", metavar="ISO-8601", help="issue as of this time (default: now)")
+    p.add_argument("--png", metavar="FILE", help="also write the QR code as a PNG")

@@ -1,0 +1,222 @@
+"""EU Digital COVID Certificate (`HC1:`), Vietnam's vaccine passport (schema 1.3.0).
+
+Steps, each failing with its own reason code: prefix, base45, zlib, COSE_Sign1, CWT
+claims (1 iss, 4 exp, 6 iat, -260 -> {1: hcert}), the DCC payload's structure (schema
+1.0 to 1.3: exactly one of v/t/r), the signer key by kid from the trust list, the
+signature, the DSC's extended key usage against the certificate type, the DSC's
+validity period and the CWT's iat/exp. Venue rules (doses, days) are applied later by
+`kiosk.checks.rules.decide`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Mapping
+
+from kiosk.checks.cose import CheckFailed, CoseMessage, unseal, verify
+from kiosk.checks.result import Checked, check_times
+from kiosk.checks.trust import KIND_DSC
+from kiosk.model import Credential, Reason
+
+__all__ = ["PREFIX", "check", "parse", "TYPES", "parse_date", "parse_datetime"]
+
+PREFIX = "HC1:"
+CLAIM_ISS, CLAIM_EXP, CLAIM_IAT, CLAIM_HCERT = 1, 4, 6, -260
+TYPES = {"v": "vaccination", "t": "test", "r": "recovery"}
+TEST_DETECTED = "260373001"       # SNOMED "Detected": a positive test
+TEST_NOT_DETECTED = "260415000"
+
+_VER = re.compile(r"^\d+\.\d+\.\d+$")
+_DOB = re.compile(r"^(\d{4}(-\d{2}(-\d{2})?)?)?(T[0-9:.]*Z?)?$")
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+
+
+def parse_date(text: Any) -> date | None:
+    """`2021-02-18` (a time part after it is ignored) -> date; None if not a real date."""
+    if not isinstance(text, str):
+        return None
+    m = _DATE.match(text)
+    if not m:
+        return None
+    try:
+        return date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+
+
+def parse_datetime(text: Any) -> datetime | None:
+    """ISO 8601 date-time (`2021-02-20T12:34:56Z`, offsets allowed) -> aware UTC datetime."""
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts.astimezone(timezone.utc)
+
+
+def _bad(why: str) -> CheckFailed:
+    return CheckFailed(Reason.BAD_SCHEMA, why)
+
+
+def _str(entry: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
+    value = entry.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise _bad(f"{where}.{key} must be a string")
+    return value
+
+
+def _entry(kind: str, entry: Any, i: int) -> dict[str, Any]:
+    where = f"{kind}[{i}]"
+    if not isinstance(entry, Mapping):
+        raise _bad(f"{where} is not an object")
+    for key in ("tg", "co", "is", "ci"):
+        _str(entry, key, where, required=(key == "ci"))
+    if kind == "v":
+        for key in ("dn", "sd"):
+            value = entry.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 100:
+                raise _bad(f"{where}.{key} must be a dose number from 1 to 99")
+        if parse_date(entry.get("dt")) is None:
+            raise _bad(f"{where}.dt must be a date")
+        for key in ("vp", "mp", "ma"):
+            _str(entry, key, where, required=False)
+    elif kind == "t":
+        if parse_datetime(entry.get("sc")) is None:
+            raise _bad(f"{where}.sc must be a date-time")
+        _str(entry, "tr", where)
+        _str(entry, "tt", where, required=False)
+    else:
+        for key in ("fr", "df", "du"):
+            if parse_date(entry.get(key)) is None:
+                raise _bad(f"{where}.{key} must be a date")
+    return dict(entry)
+
+
+def parse(msg: CoseMessage) -> tuple[dict[str, Any], dict[str, Any]]:
+    """CWT claims and the hcert's structure -> (cwt, hcert). Raises bad_cbor/bad_schema."""
+    claims = msg.claims
+    hcert_map = claims.get(CLAIM_HCERT)
+    if not isinstance(hcert_map, Mapping) or not isinstance(hcert_map.get(1), Mapping):
+        raise CheckFailed(Reason.BAD_CBOR, "claim -260 must be a map holding {1: DCC}")
+    cwt: dict[str, Any] = {}
+    for label, name in ((CLAIM_EXP, "exp"), (CLAIM_IAT, "iat")):
+        value = claims.get(label)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 2 ** 40:
+            raise CheckFailed(Reason.BAD_CBOR, f"CWT claim {name} must be a time")
+        cwt[name] = datetime.fromtimestamp(value, timezone.utc)
+    iss = claims.get(CLAIM_ISS)
+    cwt["iss"] = iss if isinstance(iss, str) else None
+
+    hc = hcert_map[1]
+    ver = hc.get("ver")
+    if not isinstance(ver, str) or not _VER.match(ver):
+        raise _bad("ver must be a version like 1.3.0")
+    nam = hc.get("nam")
+    if not isinstance(nam, Mapping):
+        raise _bad("nam must be an object")
+    for key in ("fn", "gn", "fnt", "gnt"):
+        _str(nam, key, "nam", required=False)
+    if not nam.get("fnt") and not nam.get("fn"):
+        raise _bad("nam needs fnt or fn")
+    dob = hc.get("dob")
+    if not isinstance(dob, str) or not _DOB.match(dob):
+        raise _bad("dob must be a date (YYYY, YYYY-MM or YYYY-MM-DD)")
+    present = [k for k in TYPES if hc.get(k) is not None]
+    if len(present) != 1:
+        raise _bad(f"a DCC holds exactly one of v, t, r; found {present or 'none'}")
+    kind = present[0]
+    entries = hc[kind]
+    if not isinstance(entries, (list, tuple)) or not entries:
+        raise _bad(f"{kind} must be a non-empty list")
+    parsed = [_entry(kind, e, i) for i, e in enumerate(entries)]
+    # Several entries: the one that counts is the newest.
+    if kind == "v":
+        entry = max(parsed, key=lambda e: (e["dn"], parse_date(e["dt"])))
+    elif kind == "t":
+        entry = max(parsed, key=lambda e: parse_datetime(e["sc"]))
+    else:
+        entry = max(parsed, key=lambda e: parse_date(e["fr"]))
+    return cwt, {"ver": ver, "nam": dict(nam), "dob": dob, "type": kind, "entry": entry}
+
+
+def _name(nam: Mapping[str, Any]) -> str | None:
+    # Vietnamese order: family name first ("Nguyễn" + "Bảo Duy"), as on the passport.
+    fn = nam.get("fn") or (nam.get("fnt") or "").replace("<", " ").title()
+    gn = nam.get("gn") or (nam.get("gnt") or "").replace("<", " ").title()
+    name = " ".join(p.strip() for p in (fn, gn) if p and p.strip())
+    return name or None
+
+
+def revocation_hashes(country: str | None, uvci: str, signature: bytes) -> list[str]:
+    """Hex hashes under which this certificate may be revoked: UVCI, country+UVCI and
+    signature (EU revocation hash types), full SHA-256 and the 128-bit prefix the
+    gateway distributes."""
+    digests = [hashlib.sha256(uvci.encode("utf-8")).hexdigest(),
+               hashlib.sha256(((country or "") + uvci).encode("utf-8")).hexdigest(),
+               hashlib.sha256(signature).hexdigest()]
+    return digests + [d[:32] for d in digests]
+
+
+def check(text: str, *, now: datetime, trust: Any) -> Checked:
+    """Decode, verify and time-check one `HC1:` text. Never raises CheckFailed: the
+    failure, if any, is in the result alongside whatever could be parsed."""
+    try:
+        msg = unseal(text, PREFIX)
+        cwt, hc = parse(msg)
+    except CheckFailed as failed:
+        return Checked(None, failed)
+    entry = hc["entry"]
+    uvci = entry.get("ci") or ""
+    name = _name(hc["nam"])
+    credential = Credential(
+        scheme="dcc", name=name, subject_key="dcc:" + uvci if uvci else None,
+        issuer=cwt["iss"],
+        personal={"name": name, "dob": hc["dob"], "country": entry.get("co") or cwt["iss"]},
+        claims={"ver": hc["ver"], "type": hc["type"], "entry": entry,
+                "iat": cwt.get("iat"), "exp": cwt.get("exp"), "iss": cwt["iss"]},
+    )
+    revocation = revocation_hashes(cwt["iss"], uvci, msg.signature)
+    try:
+        key = _signer(msg, trust)
+        verify(msg, key.public_key)
+        if key.usages is not None and hc["type"] not in key.usages:
+            raise CheckFailed(Reason.KEY_USAGE, f"signer may sign {sorted(key.usages)}, not {hc['type']}")
+        if key.not_before is not None and now < key.not_before:
+            raise CheckFailed(Reason.NOT_YET_VALID, "signer certificate not yet valid")
+        if key.not_after is not None and now > key.not_after:
+            raise CheckFailed(Reason.EXPIRED, "signer certificate expired")
+        check_times(cwt.get("iat"), cwt.get("exp"), now)
+    except CheckFailed as failed:
+        return Checked(credential, failed, revocation)
+    return Checked(credential, None, revocation)
+
+
+def _signer(msg: CoseMessage, trust: Any):
+    kid = msg.kid
+    if kid is None:
+        raise CheckFailed(Reason.UNKNOWN_KEY, "no kid in the COSE headers")
+    keys = trust.keys_for(kid) if trust is not None else []
+    if not keys:
+        raise CheckFailed(Reason.UNKNOWN_KEY, f"kid {kid.hex()} not in the trust list")
+    dscs = [k for k in keys if k.kind == KIND_DSC]
+    if not dscs:
+        raise CheckFailed(Reason.KEY_USAGE, "kid belongs to a declaration issuer, not a DCC signer")
+    # Several certificates can share a kid (it is only 8 bytes): any one that verifies.
+    if len(dscs) == 1:
+        return dscs[0]
+    for key in dscs:
+        try:
+            verify(msg, key.public_key)
+            return key
+        except CheckFailed:
+            continue
+    return dscs[0]
