@@ -1,0 +1,346 @@
+"""The collector's HTTP API (FastAPI). The OpenAPI document is at /openapi.json.
+
+Device endpoints take `Authorization: Bearer <device token>` (from `POST /v1/devices`);
+report, tracing and publishing endpoints take the admin token from the collector config.
+
+    >>> from collector.storage import Store
+    >>> app = create_app(Store("sqlite://"))
+    >>> app.title
+    'Kiosk collector'
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import date, datetime, timezone
+from typing import Annotated, Any, Callable, Literal, Optional
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from collector import report as report_mod
+from collector.config import CollectorConfig
+from collector.storage import DOCUMENTS, EnrolError, Store
+from collector.tracing import trace as trace_query
+
+__all__ = ["create_app", "Batch", "UploadEntry", "BatchAck", "MAX_ENTRIES_PER_BATCH"]
+
+#: Entries per batch; the kiosk's `sync.batch_size` allows at most this many.
+MAX_ENTRIES_PER_BATCH = 10_000
+#: Inflate in steps of this many bytes so a gzip bomb is stopped as soon as it passes the limit.
+INFLATE_CHUNK = 64 * 1024
+#: Longest published document (trust list, rules, deny list) accepted by PUT.
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+CODE_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- request and response models ---------------------------------------------------
+
+class UploadEntry(BaseModel):
+    """One journal entry as the kiosk uploads it (`kiosk.journal.Entry.as_upload()`)."""
+
+    model_config = ConfigDict(extra="ignore")  # newer kiosks may send more fields
+
+    id: str = Field(pattern=UUID_PATTERN, description="UUID made at scan time; the dedupe key")
+    scanned_at: AwareDatetime
+    device_id: str = Field(pattern=ID_PATTERN)
+    venue_code: str = Field(pattern=ID_PATTERN)
+    outcome: Literal["pass", "fail", "review"]
+    reason: str = Field(pattern=CODE_PATTERN, description="stable reason code (DESIGN.md)")
+    scheme: str = Field(pattern=CODE_PATTERN)
+    subject_hash: Optional[str] = Field(default=None, max_length=128)
+    name_masked: Optional[str] = Field(default=None, max_length=200)
+    personal: Optional[str] = Field(default=None, max_length=16_384)
+    sealed: bool = False
+    override_of: Optional[str] = Field(default=None, pattern=UUID_PATTERN)
+
+
+class Batch(BaseModel):
+    device_id: str = Field(pattern=ID_PATTERN)
+    batch_id: str = Field(min_length=1, max_length=64)
+    entries: list[UploadEntry] = Field(max_length=MAX_ENTRIES_PER_BATCH)
+
+
+class BatchAck(BaseModel):
+    accepted: int = Field(description="entries new to the collector")
+    duplicates: int = Field(description="entries it already had (a resent batch)")
+    batch_id: str
+
+
+class Enrolment(BaseModel):
+    device_id: str = Field(pattern=ID_PATTERN)
+    code: str = Field(min_length=4, max_length=64)
+
+
+class EnrolmentAck(BaseModel):
+    device_id: str
+    token: str
+
+
+class TracePerson(BaseModel):
+    id: str
+    scanned_at: datetime
+    venue_code: str
+    device_id: str
+    outcome: str
+    reason: str
+    subject_hash: Optional[str]
+    name_masked: Optional[str]
+    personal: Optional[str]
+    sealed: bool
+    is_case: bool
+
+
+class TraceAnswer(BaseModel):
+    venue: Optional[str]
+    windows: list[dict[str, Any]]
+    count: int
+    people: list[TracePerson]
+
+
+# --- gzip bodies with limits ---------------------------------------------------------
+
+class LimitedGzipRequest(Request):
+    """A request whose body is read with a size limit and inflated (gzip) with another,
+    so neither a huge upload nor a small gzip bomb can exhaust memory."""
+
+    max_body: int = 0
+    max_inflated: int = 0
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            declared = self.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+                raise HTTPException(413, f"body larger than {self.max_body} bytes")
+            chunks, size = [], 0
+            async for chunk in self.stream():
+                size += len(chunk)
+                if size > self.max_body:
+                    raise HTTPException(413, f"body larger than {self.max_body} bytes")
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+            encoding = self.headers.get("content-encoding", "identity").strip().lower()
+            if encoding == "gzip":
+                raw = _inflate(raw, self.max_inflated)
+            elif encoding not in ("", "identity"):
+                raise HTTPException(415, f"unsupported Content-Encoding {encoding!r}; use gzip")
+            self._body = raw
+        return self._body
+
+
+def _inflate(data: bytes, limit: int) -> bytes:
+    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    out, size = [], 0
+    try:
+        chunk = d.decompress(data, INFLATE_CHUNK)
+        while True:
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"body larger than {limit} bytes once decompressed")
+            out.append(chunk)
+            if not d.unconsumed_tail:
+                break
+            chunk = d.decompress(d.unconsumed_tail, INFLATE_CHUNK)
+        if not d.eof:
+            raise HTTPException(400, "gzip body is truncated")
+    except zlib.error as exc:
+        raise HTTPException(400, f"body is not valid gzip: {exc}") from None
+    return b"".join(out)
+
+
+def _limited_route(cfg: CollectorConfig) -> type[APIRoute]:
+    class Route(APIRoute):
+        def get_route_handler(self) -> Callable:
+            handler = super().get_route_handler()
+
+            async def limited(request: Request) -> Response:
+                # Authenticate before the body is parsed: no token means 401, whatever the body.
+                if request.method == "POST" and request.url.path == "/v1/batches":
+                    _device_from_header(request)
+                req = LimitedGzipRequest(request.scope, request.receive)
+                req.max_body, req.max_inflated = cfg.max_body_bytes, cfg.max_inflated_bytes
+                return await handler(req)
+
+            return limited
+    return Route
+
+
+# --- auth ------------------------------------------------------------------------
+
+bearer = HTTPBearer(auto_error=False, description="device token from POST /v1/devices, or the admin token")
+
+
+def _unauthorised(message: str) -> HTTPException:
+    return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _device_from_header(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorised("a device token is required (Authorization: Bearer ...)")
+    device = request.app.state.store.device_for_token(token.strip())
+    if device is None:
+        raise _unauthorised("unknown or revoked device token")
+    return device
+
+
+def device_auth(request: Request,
+                creds: Annotated[Optional[HTTPAuthorizationCredentials], Depends(bearer)]) -> str:
+    return _device_from_header(request)
+
+
+def admin_auth(request: Request,
+               creds: Annotated[Optional[HTTPAuthorizationCredentials], Depends(bearer)]) -> None:
+    import hmac
+
+    expected = request.app.state.config.admin_token
+    if not expected:
+        raise _unauthorised("no admin token is configured on this collector (COLLECTOR_ADMIN_TOKEN)")
+    if creds is None or not hmac.compare_digest(creds.credentials.encode(), expected.encode()):
+        raise _unauthorised("the admin token is required")
+
+
+# --- the app ------------------------------------------------------------------------
+
+def create_app(store: Store, config: CollectorConfig | None = None, *,
+               clock: Callable[[], datetime] = utcnow) -> FastAPI:
+    """Build the API around an open Store. `clock` is injectable for tests."""
+    cfg = config or CollectorConfig(db_url=store.url)
+    app = FastAPI(title="Kiosk collector", version="1",
+                  description="Receives check-in kiosk logs exactly once; reports and tracing "
+                              "for the health department. Times are UTC (ISO 8601); report days "
+                              "are Vietnam local time (UTC+7).")
+    app.state.store = store
+    app.state.config = cfg
+    # Every route reads its body through the size-limited, gzip-aware request.
+    app.router.route_class = _limited_route(cfg)
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers and the database is reachable."""
+        store.count_entries(device_id="")
+        return {"status": "ok"}
+
+    @app.post("/v1/devices", response_model=EnrolmentAck, tags=["devices"],
+              responses={401: {"description": "unknown or expired code"},
+                         403: {"description": "code minted for another device"},
+                         409: {"description": "code already used"}})
+    def enrol(body: Enrolment) -> EnrolmentAck:
+        """Trade a one-time enrolment code (from `collector enrol-code`) for a device token."""
+        try:
+            token = store.enrol(body.device_id, body.code, now=clock())
+        except EnrolError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        return EnrolmentAck(device_id=body.device_id, token=token)
+
+    @app.post("/v1/batches", response_model=BatchAck, tags=["devices"],
+              openapi_extra={"x-content-encoding": "gzip"},
+              responses={401: {"description": "no or bad device token"},
+                         403: {"description": "the batch holds another device's entries"},
+                         413: {"description": "body too large (compressed or decompressed)"}})
+    def post_batch(batch: Batch, device: Annotated[str, Depends(device_auth)]) -> BatchAck:
+        """Upload a batch of entries (gzip JSON, `Content-Encoding: gzip`). Idempotent on each
+        entry's UUID: a resent batch adds nothing and is acknowledged with its duplicates."""
+        if batch.device_id != device:
+            raise HTTPException(403, f"this token belongs to {device!r}, not {batch.device_id!r}")
+        others = sorted({e.device_id for e in batch.entries} - {device})
+        if others:
+            raise HTTPException(403, f"entries of another device ({', '.join(others)}) in {device!r}'s batch")
+        result = store.insert_batch([e.model_dump() for e in batch.entries],
+                                    batch_id=batch.batch_id, now=clock())
+        return BatchAck(accepted=result.accepted, duplicates=result.duplicates, batch_id=batch.batch_id)
+
+    def _serve_document(name: str, request: Request) -> Response:
+        doc = store.document(name)
+        if doc is None:
+            raise HTTPException(404, f"no {name} published yet")
+        headers = {"ETag": doc.etag, "Cache-Control": "no-cache",
+                   "Last-Modified": doc.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT")}
+        if _etag_matches(request.headers.get("if-none-match"), doc.etag):
+            return Response(status_code=304, headers=headers)
+        return Response(doc.body, media_type=doc.content_type, headers=headers)
+
+    doc_responses = {200: {"description": "the document", "headers": {"ETag": {"schema": {"type": "string"}}}},
+                     304: {"description": "unchanged since the ETag in If-None-Match"},
+                     404: {"description": "nothing published yet"}}
+
+    @app.get("/v1/trust", tags=["devices"], responses=doc_responses)
+    def get_trust(request: Request, device: Annotated[str, Depends(device_auth)]) -> Response:
+        """The trust list (EU DCC gateway format plus HD1 issuers), with ETag."""
+        return _serve_document("trust", request)
+
+    @app.get("/v1/rules", tags=["devices"], responses=doc_responses)
+    def get_rules(request: Request, device: Annotated[str, Depends(device_auth)]) -> Response:
+        """Venue rules (TOML or JSON, as published), with ETag."""
+        return _serve_document("rules", request)
+
+    @app.get("/v1/denylist", tags=["devices"], responses=doc_responses)
+    def get_denylist(request: Request, device: Annotated[str, Depends(device_auth)]) -> Response:
+        """The deny list: JSON list of {"hash", "note"}, with ETag."""
+        return _serve_document("denylist", request)
+
+    @app.put("/v1/{name}", tags=["admin"], status_code=204, dependencies=[Depends(admin_auth)],
+             responses={404: {"description": "not a published document"}})
+    async def put_document(name: str, request: Request) -> Response:
+        """Publish a new trust list, rules or deny list (admin). Same as `collector publish`."""
+        if name not in DOCUMENTS:
+            raise HTTPException(404, f"no document {name!r}; one of {', '.join(DOCUMENTS)}")
+        body = await request.body()
+        if len(body) > MAX_DOCUMENT_BYTES:
+            raise HTTPException(413, f"document larger than {MAX_DOCUMENT_BYTES} bytes")
+        ctype = request.headers.get("content-type", "application/octet-stream")
+        store.publish(name, body, content_type=ctype, now=clock())
+        return Response(status_code=204)
+
+    @app.get("/v1/reports/daily.csv", tags=["admin"], response_class=PlainTextResponse,
+             dependencies=[Depends(admin_auth)])
+    def daily_csv(day: Annotated[date, Query(alias="date", description="YYYY-MM-DD, Vietnam local")]) -> Response:
+        """The daily report per venue as CSV."""
+        rep = report_mod.build(day, store.day_counts(day))
+        return Response(report_mod.to_csv(rep), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="daily-{day.isoformat()}.csv"'})
+
+    @app.get("/v1/reports/daily", tags=["admin"], response_class=HTMLResponse,
+             dependencies=[Depends(admin_auth)])
+    def daily_html(day: Annotated[date, Query(alias="date", description="YYYY-MM-DD, Vietnam local")]) -> HTMLResponse:
+        """The daily report per venue as a readable page with an entries-per-hour chart."""
+        return HTMLResponse(report_mod.to_html(report_mod.build(day, store.day_counts(day))))
+
+    @app.get("/v1/trace", tags=["admin"], response_model=TraceAnswer, dependencies=[Depends(admin_auth)])
+    def trace(venue: Optional[str] = None, at: Optional[AwareDatetime] = None,
+              window_minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 60,
+              subject_hash: Optional[str] = None) -> TraceAnswer:
+        """Who was at `venue` within `window_minutes` of `at`; or, with `subject_hash`, who
+        was near each visit of that person."""
+        from datetime import timedelta
+
+        try:
+            res = trace_query(store, venue=venue, at=at, window=timedelta(minutes=window_minutes),
+                              subject_hash=subject_hash, now=clock())
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        people = [TracePerson(**{k: r[k] for k in TracePerson.model_fields}) for r in res.people]
+        return TraceAnswer(venue=venue, count=len(people), people=people, windows=[
+            {"start": s, "end": e, "venue": v} for s, e, v in res.windows])
+
+    return app
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    tags = [t.strip() for t in header.split(",")]
+    return any(t.removeprefix("W/") == etag for t in tags)

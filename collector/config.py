@@ -1,0 +1,102 @@
+"""The collector's configuration: a small TOML file and/or environment variables.
+
+Precedence: command-line flags, then environment variables, then the TOML file
+(`--config FILE` or `$COLLECTOR_CONFIG`), then the defaults below.
+
+    # collector.toml
+    db_url = "postgresql://collector@db.example/collector"   # env COLLECTOR_DB_URL
+    admin_token = "long-random-string"                       # env COLLECTOR_ADMIN_TOKEN
+    host = "127.0.0.1"                                       # env COLLECTOR_HOST
+    port = 8470                                              # env COLLECTOR_PORT
+    max_body_bytes = 8388608                                 # env COLLECTOR_MAX_BODY_BYTES
+    max_inflated_bytes = 67108864                            # env COLLECTOR_MAX_INFLATED_BYTES
+
+The admin token guards the report, tracing and publishing endpoints; when it is empty
+those endpoints refuse every request (401) instead of being open.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["CollectorConfig", "load", "DEFAULT_DB_URL", "DEFAULT_PORT"]
+
+DEFAULT_DB_URL = "sqlite:///collector.db"
+DEFAULT_PORT = 8470
+#: Largest request body accepted on the wire (gzip-compressed).
+MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Largest body after decompression: a guard against gzip bombs.
+MAX_INFLATED_BYTES = 64 * 1024 * 1024
+ENV_PREFIX = "COLLECTOR_"
+
+
+class CollectorConfigError(ValueError):
+    """A collector config file or variable is wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    db_url: str = DEFAULT_DB_URL
+    admin_token: str = ""
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_inflated_bytes: int = MAX_INFLATED_BYTES
+
+    def __repr__(self) -> str:  # never print the admin token
+        shown = dataclasses.replace(self, admin_token="***" if self.admin_token else "")
+        return "CollectorConfig(" + ", ".join(
+            f"{f.name}={getattr(shown, f.name)!r}" for f in dataclasses.fields(self)) + ")"
+
+
+def _coerce(where: str, key: str, value: Any) -> Any:
+    want = {f.name: f.type for f in dataclasses.fields(CollectorConfig)}[key]
+    if want in ("int", int):
+        if isinstance(value, str):
+            try:
+                value = int(value)
+            except ValueError:
+                raise CollectorConfigError(f"{where}: {key} = {value!r}: expected an integer") from None
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise CollectorConfigError(f"{where}: {key} = {value!r}: expected a positive integer")
+        return value
+    if not isinstance(value, str):
+        raise CollectorConfigError(f"{where}: {key} = {value!r}: expected a string")
+    return value
+
+
+def load(path: str | os.PathLike | None = None, *, env: Mapping[str, str] | None = None,
+         **overrides: Any) -> CollectorConfig:
+    """Build the config from a TOML file, the environment and explicit overrides
+    (`None` overrides are ignored, so argparse defaults can be passed straight in)."""
+    env = os.environ if env is None else env
+    keys = {f.name for f in dataclasses.fields(CollectorConfig)}
+    values: dict[str, Any] = {}
+    path = path or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        where = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CollectorConfigError(f"{where}: config file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise CollectorConfigError(f"{where}: not valid TOML: {exc}") from None
+        for key, value in data.items():
+            if key not in keys:
+                raise CollectorConfigError(f"{where}: unknown key {key!r}; allowed: {', '.join(sorted(keys))}")
+            values[key] = _coerce(where, key, value)
+    for key in keys:
+        name = ENV_PREFIX + key.upper()
+        if env.get(name):
+            values[key] = _coerce(f"${name}", key, env[name])
+    for key, value in overrides.items():
+        if value is not None:
+            if key not in keys:
+                raise CollectorConfigError(f"unknown setting {key!r}")
+            values[key] = _coerce("command line", key, value)
+    return CollectorConfig(**values)

@@ -1,0 +1,332 @@
+"""The collector's store: one SQLAlchemy Core code path for SQLite and PostgreSQL.
+
+Entries are unique on their UUID (made at scan time on the kiosk); a batch is inserted
+with the dialect's `INSERT ... ON CONFLICT DO NOTHING` in one transaction, so a resent
+batch adds nothing and the answer says how many were new and how many were already there.
+
+    >>> store = Store("sqlite://")
+    >>> store.create_enrol_code("kiosk-1", now=datetime(2026, 1, 1, tzinfo=timezone.utc))[:4].isalnum()
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterable, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+__all__ = [
+    "Store", "BatchResult", "Document", "EnrolError", "REPORT_TZ", "DOCUMENTS",
+    "local_day", "metadata",
+]
+
+#: The report day is Vietnam's local day. Vietnam has had no daylight saving since 1975,
+#: so a fixed offset is exact and needs no tz database on the server.
+REPORT_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
+#: A one-time enrolment code is valid this long after it is minted.
+ENROL_CODE_TTL = timedelta(days=7)
+#: Documents the collector publishes to kiosks (GET /v1/<name>).
+DOCUMENTS = ("trust", "rules", "denylist")
+#: Characters of an enrolment code: no 0/O/1/I/L, so a technician can type it from paper.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CODE_LENGTH = 10
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+metadata = sa.MetaData()
+
+entries = sa.Table(
+    "entries", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # the kiosk's UUID: the dedupe key
+    sa.Column("device_id", sa.String(64), nullable=False),
+    sa.Column("venue_code", sa.String(64), nullable=False),
+    sa.Column("scanned_at", sa.DateTime(), nullable=False),  # naive UTC on both engines
+    # Report keys computed at ingest, so reports group without dialect-specific date math.
+    sa.Column("day_local", sa.String(10), nullable=False),
+    sa.Column("hour_local", sa.SmallInteger(), nullable=False),
+    sa.Column("outcome", sa.String(8), nullable=False),
+    sa.Column("reason", sa.String(40), nullable=False),
+    sa.Column("scheme", sa.String(16), nullable=False),
+    sa.Column("subject_hash", sa.String(128)),
+    sa.Column("name_masked", sa.Text()),
+    sa.Column("personal", sa.Text()),
+    sa.Column("sealed", sa.Boolean(), nullable=False, default=False),
+    sa.Column("override_of", sa.String(36)),
+    sa.Column("batch_id", sa.String(64)),
+    sa.Column("received_at", sa.DateTime(), nullable=False),
+    sa.Index("entries_venue_day", "venue_code", "day_local"),
+    sa.Index("entries_venue_time", "venue_code", "scanned_at"),
+    sa.Index("entries_subject", "subject_hash"),
+)
+
+devices = sa.Table(
+    "devices", metadata,
+    sa.Column("device_id", sa.String(64), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 hex
+    sa.Column("enrolled_at", sa.DateTime(), nullable=False),
+)
+
+enrol_codes = sa.Table(
+    "enrol_codes", metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("device_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("expires_at", sa.DateTime(), nullable=False),
+    sa.Column("used_at", sa.DateTime()),
+)
+
+documents = sa.Table(
+    "documents", metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("content_type", sa.String(64), nullable=False),
+    sa.Column("etag", sa.String(80), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+)
+
+
+class EnrolError(Exception):
+    """Enrolment refused. `status` is the HTTP status the API answers with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    accepted: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class Document:
+    name: str
+    body: bytes
+    content_type: str
+    etag: str
+    updated_at: datetime
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _naive_utc(ts: datetime) -> datetime:
+    if ts.tzinfo is None:
+        return ts
+    return ts.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    return ts.replace(tzinfo=timezone.utc) if ts is not None and ts.tzinfo is None else ts
+
+
+def local_day(ts: datetime) -> tuple[str, int]:
+    """The report day and hour (Vietnam local time) of a UTC instant.
+
+    >>> local_day(datetime(2026, 3, 1, 17, 30, tzinfo=timezone.utc))
+    ('2026-03-02', 0)
+    """
+    local = (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).astimezone(REPORT_TZ)
+    return local.date().isoformat(), local.hour
+
+
+def normalise_url(url: str) -> str:
+    """Let operators write `postgresql://...`: use the psycopg 3 driver we ship with."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class Store:
+    """The collector's database. A context manager; `close()` is idempotent.
+
+    `Store("sqlite:///collector.db")` or `Store("postgresql://user@host/db")`.
+    """
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self.url = normalise_url(url)
+        kwargs: dict[str, Any] = {}
+        if self.url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False,
+                                      "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            if self.url in ("sqlite://", "sqlite:///:memory:"):
+                kwargs["poolclass"] = sa.pool.StaticPool  # one shared in-memory database
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine = sa.create_engine(self.url, **kwargs)
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        if create:
+            metadata.create_all(self.engine)
+        self._closed = False
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.engine.dispose()
+
+    def reset(self) -> None:
+        """Drop and recreate every table (tests and benchmarks only)."""
+        metadata.drop_all(self.engine)
+        metadata.create_all(self.engine)
+
+    def _insert(self, table: sa.Table):
+        return (postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table))
+
+    # --- devices & enrolment --------------------------------------------------------
+    def create_enrol_code(self, device_id: str, *, now: datetime, ttl: timedelta = ENROL_CODE_TTL) -> str:
+        """Mint a one-time enrolment code for `device_id`; only its hash is stored."""
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        with self.engine.begin() as conn:
+            conn.execute(enrol_codes.insert().values(
+                code_hash=_hash(code), device_id=device_id, created_at=_naive_utc(now),
+                expires_at=_naive_utc(now + ttl), used_at=None))
+        return code
+
+    def enrol(self, device_id: str, code: str, *, now: datetime) -> str:
+        """Trade a one-time code for a device token. The code works once: a second use,
+        an unknown or expired code, or a code minted for another device raise EnrolError."""
+        code = code.strip().upper()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(enrol_codes).where(
+                enrol_codes.c.code_hash == _hash(code))).mappings().first()
+            if row is None:
+                raise EnrolError(401, "unknown enrolment code")
+            if row["device_id"] != device_id:
+                raise EnrolError(403, f"this code was issued for another device, not {device_id!r}")
+            if row["used_at"] is not None:
+                raise EnrolError(409, "this enrolment code was already used; mint a new one")
+            if row["expires_at"] < _naive_utc(now):
+                raise EnrolError(401, "this enrolment code has expired; mint a new one")
+            # Conditional update: of two concurrent uses only one sees rowcount 1.
+            used = conn.execute(enrol_codes.update().where(
+                (enrol_codes.c.code_hash == row["code_hash"]) & enrol_codes.c.used_at.is_(None)
+            ).values(used_at=_naive_utc(now)))
+            if used.rowcount != 1:
+                raise EnrolError(409, "this enrolment code was already used; mint a new one")
+            token = secrets.token_urlsafe(32)
+            stmt = self._insert(devices).values(
+                device_id=device_id, token_hash=_hash(token), enrolled_at=_naive_utc(now))
+            # Re-enrolling a device (new SD card) replaces its token.
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["device_id"],
+                set_={"token_hash": stmt.excluded.token_hash, "enrolled_at": stmt.excluded.enrolled_at})
+            conn.execute(stmt)
+        return token
+
+    def device_for_token(self, token: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(devices.c.device_id).where(
+                devices.c.token_hash == _hash(token))).scalar()
+
+    # --- entries --------------------------------------------------------------------
+    def insert_batch(self, rows: Sequence[Mapping[str, Any]], *, batch_id: str, now: datetime) -> BatchResult:
+        """Insert a batch of validated entries in one transaction; existing ids are skipped.
+
+        Each row needs the upload fields (`id`, `scanned_at` as an aware datetime, ...)."""
+        if not rows:
+            return BatchResult(0, 0)
+        received = _naive_utc(now)
+        values = []
+        for r in rows:
+            day, hour = local_day(r["scanned_at"])
+            values.append({
+                "id": r["id"], "device_id": r["device_id"], "venue_code": r["venue_code"],
+                "scanned_at": _naive_utc(r["scanned_at"]), "day_local": day, "hour_local": hour,
+                "outcome": r["outcome"], "reason": r["reason"], "scheme": r["scheme"],
+                "subject_hash": r.get("subject_hash"), "name_masked": r.get("name_masked"),
+                "personal": r.get("personal"), "sealed": bool(r.get("sealed")),
+                "override_of": r.get("override_of"), "batch_id": batch_id, "received_at": received,
+            })
+        stmt = self._insert(entries).on_conflict_do_nothing(index_elements=["id"]).returning(entries.c.id)
+        with self.engine.begin() as conn:
+            # RETURNING with executemany: only the rows actually inserted come back.
+            new = conn.execute(stmt, values).all()
+        accepted = len(new)
+        return BatchResult(accepted=accepted, duplicates=len(values) - accepted)
+
+    def count_entries(self, *, device_id: str | None = None) -> int:
+        q = sa.select(sa.func.count()).select_from(entries)
+        if device_id is not None:
+            q = q.where(entries.c.device_id == device_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar() or 0)
+
+    def entry_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.select(entries.c.id).order_by(entries.c.id))]
+
+    # --- documents (trust list, rules, deny list) ----------------------------------
+    def publish(self, name: str, body: bytes, *, content_type: str, now: datetime) -> Document:
+        """Store a new version of a published document; its ETag is a hash of the body."""
+        if name not in DOCUMENTS:
+            raise ValueError(f"unknown document {name!r}; one of {', '.join(DOCUMENTS)}")
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        stmt = self._insert(documents).values(
+            name=name, body=body, content_type=content_type, etag=etag, updated_at=_naive_utc(now))
+        stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={
+            "body": stmt.excluded.body, "content_type": stmt.excluded.content_type,
+            "etag": stmt.excluded.etag, "updated_at": stmt.excluded.updated_at})
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+        return Document(name, body, content_type, etag, now)
+
+    def document(self, name: str) -> Document | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(documents).where(documents.c.name == name)).mappings().first()
+        if row is None:
+            return None
+        return Document(row["name"], bytes(row["body"]), row["content_type"], row["etag"],
+                        _aware(row["updated_at"]))
+
+    # --- report & tracing -----------------------------------------------------------
+    def day_counts(self, day: date) -> list[dict[str, Any]]:
+        """Counts for one local day grouped by venue, outcome, reason and hour."""
+        c = entries.c
+        q = (sa.select(c.venue_code, c.outcome, c.reason, c.hour_local, sa.func.count().label("n"))
+             .where(c.day_local == day.isoformat())
+             .group_by(c.venue_code, c.outcome, c.reason, c.hour_local))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def visits(self, *, venue: str | None, start: datetime, end: datetime,
+               subject_hash: str | None = None) -> list[dict[str, Any]]:
+        """Entries at `venue` (any venue when None) with start <= scanned_at <= end."""
+        c = entries.c
+        q = sa.select(entries).where(c.scanned_at >= _naive_utc(start), c.scanned_at <= _naive_utc(end))
+        if venue is not None:
+            q = q.where(c.venue_code == venue)
+        if subject_hash is not None:
+            q = q.where(c.subject_hash == subject_hash)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(q.order_by(c.scanned_at, c.id)).mappings()]
+        for r in rows:
+            r["scanned_at"] = _aware(r["scanned_at"])
+            r["received_at"] = _aware(r["received_at"])
+        return rows
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.close()
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True).encode("utf-8")

@@ -1,0 +1,53 @@
+"""Contact tracing: who was at a venue within a window of a given time.
+
+Two questions, one function:
+- `trace(store, venue="V1", at=t, window=timedelta(minutes=30))`: everyone logged at V1
+  between t-30min and t+30min.
+- `trace(store, venue="V1", subject_hash=h, window=...)`: every visit of the case `h`
+  to V1 (or to any venue when `venue` is None), and everyone logged within the window
+  of each visit. `at`, if given, limits the case's visits to the day around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+__all__ = ["trace", "TraceResult", "MAX_WINDOW", "CASE_LOOKBACK"]
+
+#: The longest window a query may ask for: tracing is targeted, not a data export.
+MAX_WINDOW = timedelta(hours=24)
+#: With a subject and no time, look this far back for the case's visits (incubation period).
+CASE_LOOKBACK = timedelta(days=21)
+#: With a subject and a time, the case's visits are searched this far around it.
+CASE_AROUND = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    venue: str | None
+    windows: list[tuple[datetime, datetime, str | None]]  # (start, end, venue)
+    people: list[dict[str, Any]]
+
+
+def trace(store: Any, *, venue: str | None, at: datetime | None, window: timedelta,
+          subject_hash: str | None = None, now: datetime) -> TraceResult:
+    if window <= timedelta(0) or window > MAX_WINDOW:
+        raise ValueError(f"window must be between 1 minute and {MAX_WINDOW}")
+    if subject_hash is None:
+        if venue is None or at is None:
+            raise ValueError("give a venue and a time, or a subject_hash")
+        windows = [(at - window, at + window, venue)]
+    else:
+        start, end = ((at - CASE_AROUND, at + CASE_AROUND) if at is not None
+                      else (now - CASE_LOOKBACK, now))
+        visits = store.visits(venue=venue, start=start, end=end, subject_hash=subject_hash)
+        windows = [(v["scanned_at"] - window, v["scanned_at"] + window, v["venue_code"]) for v in visits]
+    seen: dict[str, dict[str, Any]] = {}
+    for start, end, where in windows:
+        for row in store.visits(venue=where, start=start, end=end):
+            row["is_case"] = subject_hash is not None and row["subject_hash"] == subject_hash
+            seen.setdefault(row["id"], row)
+    people = sorted(seen.values(), key=lambda r: (r["scanned_at"], r["id"]))
+    return TraceResult(venue, windows, people)

@@ -1,0 +1,106 @@
+"""Run the real collector for tests: uvicorn in a thread on a free loopback port, over
+SQLite (a file in tmp_path) or PostgreSQL ($KIOSK_TEST_PG_URL, started by
+.ci/start-postgres). Under CI=true a missing PostgreSQL fails the test instead of skipping."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+PG_ENV = "KIOSK_TEST_PG_URL"
+ADMIN_TOKEN = "test-admin-token"
+DEVICE = "kiosk-1"
+ENGINES = ("sqlite", "postgresql")
+START_TIMEOUT_S = 20.0
+
+
+def pg_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        message = f"PostgreSQL not configured: set {PG_ENV} (eval \"$(.ci/start-postgres)\")"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+def db_url_for(engine: str, tmp_path: Path) -> str:
+    if engine == "sqlite":
+        return f"sqlite:///{tmp_path / 'collector.db'}"
+    return pg_url()
+
+
+def open_store(engine: str, tmp_path: Path):
+    from collector.storage import Store
+
+    store = Store(db_url_for(engine, tmp_path))
+    if engine == "postgresql":
+        store.reset()  # one shared test database: start every test from empty tables
+    return store
+
+
+class RunningCollector:
+    """The collector app served by uvicorn in a background thread."""
+
+    def __init__(self, store, **config) -> None:
+        import uvicorn
+
+        from collector.app import create_app
+        from collector.config import CollectorConfig
+
+        self.store = store
+        self.config = CollectorConfig(db_url=store.url, admin_token=ADMIN_TOKEN, **config)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(create_app(store, self.config), log_level="warning",
+                                                    lifespan="off", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = threading.Event()
+        for _ in range(int(START_TIMEOUT_S * 20)):
+            if self.server.started:
+                break
+            deadline.wait(0.05)
+        else:
+            raise RuntimeError("collector did not start")
+
+    def token(self, device: str = DEVICE) -> str:
+        code = self.store.create_enrol_code(device, now=datetime.now(timezone.utc))
+        return self.store.enrol(device, code, now=datetime.now(timezone.utc))
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+    def __enter__(self) -> "RunningCollector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def fill_journal(journal, n: int, *, venue: str = "V1", device: str = DEVICE,
+                 start: datetime | None = None, step: timedelta = timedelta(seconds=7)) -> list[str]:
+    """Record n distinct entries (a mix of verdicts) and return their ids."""
+    from kiosk.model import Credential, Outcome, Reason, Scan, Verdict
+
+    start = start or datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
+    verdicts = [Verdict(Outcome.PASS, Reason.OK, "dcc", "Nguyễn V*** A"),
+                Verdict(Outcome.FAIL, Reason.EXPIRED, "dcc"),
+                Verdict(Outcome.REVIEW, Reason.IDENTITY_ONLY, "cccd")]
+    ids = []
+    with journal.atomic():  # one transaction: fast fixtures, same rows as one by one
+        for i in range(n):
+            scan = Scan(f"code-{uuid.uuid4()}", source="test", engine="test", at=start + i * step)
+            cred = Credential(scheme="cccd", subject_key=f"person-{i}", personal={"name": f"Person {i}"})
+            entry = journal.record(scan, verdicts[i % 3], cred, venue=venue, device=device)
+            ids.append(entry.id)
+    return ids
