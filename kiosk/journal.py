@@ -466,20 +466,29 @@ class _Atomic:
             conn.execute("BEGIN IMMEDIATE")
             self.outer = True
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         conn = self.j.db.conn
         try:
             if self.outer:
                 if exc_type is None:
                     try:
                         conn.execute("COMMIT")
-                    except sqlite3.OperationalError as exc:
-                        conn.execute("ROLLBACK")
-                        raise JournalError(f"{self.j.path}: commit failed: {exc}") from exc
+                    except sqlite3.OperationalError as err:
+                        self._rollback(conn)
+                        raise JournalError(f"{self.j.path}: commit failed: {err}") from err
                 else:
-                    conn.execute("ROLLBACK")
+                    self._rollback(conn)
+                    if isinstance(exc, sqlite3.OperationalError):
+                        # Disk full or I/O error mid-transaction: nothing was committed.
+                        raise JournalError(f"{self.j.path}: write failed: {exc}") from exc
         finally:
             self.j._lock.release()
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        # SQLite has already rolled back by itself after SQLITE_FULL / SQLITE_IOERR.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

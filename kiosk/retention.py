@@ -1,0 +1,129 @@
+"""Journal retention: delete entries that were uploaded and are older than
+`journal.retention_days`, then give the space back when that is worthwhile.
+
+Never touches an entry still in the outbox: an unsent entry is kept however old it is
+(the disk guard in kiosk.health shows `disk_full` long before it matters).
+
+    kiosk retention            # what the daily timer runs
+    kiosk retention --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sqlite3
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from kiosk.config import Config
+from kiosk.errors import JournalError
+from kiosk.health import disk_space
+from kiosk.journal import Journal
+
+__all__ = ["RetentionReport", "run_retention", "register"]
+
+log = logging.getLogger(__name__)
+
+#: VACUUM rewrites the whole file; do it only when at least this share of it is free
+#: pages, and at least this many bytes come back.
+VACUUM_MIN_FREE_FRACTION = 0.25
+VACUUM_MIN_FREE_BYTES = 4 * 1024 * 1024
+#: VACUUM needs up to twice the file size in temporary space; never start one that
+#: could fill the disk the kiosk writes to.
+VACUUM_SPACE_FACTOR = 2.5
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    journal: str
+    purged: int
+    vacuumed: bool
+    size_before: int
+    size_after: int
+    free_pages_bytes: int
+    note: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            total += Path(str(path) + suffix).stat().st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def run_retention(cfg: Config, *, now: datetime, force_vacuum: bool = False,
+                  min_free_fraction: float = VACUUM_MIN_FREE_FRACTION,
+                  min_free_bytes: int = VACUUM_MIN_FREE_BYTES) -> RetentionReport:
+    """Purge, checkpoint and (when worthwhile and safe) VACUUM the journal."""
+    path = cfg.journal_path()
+    if not path.exists():
+        return RetentionReport(str(path), 0, False, 0, 0, 0, "no journal yet")
+    before = _size(path)
+    with Journal(path) as journal:
+        purged = journal.purge(now=now, retention_days=cfg.journal.retention_days)
+        conn = journal.db.conn
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        free_bytes = free * page_size
+        vacuumed, note = False, "nothing to compact"
+        worthwhile = force_vacuum or (pages and free / pages >= min_free_fraction
+                                      and free_bytes >= min_free_bytes)
+        if worthwhile:
+            room = disk_space(path).free
+            if room < VACUUM_SPACE_FACTOR * pages * page_size:
+                note = f"compaction skipped: needs {VACUUM_SPACE_FACTOR:g}x the journal size free"
+            else:
+                try:
+                    conn.execute("VACUUM")
+                    vacuumed, note = True, "compacted"
+                except sqlite3.OperationalError as exc:
+                    # Busy or out of space: the purge already stands; try again tomorrow.
+                    note = f"compaction skipped: {exc}"
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError as exc:
+            log.info("checkpoint deferred: %s", exc)
+    report = RetentionReport(str(path), purged, vacuumed, before, _size(path), free_bytes, note)
+    log.info("retention: purged %d entries older than %d days; %s", purged,
+             cfg.journal.retention_days, note)
+    return report
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Delete journal entries that were uploaded and are older than journal.retention_days,
+    then compact the file when that frees enough space. Unsent entries are always kept.
+
+    Example: kiosk retention --json
+    """
+    from kiosk.cli import _config
+    from kiosk.model import utcnow
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    cfg = _config(args)
+    try:
+        report = run_retention(cfg, now=utcnow(), force_vacuum=args.vacuum)
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{cfg.journal_path()}: retention failed: {exc}") from exc
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(f"{report.journal}: purged {report.purged} entries; {report.note}; "
+              f"{report.size_before} -> {report.size_after} bytes")
+    return 0
+
+
+def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
+    p = add(sub, "retention", cmd_retention)
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument("--vacuum", action="store_true", help="compact the file even when little is free")
