@@ -1,0 +1,353 @@
+"""The QR decoder chain: zxing-cpp, then zbar, then preprocessed variants, within a budget.
+
+Order, stopping at the first stage that reads a code:
+1. zxing-cpp on the plain frame. It already tries rotations, inverted (dark-mode) codes
+   and downscaled copies, and is the fastest engine, so most frames end here.
+2. zbar on the plain frame (it reads some blurred or stylised codes zxing misses).
+3. Preprocessed variants (other binarizer, contrast equalisation, rescaling, sharpening,
+   smoothing against moiré, thresholding, inversion), each tried with zxing then zbar,
+   until `cfg.decoder.budget_ms` is spent.
+
+No misreads: a text is reported only when the engine's own checks passed (zxing-cpp: the
+result is valid, error correction succeeded; zbar: a QR symbol). zbar is run in binary
+mode so it hands back the raw bytes instead of guessing a charset (its guess turns UTF-8
+Vietnamese or Shift-JIS into the wrong letters); those bytes are accepted when they are
+valid UTF-8 (which ASCII is) and dropped otherwise, since zxing-cpp, which honours ECI
+and the QR default charsets, has already had its turn on that frame.
+
+    >>> from kiosk.config import load_config
+    >>> decoder = Decoder(load_config(None, search=False).decoder)
+    >>> result = decoder.decode_path("ticket.png")            # doctest: +SKIP
+    >>> [c.text for c in result.codes], result.ms              # doctest: +SKIP
+    (['HC1:NCFOXN%TS3DH...'], 3.1)
+
+A Decoder keeps a zbar scanner between calls: use one Decoder per thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from kiosk.errors import DecodeError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from kiosk.config import DecoderConfig
+
+__all__ = ["Code", "DecodeResult", "Decoder", "VARIANTS"]
+
+log = logging.getLogger(__name__)
+
+# Frames wider or taller than this are halved before the zbar and variant passes: the
+# codes people hold up fill a good part of a gate camera's view, and zbar's time grows
+# with the pixel count. zxing's plain pass always sees the full frame.
+VARIANT_MAX_SIDE = 1400
+# Images smaller than this are upscaled in the "upscale" variant (small modules).
+UPSCALE_BELOW_SIDE = 900
+
+
+@dataclass(frozen=True)
+class Code:
+    """One decoded QR code: its text, which engine read it, and its raw bytes when known."""
+
+    text: str
+    engine: str
+    raw: bytes | None = None
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """The codes read in one image (deduplicated by text) and the time it took."""
+
+    codes: tuple[Code, ...]
+    ms: float
+
+    @property
+    def texts(self) -> list[str]:
+        return [c.text for c in self.codes]
+
+
+# -- engines ----------------------------------------------------------------------------
+
+def _zxing_read(image: "np.ndarray", *, binarizer: str = "local", engine: str = "zxing") -> list[Code]:
+    import zxingcpp
+
+    binarizers = {"local": zxingcpp.Binarizer.LocalAverage, "global": zxingcpp.Binarizer.GlobalHistogram}
+    found = zxingcpp.read_barcodes(
+        image, formats=zxingcpp.BarcodeFormat.QRCode, try_rotate=True, try_invert=True,
+        try_downscale=True, binarizer=binarizers[binarizer],
+        # Plain: the text exactly as encoded (HRI would escape control characters).
+        text_mode=zxingcpp.TextMode.Plain, return_errors=False)
+    return [Code(text=b.text, engine=engine, raw=bytes(b.bytes)) for b in found
+            if b.valid and b.format == zxingcpp.BarcodeFormat.QRCode]
+
+
+class _Zbar:
+    """zbar through pyzbar's ctypes bindings, set up once: QR only, binary output."""
+
+    def __init__(self) -> None:
+        from pyzbar import wrapper as zw
+
+        self._zw = zw
+        self._scanner = zw.zbar_image_scanner_create()
+        zw.zbar_image_scanner_set_config(self._scanner, 0, zw.ZBarConfig.CFG_ENABLE, 0)  # 0: all symbologies
+        self._set("qrcode.enable")
+        # "binary" exists from zbar 0.23 on; older ones only give converted text.
+        self.binary = self._set("qrcode.binary")
+        self._get_type = zw.zbar_function("zbar_symbol_get_type", ctypes.c_int, ctypes.POINTER(zw.zbar_symbol))
+
+    def _set(self, setting: str) -> bool:
+        zw = self._zw
+        sym, cfg, val = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+        if zw.zbar_parse_config(setting.encode(), ctypes.byref(sym), ctypes.byref(cfg), ctypes.byref(val)):
+            return False
+        return zw.zbar_image_scanner_set_config(self._scanner, sym.value, cfg.value, val.value) == 0
+
+    def read(self, image: "np.ndarray", engine: str = "zbar") -> list[Code]:
+        import numpy as np
+
+        zw = self._zw
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        height, width = image.shape[:2]
+        data = image.tobytes()
+        img = zw.zbar_image_create()
+        try:
+            zw.zbar_image_set_format(img, 0x30303859)  # fourcc 'Y800': 8-bit grey
+            zw.zbar_image_set_size(img, width, height)
+            zw.zbar_image_set_data(img, ctypes.cast(data, ctypes.c_void_p), len(data), None)
+            if zw.zbar_scan_image(self._scanner, img) < 0:
+                return []
+            codes = []
+            symbol = zw.zbar_image_first_symbol(img)
+            while symbol:
+                if self._get_type(symbol) == int(zw.ZBarSymbol.QRCODE):
+                    raw = ctypes.string_at(zw.zbar_symbol_get_data(symbol), zw.zbar_symbol_get_data_length(symbol))
+                    text = self._text(raw)
+                    if text is not None:
+                        codes.append(Code(text=text, engine=engine, raw=raw if self.binary else None))
+                symbol = zw.zbar_symbol_next(symbol)
+            return codes
+        finally:
+            zw.zbar_image_destroy(img)
+
+    def _text(self, raw: bytes) -> str | None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            log.debug("zbar: dropped a non-UTF-8 payload (%d bytes); charset unknown", len(raw))
+            return None
+        if not self.binary and not text.isascii():
+            return None  # zbar guessed a charset; its guess cannot be trusted
+        return text
+
+    def close(self) -> None:
+        if self._scanner:
+            self._zw.zbar_image_scanner_destroy(self._scanner)
+            self._scanner = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
+        try:
+            self.close()
+        except (AttributeError, TypeError, OSError):
+            pass
+
+
+# -- preprocessing variants ---------------------------------------------------------------
+
+def _clahe(img):
+    import cv2
+
+    return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(img)
+
+
+def _equalize(img):
+    import cv2
+
+    return cv2.equalizeHist(img)
+
+
+def _downscale(img):
+    import cv2
+
+    return cv2.resize(img, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+
+
+def _upscale(img):
+    import cv2
+
+    if max(img.shape) >= UPSCALE_BELOW_SIDE:
+        return None
+    return cv2.resize(img, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+
+
+def _sharpen(img):
+    import cv2
+
+    return cv2.addWeighted(img, 1.6, cv2.GaussianBlur(img, (0, 0), 2.0), -0.6, 0)
+
+
+def _smooth(img):
+    import cv2
+
+    # Moiré and sensor noise break module edges into dots; a median filter joins them.
+    return cv2.medianBlur(img, 5)
+
+
+def _otsu(img):
+    import cv2
+
+    return cv2.threshold(cv2.GaussianBlur(img, (3, 3), 0), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1]
+
+
+def _adaptive(img):
+    import cv2
+
+    block = max(15, (min(img.shape) // 20) | 1)
+    return cv2.adaptiveThreshold(img, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, 7)
+
+
+def _invert(img):
+    import cv2
+
+    return cv2.bitwise_not(img)  # zbar cannot read light-on-dark codes
+
+
+def _gamma_dark(img):
+    import numpy as np
+
+    # Low light: lift the shadows where a dim code's modules sit.
+    lut = (np.power(np.arange(256) / 255.0, 0.5) * 255).astype(np.uint8)
+    return lut[img]
+
+
+# (name, transform, engines that are worth running on it). Ordered by how often each
+# rescued a frame in bench/decode_bench.py per millisecond spent.
+VARIANTS: tuple[tuple[str, Callable | None, tuple[str, ...]], ...] = (
+    ("global-binarizer", None, ("zxing-global",)),
+    ("downscale", _downscale, ("zbar", "zxing")),
+    ("invert", _invert, ("zbar",)),
+    ("clahe", _clahe, ("zxing", "zbar", "zxing-global")),
+    ("smooth", _smooth, ("zxing", "zbar")),
+    ("upscale", _upscale, ("zxing", "zbar")),
+    ("sharpen", _sharpen, ("zxing", "zbar")),
+    ("gamma", _gamma_dark, ("zxing", "zbar")),
+    ("otsu", _otsu, ("zxing", "zbar")),
+    ("equalize", _equalize, ("zxing-global", "zbar")),
+    ("adaptive", _adaptive, ("zxing", "zbar")),
+)
+
+
+class Decoder:
+    """Reads QR codes in greyscale frames with the configured engines and budget.
+
+    >>> decoder = Decoder(cfg.decoder)                       # doctest: +SKIP
+    >>> decoder.decode(frame.image).texts                    # doctest: +SKIP
+    ['Nguyễn Văn A']
+    """
+
+    def __init__(self, cfg: "DecoderConfig | None" = None) -> None:
+        if cfg is None:
+            from kiosk.config import DecoderConfig
+
+            cfg = DecoderConfig()
+        self.cfg = cfg
+        self.engines = tuple(cfg.engines)
+        self._zbar = _Zbar() if "zbar" in self.engines else None
+
+    def decode(self, image: "np.ndarray") -> DecodeResult:
+        """Codes in one frame (greyscale or BGR uint8). Never raises for a frame without codes."""
+        started = time.perf_counter()
+        grey = _as_grey(image)
+        codes = self._decode(grey, started)
+        return DecodeResult(codes=_dedupe(codes), ms=(time.perf_counter() - started) * 1000.0)
+
+    def decode_path(self, path: str | os.PathLike) -> DecodeResult:
+        """Codes in an image file; DecodeError when the file is not a readable image."""
+        import cv2
+        import numpy as np
+
+        path = Path(path)
+        started = time.perf_counter()
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+        except OSError as exc:
+            raise DecodeError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+        if image is None:
+            raise DecodeError(f"{path}: not a readable image")
+        codes = self._decode(image, started)
+        return DecodeResult(codes=_dedupe(codes), ms=(time.perf_counter() - started) * 1000.0)
+
+    def close(self) -> None:
+        if self._zbar is not None:
+            self._zbar.close()
+
+    # -- the chain --------------------------------------------------------------------
+
+    def _run(self, engine: str, image: "np.ndarray", label: str) -> list[Code]:
+        if engine == "zxing" and "zxing" in self.engines:
+            return _zxing_read(image, engine=label)
+        if engine == "zxing-global" and "zxing" in self.engines:
+            return _zxing_read(image, binarizer="global", engine=label)
+        if engine == "zbar" and self._zbar is not None:
+            return self._zbar.read(image, engine=label)
+        return []
+
+    def _decode(self, grey: "np.ndarray", started: float) -> list[Code]:
+        for engine in self.engines:
+            codes = self._run(engine, grey, engine)
+            if codes:
+                return codes
+        if not self.cfg.variants:
+            return []
+        budget_s = self.cfg.budget_ms / 1000.0
+        base = grey
+        if max(grey.shape) > VARIANT_MAX_SIDE:
+            base = _downscale(grey)
+        for name, transform, engines in VARIANTS:
+            if time.perf_counter() - started >= budget_s:
+                break
+            image = base if transform is None else transform(base)
+            if image is None:
+                continue
+            for engine in engines:
+                if time.perf_counter() - started >= budget_s:
+                    break
+                codes = self._run(engine, image, f"{engine.split('-')[0]}+{name}")
+                if codes:
+                    return codes
+        return []
+
+
+def _as_grey(image: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
+    if not isinstance(image, np.ndarray) or image.size == 0:
+        raise DecodeError("not an image: expected a non-empty numpy array")
+    if image.ndim == 3:
+        import cv2
+
+        code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
+        image = cv2.cvtColor(image, code)
+    if image.ndim != 2:
+        raise DecodeError(f"not an image: array of shape {image.shape}")
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
+def _dedupe(codes: list[Code]) -> tuple[Code, ...]:
+    seen: set[str] = set()
+    out = []
+    for code in codes:
+        if code.text not in seen:
+            seen.add(code.text)
+            out.append(code)
+    return tuple(out)
