@@ -164,8 +164,14 @@ def _register_appliance(sub) -> None:
     appliance_cli.register(sub, _add)
 
 
+def _register_checks(sub) -> None:
+    from kiosk.checks import cli as checks_cli
+
+    checks_cli.register(sub, _add)
+
+
 # Each subsystem adds its commands here: a function taking the subparsers object.
-_REGISTRARS: list[Callable] = [_register_run, _register_decode, _register_appliance]
+_REGISTRARS: list[Callable] = [_register_run, _register_decode, _register_appliance, _register_checks]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
