@@ -9,12 +9,8 @@ __all__ = ["register"]
 
 
 def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
-    from kiosk import provision_cli
+    from kiosk import doctor, provision_cli, retention
 
     provision_cli.register(sub, add)
-    for name in ("doctor", "retention"):
-        try:
-            module = __import__(f"kiosk.{name}", fromlist=["register"])
-        except ImportError:
-            continue
-        module.register(sub, add)
+    doctor.register(sub, add)
+    retention.register(sub, add)
