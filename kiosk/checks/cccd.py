@@ -31,8 +31,9 @@ _DATE = re.compile(r"^\d{8}$")
 
 
 def looks_like(text: str) -> bool:
-    """Seven or eight `|`-fields starting with digits: meant to be a CCCD."""
-    return text.count("|") in (6, 7) and text.split("|", 1)[0].strip().isdigit()
+    """Six or more `|`-fields starting with digits: meant to be a CCCD (a wrong field
+    count then fails as bad_schema instead of passing as an app code)."""
+    return text.count("|") >= 5 and text.split("|", 1)[0].strip().isdigit()
 
 
 def _date(text: str, what: str) -> date:

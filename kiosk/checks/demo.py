@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from kiosk.checks import dcc, hd1
@@ -64,19 +64,25 @@ def _key(seed: int, purpose: str) -> ec.EllipticCurvePrivateKey:
     return ec.derive_private_key(secret, ec.SECP256R1())
 
 
-def make_dsc(key: ec.EllipticCurvePrivateKey, *, now: datetime, usages: tuple[str, ...] = ("1", "2", "3"),
-             country: str = "VN", serial: int = 1) -> x509.Certificate:
-    """A self-signed document signer certificate with the DCC key usage OIDs
-    (`usages`: "1" test, "2" vaccination, "3" recovery; empty: no EKU extension)."""
+def make_dsc(key: Any, *, now: datetime, usages: tuple[str, ...] = ("1", "2", "3"),
+             country: str = "VN", serial: int = 1, csca_key: Any = None) -> x509.Certificate:
+    """A document signer certificate with the DCC key usage OIDs (`usages`: "1" test,
+    "2" vaccination, "3" recovery; empty: no EKU extension), signed by `csca_key`
+    (an Ed25519 key signs deterministically) or self-signed."""
     name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, country),
                       x509.NameAttribute(NameOID.COMMON_NAME, "Kiosk demo DSC")])
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+    issuer = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, country),
+                        x509.NameAttribute(NameOID.COMMON_NAME, "Kiosk demo CSCA")]) if csca_key else name
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer)
                .public_key(key.public_key()).serial_number(serial)
                .not_valid_before(now - timedelta(days=30)).not_valid_after(now + DSC_VALIDITY))
     if usages:
         builder = builder.add_extension(x509.ExtendedKeyUsage(
             [x509.ObjectIdentifier(f"1.3.6.1.4.1.1847.2021.1.{u}") for u in usages]), critical=False)
-    return builder.sign(key, hashes.SHA256())
+    signing_key = csca_key or key
+    if isinstance(signing_key, ed25519.Ed25519PrivateKey):
+        return builder.sign(signing_key, None)
+    return builder.sign(signing_key, hashes.SHA256())
 
 
 def make_dcc(key: Any, kid: bytes, *, now: datetime, name: tuple[str, str], dob: str,
@@ -102,7 +108,9 @@ def _icao(text: str) -> str:
 def demo_material(now: datetime, seed: int = 0) -> DemoMaterial:
     """Trust list and labelled QR texts for the demo, all relative to `now`."""
     dsc_key = _key(seed, "dsc")
-    cert = make_dsc(dsc_key, now=now, serial=1000 + seed)
+    csca_key = ed25519.Ed25519PrivateKey.from_private_bytes(
+        hashlib.sha256(f"kiosk-demo|{seed}|csca".encode()).digest())
+    cert = make_dsc(dsc_key, now=now, serial=1000 + seed, csca_key=csca_key)
     from cryptography.hazmat.primitives.serialization import Encoding
 
     der = cert.public_bytes(Encoding.DER)

@@ -1,0 +1,163 @@
+"""EU DCC checks on certificates made here: algorithms, kid placement, key usage, signer
+validity, revocation, and the venue rules on doses, tests and recoveries."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import cbor2
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from kiosk.checks import dcc, evaluate
+from kiosk.checks.cose import seal, sign1
+from kiosk.checks.demo import make_dcc, make_dsc
+from kiosk.checks.rules import builtin_rules
+from kiosk.checks.trust import KIND_DSC, TrustStore, trust_entry
+
+NOW = datetime(2021, 10, 1, 8, 0, tzinfo=timezone.utc)
+NAME = ("Nguyễn", "Bảo Duy")
+
+
+def signer(key=None, usages=("1", "2", "3"), *, now=NOW):
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    cert = make_dsc(key, now=now, usages=usages)
+    der = cert.public_bytes(Encoding.DER)
+    kid = b"K" + der[-7:]
+    return key, kid, TrustStore.from_list(json.dumps([trust_entry(kid, KIND_DSC, der)]))
+
+
+def vac(days_ago=30, dn=2, sd=2, uvci="URN:UVCI:01:VN:ABC#1"):
+    return {"tg": "840539006", "vp": "J07BX03", "mp": "EU/1/20/1528", "ma": "ORG-100030215",
+            "dn": dn, "sd": sd, "dt": (NOW - timedelta(days=days_ago)).date().isoformat(),
+            "co": "VN", "is": "Bộ Y tế", "ci": uvci}
+
+
+def test(hours_ago=10, result=dcc.TEST_NOT_DETECTED):
+    return {"tg": "840539006", "tt": "LP6464-4", "tr": result, "co": "VN", "is": "Bộ Y tế",
+            "sc": (NOW - timedelta(hours=hours_ago)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "ci": "URN:UVCI:01:VN:T#2"}
+
+
+test.__test__ = False  # a helper, not a pytest test
+
+
+def rec(days_ago=30):
+    fr = (NOW - timedelta(days=days_ago)).date()
+    return {"tg": "840539006", "fr": fr.isoformat(), "df": (fr + timedelta(days=11)).isoformat(),
+            "du": (fr + timedelta(days=180)).isoformat(), "co": "VN", "is": "Bộ Y tế", "ci": "URN:UVCI:01:VN:R#3"}
+
+
+def run(text, store, *, now=NOW, rules=None, **kw):
+    verdict, credential = evaluate(text, now=now, trust=store, rules=rules, **kw)
+    return verdict.outcome.value, verdict.reason.value
+
+
+@pytest.mark.parametrize("make_key", [
+    lambda: ec.generate_private_key(ec.SECP256R1()),   # ES256
+    lambda: ec.generate_private_key(ec.SECP384R1()),   # ES384
+    lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),  # PS256
+])
+def test_algorithms_verify(make_key):
+    key, kid, store = signer(make_key())
+    text = make_dcc(key, kid, now=NOW, name=NAME, dob="1990-01-01", kind="v", entry=vac())
+    verdict, credential = evaluate(text, now=NOW, trust=store, rules=None)
+    assert (verdict.outcome.value, verdict.reason.value) == ("pass", "ok")
+    assert credential.name == "Nguyễn Bảo Duy" and verdict.name == "Nguyễn B*** D"
+    assert credential.subject_key == "dcc:URN:UVCI:01:VN:ABC#1"
+
+
+def test_kid_only_in_unprotected_header():
+    key, kid, store = signer()
+    claims = {1: "VN", 6: int(NOW.timestamp()) - 60, 4: int(NOW.timestamp()) + 3600,
+              -260: {1: {"ver": "1.3.0", "dob": "1990", "nam": {"fnt": "NGUYEN"}, "v": [vac()]}}}
+    text = seal("HC1:", sign1(claims, key, kid=kid, kid_unprotected=True))
+    assert run(text, store) == ("pass", "ok")
+
+
+def test_rs256_and_other_signature_algorithms_are_refused():
+    key, kid, store = signer()
+    claims = {1: "VN", 4: int(NOW.timestamp()) + 3600, -260: {1: {"ver": "1.3.0", "dob": "1990",
+                                                                    "nam": {"fnt": "X"}, "v": [vac()]}}}
+    cose = cbor2.loads(sign1(claims, key, kid=kid))
+    protected = cbor2.dumps({1: -999, 4: kid})
+    text = seal("HC1:", cbor2.dumps(cbor2.CBORTag(18, [protected, {}, cose.value[2], cose.value[3]])))
+    assert run(text, store) == ("fail", "bad_signature")
+
+
+@pytest.mark.parametrize("usages, kind, entry, want", [
+    (("2",), "v", vac(), ("pass", "ok")),
+    (("1",), "v", vac(), ("fail", "key_usage")),
+    (("2",), "t", test(), ("fail", "key_usage")),
+    (("3",), "r", rec(), ("pass", "ok")),
+    ((), "t", test(), ("pass", "ok")),  # no OID: may sign every type
+])
+def test_key_usage_restricts_types(usages, kind, entry, want):
+    key, kid, store = signer(usages=usages)
+    text = make_dcc(key, kid, now=NOW, name=NAME, dob="1990-01-01", kind=kind, entry=entry)
+    assert run(text, store) == want
+
+
+def test_signer_certificate_validity_and_cwt_expiry():
+    key, kid, store = signer(now=NOW)
+    text = make_dcc(key, kid, now=NOW, name=NAME, dob="1990-01-01", kind="v", entry=vac(),
+                    valid_for=timedelta(days=10))
+    assert run(text, store, now=NOW + timedelta(days=11)) == ("fail", "expired")
+    assert run(text, store, now=NOW - timedelta(days=40)) == ("fail", "not_yet_valid")  # before the DSC
+    assert run(text, store, now=NOW + timedelta(days=800)) == ("fail", "expired")  # after the DSC
+
+
+def test_clock_unsynced_sends_signed_codes_to_review():
+    key, kid, store = signer()
+    text = make_dcc(key, kid, now=NOW, name=NAME, dob="1990-01-01", kind="v", entry=vac())
+    assert run(text, store, clock_synced=False) == ("review", "clock_unsynced")
+    assert run(text, store, now=NOW + timedelta(days=400), clock_synced=False) == ("review", "clock_unsynced")
+    assert run("HC1:xyz", store, clock_synced=False) == ("fail", "bad_base45")
+
+
+def test_revoked_and_denied():
+    import hashlib
+
+    from kiosk.checks.trust import subject_hash
+
+    key, kid, store = signer()
+    text = make_dcc(key, kid, now=NOW, name=NAME, dob="1990-01-01", kind="v", entry=vac())
+    store.import_revocations([hashlib.sha256(b"URN:UVCI:01:VN:ABC#1").hexdigest()[:32]])
+    assert run(text, store) == ("fail", "revoked")
+    store.import_revocations([])
+    store.import_denylist([subject_hash("dcc:URN:UVCI:01:VN:ABC#1")])
+    assert run(text, store) == ("fail", "denied")
+    assert run(text, store, denied=lambda h: False) == ("pass", "ok")
+
+
+@pytest.mark.parametrize("kind, entry, want", [
+    ("v", vac(days_ago=30), ("pass", "ok")),
+    ("v", vac(days_ago=10), ("fail", "vaccination_too_recent")),
+    ("v", vac(days_ago=30, dn=1, sd=2), ("fail", "not_vaccinated")),
+    ("v", vac(days_ago=30, dn=1, sd=1), ("pass", "ok")),
+    ("t", test(hours_ago=10), ("pass", "ok")),
+    ("t", test(hours_ago=80), ("fail", "test_too_old")),
+    ("t", test(result=dcc.TEST_DETECTED), ("fail", "test_positive")),
+    ("r", rec(days_ago=30), ("pass", "ok")),
+    ("r", rec(days_ago=200), ("fail", "recovery_too_old")),
+])
+def test_vaccination_required_venue(kind, entry, want):
+    key, kid, store = signer()
+    text = make_dcc(key, kid, now=NOW - timedelta(days=1), name=NAME, dob="1990-01-01", kind=kind,
+                    entry=entry, valid_for=timedelta(days=400))
+    assert run(text, store, rules=builtin_rules("supermarket")) == want
+
+
+def test_schema_failures():
+    key, kid, store = signer()
+    base = {"ver": "1.3.0", "dob": "1990-01-01", "nam": {"fn": "Nguyễn", "fnt": "NGUYEN"}}
+    for hc in ({**base},                                      # no v/t/r
+               {**base, "v": [vac()], "t": [test()]},         # two types
+               {**base, "v": [{**vac(), "dt": "2021-02-30"}]},  # impossible date
+               {**base, "v": [{**vac(), "dn": "2"}]},         # dose as text
+               {**base, "nam": {}, "v": [vac()]},             # no name
+               {**base, "ver": 1, "v": [vac()]}):
+        claims = {1: "VN", 4: int(NOW.timestamp()) + 3600, -260: {1: hc}}
+        assert run(seal("HC1:", sign1(claims, key, kid=kid)), store) == ("fail", "bad_schema"), hc

@@ -1,0 +1,108 @@
+"""Property tests: every parser fed random and mutated input. No exception escapes; every
+outcome is a verdict with a reason, and nothing broken ever passes."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import datetime, timedelta, timezone
+
+import base45
+import cbor2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kiosk.checks import evaluate
+from kiosk.checks.demo import demo_material
+from kiosk.checks.rules import builtin_rules
+from kiosk.checks.trust import TrustStore
+from kiosk.model import Outcome, Reason, Verdict
+
+NOW = datetime(2021, 10, 1, 8, 0, tzinfo=timezone.utc)
+MATERIAL = demo_material(NOW)
+STORE = TrustStore.from_list(MATERIAL.trust_list_json, now=NOW)
+RULES = builtin_rules("school")
+PAYLOADS = dict(MATERIAL.payloads)
+VALID = [PAYLOADS[k] for k in ("hd1-green", "dcc-vaccinated", "cccd")]
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def judged(text: str, **kw) -> Verdict:
+    verdict, credential = evaluate(text, now=NOW, trust=STORE, rules=RULES, **kw)
+    assert isinstance(verdict, Verdict)
+    assert isinstance(verdict.outcome, Outcome) and isinstance(verdict.reason, Reason)
+    assert verdict.detail != "internal error", text
+    assert (verdict.reason is Reason.OK) == (verdict.outcome is Outcome.PASS)
+    if credential is not None and credential.name:
+        assert verdict.name and "***" in verdict.name or len(credential.name.split()) == 1
+    return verdict
+
+
+@SETTINGS
+@given(st.text(max_size=400))
+def test_random_text(text):
+    judged(text)
+
+
+@SETTINGS
+@given(st.sampled_from(["HC1:", "HD1:", "KP1:", "HC2:", ""]),
+       st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:", max_size=300))
+def test_prefixed_base45_alphabet(prefix, body):
+    assert judged(prefix + body).outcome is not Outcome.PASS
+
+
+@SETTINGS
+@given(st.sampled_from(["HC1:", "HD1:"]), st.binary(max_size=300))
+def test_random_bytes_in_the_container(prefix, data):
+    assert judged(prefix + base45.b45encode(zlib.compress(data)).decode()).outcome is Outcome.FAIL
+
+
+cbor_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**64, 2**64) | st.floats(allow_nan=True) | st.text(max_size=20)
+    | st.binary(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.integers(-300, 10) | st.text(max_size=4), children, max_size=5),
+    max_leaves=25)
+
+
+@SETTINGS
+@given(st.sampled_from(["HC1:", "HD1:"]), cbor_values, cbor_values)
+def test_random_cbor_in_cose_shape(prefix, protected, payload):
+    try:
+        cose = cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps(protected), {}, cbor2.dumps(payload), b"\x00" * 64]))
+    except (ValueError, TypeError, OverflowError):
+        return
+    assert judged(prefix + base45.b45encode(zlib.compress(cose)).decode()).outcome is Outcome.FAIL
+
+
+@SETTINGS
+@given(st.sampled_from(VALID), st.data())
+def test_mutated_valid_payloads(text, data):
+    i = data.draw(st.integers(0, len(text) - 1))
+    op = data.draw(st.sampled_from(["replace", "delete", "insert", "truncate"]))
+    ch = data.draw(st.characters(codec="utf-8"))
+    mutated = {"replace": text[:i] + ch + text[i + 1:], "delete": text[:i] + text[i + 1:],
+               "insert": text[:i] + ch + text[i:], "truncate": text[:i]}[op]
+    verdict = judged(mutated)
+    if mutated != text and not mutated.startswith(("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")):
+        assert verdict.outcome is not Outcome.PASS, (op, i, ch)
+
+
+@SETTINGS
+@given(st.lists(st.text(alphabet="0123456789aNmữ |", max_size=14), min_size=5, max_size=9))
+def test_cccd_like_fields(fields):
+    judged("|".join(fields))
+
+
+@SETTINGS
+@given(st.sampled_from(list(PAYLOADS.values())), st.datetimes(
+    min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.just(timezone.utc)),
+    st.booleans())
+def test_any_time_and_clock_state(text, now, synced):
+    verdict, _ = evaluate(text, now=now, trust=STORE, rules=RULES, clock_synced=synced,
+                          history=lambda key: [now - timedelta(minutes=1)])
+    assert isinstance(verdict.reason, Reason)
+
+
+def test_non_string_input_is_a_verdict():
+    verdict, credential = evaluate(b"HC1:abc", now=NOW, trust=None, rules=None)  # type: ignore[arg-type]
+    assert verdict.outcome is Outcome.FAIL and credential is None
