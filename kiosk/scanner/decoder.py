@@ -41,15 +41,11 @@ if TYPE_CHECKING:
 
     from kiosk.config import DecoderConfig
 
-__all__ = ["Code", "DecodeResult", "Decoder", "VARIANTS"]
+__all__ = ["Code", "DecodeResult", "Decoder", "VARIANTS", "TRANSFORMS"]
 
 log = logging.getLogger(__name__)
 
-# Frames wider or taller than this are halved before the zbar and variant passes: the
-# codes people hold up fill a good part of a gate camera's view, and zbar's time grows
-# with the pixel count. zxing's plain pass always sees the full frame.
-VARIANT_MAX_SIDE = 1400
-# Images smaller than this are upscaled in the "upscale" variant (small modules).
+# Images smaller than this are upscaled 2x in the "upscale" variants, larger ones 1.5x.
 UPSCALE_BELOW_SIDE = 900
 
 
@@ -160,6 +156,7 @@ class _Zbar:
 
 
 # -- preprocessing variants ---------------------------------------------------------------
+# Each takes and returns a greyscale uint8 image (None: not useful for this image).
 
 def _clahe(img):
     import cv2
@@ -182,15 +179,20 @@ def _downscale(img):
 def _upscale(img):
     import cv2
 
-    if max(img.shape) >= UPSCALE_BELOW_SIDE:
-        return None
-    return cv2.resize(img, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+    # Small modules: 2x on small images, 1.5x on camera frames (zbar's time grows with pixels).
+    factor = 2.0 if max(img.shape) < UPSCALE_BELOW_SIDE else 1.5
+    return cv2.resize(img, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
 
 
 def _sharpen(img):
     import cv2
 
-    return cv2.addWeighted(img, 1.6, cv2.GaussianBlur(img, (0, 0), 2.0), -0.6, 0)
+    # Unsharp mask: restores module edges softened by motion or focus blur.
+    return cv2.addWeighted(img, 2.0, cv2.GaussianBlur(img, (0, 0), 1.0), -1.0, 0)
+
+
+def _upscale_sharpen(img):
+    return _sharpen(_upscale(img))
 
 
 def _smooth(img):
@@ -216,10 +218,10 @@ def _adaptive(img):
 def _invert(img):
     import cv2
 
-    return cv2.bitwise_not(img)  # zbar cannot read light-on-dark codes
+    return cv2.bitwise_not(img)  # zbar cannot read light-on-dark codes; zxing inverts itself
 
 
-def _gamma_dark(img):
+def _gamma(img):
     import numpy as np
 
     # Low light: lift the shadows where a dim code's modules sit.
@@ -227,20 +229,36 @@ def _gamma_dark(img):
     return lut[img]
 
 
-# (name, transform, engines that are worth running on it). Ordered by how often each
-# rescued a frame in bench/decode_bench.py per millisecond spent.
-VARIANTS: tuple[tuple[str, Callable | None, tuple[str, ...]], ...] = (
-    ("global-binarizer", None, ("zxing-global",)),
-    ("downscale", _downscale, ("zbar", "zxing")),
-    ("invert", _invert, ("zbar",)),
-    ("clahe", _clahe, ("zxing", "zbar", "zxing-global")),
-    ("smooth", _smooth, ("zxing", "zbar")),
-    ("upscale", _upscale, ("zxing", "zbar")),
-    ("sharpen", _sharpen, ("zxing", "zbar")),
-    ("gamma", _gamma_dark, ("zxing", "zbar")),
-    ("otsu", _otsu, ("zxing", "zbar")),
-    ("equalize", _equalize, ("zxing-global", "zbar")),
-    ("adaptive", _adaptive, ("zxing", "zbar")),
+TRANSFORMS: dict[str, Callable | None] = {
+    "plain": None, "sharpen": _sharpen, "upscale-sharpen": _upscale_sharpen, "clahe": _clahe,
+    "adaptive": _adaptive, "otsu": _otsu, "upscale": _upscale, "gamma": _gamma, "equalize": _equalize,
+    "smooth": _smooth, "downscale": _downscale, "invert": _invert,
+}
+
+# (transform, engine) pairs after the two plain passes, in order. zxing passes cost a few
+# milliseconds on a 720p frame and zbar passes 10-60, so all zxing passes come first; within
+# each engine the order is by frames rescued per millisecond in bench/decode_bench.py.
+VARIANTS: tuple[tuple[str, str], ...] = (
+    ("plain", "zxing-global"),
+    ("sharpen", "zxing"),
+    ("upscale-sharpen", "zxing"),
+    ("clahe", "zxing"),
+    ("adaptive", "zxing"),
+    ("otsu", "zxing"),
+    ("sharpen", "zxing-global"),
+    ("upscale", "zxing"),
+    ("gamma", "zxing"),
+    ("equalize", "zxing-global"),
+    ("smooth", "zxing"),
+    ("downscale", "zbar"),
+    ("invert", "zbar"),
+    ("sharpen", "zbar"),
+    ("clahe", "zbar"),
+    ("otsu", "zbar"),
+    ("adaptive", "zbar"),
+    ("smooth", "zbar"),
+    ("gamma", "zbar"),
+    ("upscale-sharpen", "zbar"),
 )
 
 
@@ -308,21 +326,16 @@ class Decoder:
         if not self.cfg.variants:
             return []
         budget_s = self.cfg.budget_ms / 1000.0
-        base = grey
-        if max(grey.shape) > VARIANT_MAX_SIDE:
-            base = _downscale(grey)
-        for name, transform, engines in VARIANTS:
+        made: dict[str, "np.ndarray"] = {}
+        for name, engine in VARIANTS:
             if time.perf_counter() - started >= budget_s:
                 break
-            image = base if transform is None else transform(base)
-            if image is None:
-                continue
-            for engine in engines:
-                if time.perf_counter() - started >= budget_s:
-                    break
-                codes = self._run(engine, image, f"{engine.split('-')[0]}+{name}")
-                if codes:
-                    return codes
+            if name not in made:
+                transform = TRANSFORMS[name]
+                made[name] = grey if transform is None else transform(grey)
+            codes = self._run(engine, made[name], engine if name == "plain" else f"{engine}+{name}")
+            if codes:
+                return codes
         return []
 
 
