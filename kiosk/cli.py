@@ -170,8 +170,14 @@ def _register_checks(sub) -> None:
     checks_cli.register(sub, _add)
 
 
+def _register_display(sub) -> None:
+    from kiosk.display import cli as display_cli
+
+    display_cli.register(sub, _add)
+
+
 # Each subsystem adds its commands here: a function taking the subparsers object.
-_REGISTRARS: list[Callable] = [_register_run, _register_decode, _register_appliance, _register_checks]
+_REGISTRARS: list[Callable] = [_register_run, _register_decode, _register_appliance, _register_checks, _register_display]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
