@@ -164,10 +164,10 @@ def _register_appliance(sub) -> None:
     appliance_cli.register(sub, _add)
 
 
-def _register_checks(sub) -> None:
-    from kiosk.checks import cli as checks_cli
+def _register_sync(sub) -> None:
+    from kiosk.sync import cli as sync_cli
 
-    checks_cli.register(sub, _add)
+    sync_cli.register(sub, _add)
 
 
 def _register_display(sub) -> None:
@@ -176,8 +176,14 @@ def _register_display(sub) -> None:
     display_cli.register(sub, _add)
 
 
+def _register_checks(sub) -> None:
+    from kiosk.checks import cli as checks_cli
+
+    checks_cli.register(sub, _add)
+
+
 # Each subsystem adds its commands here: a function taking the subparsers object.
-_REGISTRARS: list[Callable] = [_register_run, _register_decode, _register_appliance, _register_checks, _register_display]
+_REGISTRARS: list[Callable] = [_register_run, _register_decode, _register_appliance, _register_sync, _register_checks, _register_display]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,7 +61,7 @@ class FaultProxy:
 
     def close(self) -> None:
         self._closing.set()
-        self.sock.close()
+        _close(self.sock)  # shutdown() wakes the blocked accept(); close() alone does not
         for s in self._hanging:
             _close(s)
         self._thread.join(timeout=5)

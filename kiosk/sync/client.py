@@ -1,0 +1,62 @@
+"""Enrolment and the device token.
+
+`enrol()` trades a one-time code (from `collector enrol-code --device ID`) for a device
+token. The token the uploader uses is `sync.device_token` from the config if set, else
+the one enrolment stored in the journal (state key `sync.token`): config wins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from kiosk.errors import SyncError
+from kiosk.sync.state import TOKEN_KEY
+
+__all__ = ["enrol", "resolve_token", "store_token", "ENROL_TIMEOUT_S", "DEVICES_PATH"]
+
+ENROL_TIMEOUT_S = 10.0
+DEVICES_PATH = "/v1/devices"
+
+
+def enrol(url: str, device_id: str, code: str, *, timeout: float = ENROL_TIMEOUT_S,
+          session: requests.Session | None = None) -> str:
+    """Register `device_id` with the collector at `url` using a one-time `code`; return
+    the device token. Raises SyncError with the collector's reason when it refuses.
+
+    Example: token = enrol("http://127.0.0.1:8470", "kiosk-01", "N66MFBNR2U")
+    """
+    http = session or requests
+    endpoint = url.rstrip("/") + DEVICES_PATH
+    try:
+        resp = http.post(endpoint, json={"device_id": device_id, "code": code.strip()}, timeout=timeout)
+    except requests.RequestException as exc:
+        raise SyncError(f"cannot reach the collector at {url}: {exc}") from exc
+    if resp.status_code != 200:
+        try:
+            detail = resp.json().get("detail")
+        except (ValueError, AttributeError):
+            detail = resp.text[:200]
+        raise SyncError(f"enrolment refused by {url} ({resp.status_code}): {detail}")
+    try:
+        token = resp.json()["token"]
+    except (ValueError, KeyError, TypeError):
+        raise SyncError(f"{url} answered enrolment without a token") from None
+    if not isinstance(token, str) or not token:
+        raise SyncError(f"{url} answered enrolment without a token")
+    return token
+
+
+def store_token(journal: Any, token: str) -> None:
+    """Keep an enrolled token in the journal (file mode 0600) for `kiosk sync`."""
+    journal.set_state(TOKEN_KEY, token)
+
+
+def resolve_token(cfg: Any, journal: Any) -> str:
+    """The device token to use: config `sync.device_token` wins over the enrolled one."""
+    configured = cfg.sync.device_token
+    text = configured.reveal() if hasattr(configured, "reveal") else str(configured or "")
+    if text:
+        return text
+    return journal.get_state(TOKEN_KEY) or ""

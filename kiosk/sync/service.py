@@ -1,0 +1,70 @@
+"""`kiosk sync`: the upload and fetch loop, its own process beside the run loop.
+
+`run_forever` uploads every `sync.interval_s` and fetches every `sync.trust_refresh_s`
+until `stop` is set (SIGTERM): the request in flight finishes, nothing new starts.
+`run_once` uploads everything pending and reports what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from kiosk.sync.fetcher import Fetcher
+from kiosk.sync.uploader import DrainResult, Uploader
+
+__all__ = ["run_forever", "run_once", "OnceSummary"]
+
+log = logging.getLogger("kiosk.sync")
+
+
+@dataclass(frozen=True)
+class OnceSummary:
+    upload: DrainResult
+    fetch: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return self.upload.complete
+
+    def lines(self) -> list[str]:
+        u = self.upload
+        out = [f"uploaded {u.sent} entries in {u.batches} batches "
+               f"({u.accepted} new at the collector, {u.duplicates} already there), "
+               f"{u.attempts} requests; {u.left} left"]
+        if u.error:
+            out.append(f"error: {u.error}")
+        if u.stopped:
+            out.append("stopped before the end")
+        for name, result in self.fetch.items():
+            out.append(f"{name}: {result}")
+        return out
+
+
+def run_once(uploader: Uploader, fetcher: Fetcher | None = None) -> OnceSummary:
+    fetched = fetcher.fetch_all() if fetcher is not None else {}
+    return OnceSummary(uploader.drain(force=True), fetched)
+
+
+def run_forever(uploader: Uploader, fetcher: Fetcher | None, *, stop: threading.Event,
+                interval_s: float, trust_refresh_s: float,
+                monotonic: Callable[[], float] = time.monotonic) -> None:
+    """Loop until `stop` is set. A round's failure is logged and retried next round;
+    the loop itself never dies on a network or collector error."""
+    next_fetch = monotonic()
+    while not stop.is_set():
+        if fetcher is not None and monotonic() >= next_fetch:
+            fetcher.fetch_all()
+            next_fetch = monotonic() + trust_refresh_s
+        if stop.is_set():
+            break
+        result = uploader.drain(force=False)
+        if result.error:
+            log.warning("upload round ended early: %s (%d left)", result.error, result.left)
+        # A full batch still waiting goes at once; otherwise wait for the next round.
+        if result.error is None and result.batches and uploader.due(uploader.clock()):
+            continue
+        stop.wait(interval_s)

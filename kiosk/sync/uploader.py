@@ -1,0 +1,315 @@
+"""Upload the journal's outbox to the collector, exactly once.
+
+Entries leave in batches (`sync.batch_size`, or fewer once the oldest waiting entry is
+`sync.batch_max_age_s` old), as gzip JSON with the device token. They are marked sent
+only when the collector acknowledges the batch; the collector dedupes on each entry's
+UUID, so a batch resent after a lost acknowledgement adds nothing there. Failures are
+retried with full-jitter exponential backoff, honouring `Retry-After`; every wait is an
+`Event.wait`, so shutdown (SIGTERM) interrupts it at once.
+
+    >>> import random
+    >>> round(next_backoff(3, None, random.Random(7)), 3)   # uniform in [0, 1 s * 2**3)
+    2.591
+    >>> next_backoff(0, 30.0, random.Random(7)) >= 30.0     # Retry-After wins when longer
+    True
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import json
+import logging
+import random
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+import requests
+
+from kiosk.errors import SyncError
+from kiosk.model import utcnow
+from kiosk.sync import state
+
+__all__ = [
+    "Uploader", "DrainResult", "next_backoff", "parse_retry_after",
+    "RETRYABLE_STATUS", "BASE_BACKOFF_S", "MAX_BACKOFF_S", "MAX_RETRY_AFTER_S", "MAX_ATTEMPTS",
+    "RetryableError", "RejectedError",
+]
+
+log = logging.getLogger("kiosk.sync")
+
+#: Statuses worth retrying: the request may succeed later unchanged.
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Backoff before the first retry is drawn from [0, BASE_BACKOFF_S); it doubles per attempt...
+BASE_BACKOFF_S = 1.0
+#: ...up to this ceiling, so a long outage is probed every few minutes, not hammered.
+MAX_BACKOFF_S = 300.0
+#: A Retry-After longer than this is clamped: a bad header must not silence a kiosk for days.
+MAX_RETRY_AFTER_S = 3600.0
+#: Attempts per batch within one upload round; the next round starts again from 1.
+MAX_ATTEMPTS = 8
+#: gzip level: 6 is zlib's default, a good ratio at a cost a Pi barely notices.
+GZIP_LEVEL = 6
+BATCHES_PATH = "/v1/batches"
+
+
+class RetryableError(SyncError):
+    """A failure that may go away: network down, timeout, 5xx, 429."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RejectedError(SyncError):
+    """The collector refused the batch itself (401, 403, 4xx): retrying will not help."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def next_backoff(attempt: int, retry_after: float | None, rng: random.Random, *,
+                 base: float = BASE_BACKOFF_S, cap: float = MAX_BACKOFF_S) -> float:
+    """Seconds to wait before retry number `attempt + 1` (attempt counts from 0).
+
+    Full jitter (uniform in [0, min(cap, base * 2**attempt))) spreads a fleet of kiosks
+    that lost the network together; a `Retry-After` from the server is a floor.
+    """
+    ceiling = min(cap, base * (2 ** min(attempt, 62)))
+    wait = rng.uniform(0.0, ceiling)
+    if retry_after is not None:
+        wait = max(wait, min(max(retry_after, 0.0), MAX_RETRY_AFTER_S))
+    return wait
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """`Retry-After` as seconds from `now`: delta-seconds or an HTTP-date; None if absent or bad.
+
+    >>> parse_retry_after("120", datetime(2026, 1, 1, tzinfo=timezone.utc))
+    120.0
+    >>> parse_retry_after("Thu, 01 Jan 2026 00:00:30 GMT", datetime(2026, 1, 1, tzinfo=timezone.utc))
+    30.0
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    """What one upload round did."""
+
+    sent: int            # entries acknowledged (new at the collector or already there)
+    accepted: int        # of which new at the collector
+    duplicates: int      # of which the collector already had (a lost acknowledgement)
+    batches: int
+    left: int            # entries still waiting
+    attempts: int        # HTTP requests made
+    stopped: bool        # shutdown interrupted the round
+    error: str | None    # why the round ended early, if it did
+
+    @property
+    def complete(self) -> bool:
+        return self.left == 0 and self.error is None
+
+
+class Uploader:
+    """Sends the outbox. One per process; a context manager (closes its HTTP session).
+
+    Keyword arguments with backoff and attempt limits exist for tests and benchmarks;
+    the defaults are the named constants above.
+    """
+
+    def __init__(self, journal: Any, *, url: str, device_id: str, token: str,
+                 batch_size: int = 500, batch_max_age_s: float = 10.0, timeout_s: float = 10.0,
+                 session: requests.Session | None = None, stop: threading.Event | None = None,
+                 base_backoff_s: float = BASE_BACKOFF_S, max_backoff_s: float = MAX_BACKOFF_S,
+                 max_attempts: int = MAX_ATTEMPTS, rng: random.Random | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.journal = journal
+        self.url = url.rstrip("/") + BATCHES_PATH
+        self.device_id = device_id
+        self.token = token
+        self.batch_size = batch_size
+        self.batch_max_age_s = batch_max_age_s
+        self.timeout_s = timeout_s
+        self.session = session or requests.Session()
+        self._own_session = session is None
+        self.stop = stop or threading.Event()
+        self.base_backoff_s = base_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.max_attempts = max_attempts
+        self.rng = rng or random.Random()
+        self.clock = clock
+        #: Every backoff actually waited, in seconds (for the summary and for tests).
+        self.waits: list[float] = []
+
+    @classmethod
+    def from_config(cls, cfg: Any, journal: Any, *, token: str, **kwargs: Any) -> "Uploader":
+        s = cfg.sync
+        return cls(journal, url=s.collector_url, device_id=cfg.device.id, token=token,
+                   batch_size=s.batch_size, batch_max_age_s=s.batch_max_age_s,
+                   timeout_s=s.timeout_s, **kwargs)
+
+    def __enter__(self) -> "Uploader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._own_session:
+            self.session.close()
+
+    # --- one request ----------------------------------------------------------------
+    def post(self, body: bytes, *, batch_id: str, count: int) -> dict[str, Any]:
+        """POST one gzip batch; return the acknowledgement or raise Retryable/RejectedError."""
+        try:
+            resp = self.session.post(self.url, data=body, timeout=self.timeout_s, headers={
+                "Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
+                "Content-Encoding": "gzip", "Accept": "application/json"})
+        except requests.Timeout as exc:
+            raise RetryableError(f"collector did not answer within {self.timeout_s:g} s") from exc
+        except requests.RequestException as exc:
+            # Connection refused or cut, even mid-response: the batch may or may not have
+            # been committed. Resending is safe because the collector dedupes on entry ids.
+            raise RetryableError(f"cannot reach the collector: {_short(exc)}") from exc
+        if resp.status_code in RETRYABLE_STATUS:
+            raise RetryableError(f"collector answered {resp.status_code}",
+                                 retry_after=parse_retry_after(resp.headers.get("Retry-After"), self.clock()))
+        if resp.status_code != 200:
+            raise RejectedError(f"collector refused the batch ({resp.status_code}): {_detail(resp)}",
+                                status=resp.status_code)
+        try:
+            ack = resp.json()
+            ok = (ack.get("batch_id") == batch_id
+                  and int(ack["accepted"]) + int(ack["duplicates"]) == count)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            ok = False
+        if not ok:
+            # Not a real acknowledgement (a proxy's page, a garbled body): keep the entries.
+            raise RetryableError("collector's answer is not an acknowledgement of this batch")
+        return ack
+
+    def encode(self, entries: Sequence[Any], batch_id: str) -> bytes:
+        doc = {"device_id": self.device_id, "batch_id": batch_id,
+               "entries": [e.as_upload() for e in entries]}
+        raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return gzip.compress(raw, compresslevel=GZIP_LEVEL, mtime=0)
+
+    # --- rounds ---------------------------------------------------------------------
+    def due(self, now: datetime) -> bool:
+        """A full batch is waiting, or the oldest waiting entry is old enough to go alone."""
+        if self.journal.pending_count() >= self.batch_size:
+            return True
+        oldest = self.journal.oldest_pending_at()
+        return oldest is not None and (now - oldest).total_seconds() >= self.batch_max_age_s
+
+    def drain(self, *, force: bool = True) -> DrainResult:
+        """Upload until the outbox is empty (`force`) or nothing is due, a batch fails
+        after its retries, the collector rejects a batch, or `stop` is set."""
+        sent = accepted = duplicates = batches = attempts = 0
+        error: str | None = None
+        limit = self.batch_size
+        while not self.stop.is_set():
+            if not force and not self.due(self.clock()):
+                break
+            batch = self.journal.pending(limit)
+            if not batch:
+                break
+            batch_id = str(uuid.uuid4())
+            body = self.encode(batch, batch_id)
+            try:
+                ack, tries = self._send(body, batch_id, len(batch))
+            except RejectedError as exc:
+                attempts += getattr(exc, "tries", 1)
+                if exc.status == 413 and limit > 1:
+                    limit = max(1, len(batch) // 2)  # too big for this collector: halve and go on
+                    log.warning("batch of %d too large for the collector; trying %d", len(batch), limit)
+                    continue
+                error = str(exc)
+                break
+            except SyncError as exc:
+                attempts += getattr(exc, "tries", 0)
+                error = str(exc)
+                break
+            attempts += tries
+            if ack is None:  # stopped while waiting to retry
+                break
+            now = self.clock()
+            self.journal.mark_sent([e.id for e in batch], batch_id=batch_id, now=now)
+            sent += len(batch)
+            accepted += int(ack["accepted"])
+            duplicates += int(ack["duplicates"])
+            batches += 1
+            state.record(self.journal, now=now, ok=True)
+            log.info("batch %s: %d new, %d already there", batch_id, ack["accepted"], ack["duplicates"])
+        left = self.journal.pending_count()
+        if batches == 0 and error is None and not self.stop.is_set():
+            # Nothing was due: still refresh the pending count and attempt time for the screen,
+            # keeping any failure streak as it is.
+            stored = self.journal.get_json(state.STATUS_KEY) or {}
+            if stored.get("pending") != left or not stored.get("last_attempt"):
+                stored.update({"pending": left, "last_attempt": state._iso(self.clock())})
+                stored.setdefault("consecutive_failures", 0)
+                self.journal.set_json(state.STATUS_KEY, stored, now=self.clock())
+        return DrainResult(sent=sent, accepted=accepted, duplicates=duplicates, batches=batches,
+                           left=left, attempts=attempts, stopped=self.stop.is_set(), error=error)
+
+    def _send(self, body: bytes, batch_id: str, count: int) -> tuple[dict[str, Any] | None, int]:
+        """Send one batch with retries. Returns (ack, tries); ack None if stopped meanwhile."""
+        attempt = 0
+        while True:
+            if self.stop.is_set():
+                return None, attempt
+            try:
+                return self.post(body, batch_id=batch_id, count=count), attempt + 1
+            except RejectedError as exc:
+                exc.tries = attempt + 1  # type: ignore[attr-defined]
+                state.record(self.journal, now=self.clock(), ok=False, error=str(exc))
+                log.error("%s", exc)
+                raise
+            except RetryableError as exc:
+                attempt += 1
+                state.record(self.journal, now=self.clock(), ok=False, error=str(exc))
+                if attempt >= self.max_attempts:
+                    err = SyncError(f"gave up on this round after {attempt} attempts: {exc}")
+                    err.tries = attempt  # type: ignore[attr-defined]
+                    log.warning("%s", err)
+                    raise err from exc
+                wait = next_backoff(attempt - 1, exc.retry_after, self.rng,
+                                    base=self.base_backoff_s, cap=self.max_backoff_s)
+                log.warning("%s; retry %d in %.1f s", exc, attempt, wait)
+                self.waits.append(wait)
+                if self.stop.wait(wait):
+                    return None, attempt
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _detail(resp: requests.Response) -> str:
+    try:
+        detail = resp.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if detail is None:
+        detail = resp.text[:200]
+    return detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False)[:300]
