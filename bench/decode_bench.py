@@ -150,29 +150,37 @@ def synth_cases(per_kind: int, seed: int) -> list[Case]:
 
 # -- scoring --------------------------------------------------------------------------------
 
-def score(read: Callable, cases: list[Case]) -> Tally:
-    t = Tally()
+def score_all(engines: dict[str, Callable], cases: list[Case]) -> dict[str, Tally]:
+    """Run every engine on every frame, interleaved frame by frame so that load from other
+    processes on this shared machine falls on all engines alike."""
+    tallies = {name: Tally() for name in engines}
     for case in cases:
-        started = time.perf_counter()
-        codes = read(case.image)
-        t.ms.append((time.perf_counter() - started) * 1000.0)
-        t.frames += 1
-        group = t.by_group.setdefault(case.group, [0, 0])
-        group[1] += 1
-        if case.text is None:
-            t.false_pos += bool(codes)
-            group[0] += not codes  # for no-code frames "read" means "correctly nothing"
-            continue
-        texts = [c[0] for c in codes]
-        raws = [c[1] for c in codes]
-        if (case.raw is not None and case.raw in raws) or (case.text and case.text in texts):
-            t.reads += 1
-            group[0] += 1
-        elif case.corrected is not None and case.corrected in texts:
-            t.label_fixed += 1
-        elif codes:
-            t.misreads += 1
-    return t
+        for name, read in engines.items():
+            started = time.perf_counter()
+            codes = read(case.image)
+            elapsed = (time.perf_counter() - started) * 1000.0
+            _count(tallies[name], case, codes, elapsed)
+    return tallies
+
+
+def _count(t: Tally, case: Case, codes: list, elapsed_ms: float) -> None:
+    t.ms.append(elapsed_ms)
+    t.frames += 1
+    group = t.by_group.setdefault(case.group, [0, 0])
+    group[1] += 1
+    if case.text is None:
+        t.false_pos += bool(codes)
+        group[0] += not codes  # for no-code frames "read" means "correctly nothing"
+        return
+    texts = [c[0] for c in codes]
+    raws = [c[1] for c in codes]
+    if (case.raw is not None and case.raw in raws) or (case.text and case.text in texts):
+        t.reads += 1
+        group[0] += 1
+    elif case.corrected is not None and case.corrected in texts:
+        t.label_fixed += 1
+    elif codes:
+        t.misreads += 1
 
 
 def table(title: str, tallies: dict[str, Tally], base: str = "zxing-cpp") -> str:
@@ -194,7 +202,7 @@ def table(title: str, tallies: dict[str, Tally], base: str = "zxing-cpp") -> str
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--per-kind", type=int, default=6, help="synthetic frames per condition (default 6)")
+    ap.add_argument("--per-kind", type=int, default=8, help="synthetic frames per condition (default 8)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-opencv", action="store_true", help="skip OpenCV's QRCodeDetector (the slowest)")
     ap.add_argument("--no-photos", action="store_true")
@@ -217,15 +225,15 @@ def main(argv=None) -> int:
             return 2
         photos = photo_cases(root)
         out.append(table(f"Real photos (qr-photos, {len(photos) // len(ROTATIONS)} images x {len(ROTATIONS)} rotations)",
-                         {n: score(r, photos) for n, r in engines.items()}))
+                         score_all(engines, photos)))
         upright = [c for c in photos if c.group == "photos@0"]
-        out.append(table("Real photos, upright only", {n: score(r, upright) for n, r in engines.items()}))
+        out.append(table("Real photos, upright only", score_all(engines, upright)))
     started = time.perf_counter()
     synth = synth_cases(args.per_kind, args.seed)
     render_s = time.perf_counter() - started
     out.append(table(f"Synthetic gate frames ({len(synth)} frames 1280x720, {args.per_kind} per condition, "
                      f"seed {args.seed}; rendered in {render_s:.0f} s)",
-                     {n: score(r, synth) for n, r in engines.items()}))
+                     score_all(engines, synth)))
     print("\n\n".join(out))
     print("\nno-code rows count frames where the engine correctly found nothing.")
     return 0

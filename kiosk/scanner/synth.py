@@ -116,8 +116,9 @@ def _background(rng, size: tuple[int, int]) -> "np.ndarray":
         centre = (int(rng.integers(0, w)), int(rng.integers(h // 2, h)))
         axes = (int(rng.integers(80, 220)), int(rng.integers(120, 300)))
         cv2.ellipse(img, centre, axes, 0, 0, 360, [float(c) for c in rng.uniform(40, 120, 3)], -1)
-    img = cv2.GaussianBlur(img, (0, 0), 6)
-    return img
+    # Out of focus behind the person: blur at quarter size (same look, 16x less work).
+    small = cv2.resize(img.astype(np.float32), (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+    return cv2.resize(cv2.GaussianBlur(small, (0, 0), 1.5), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _put_lines(img, rng, lines: list[str], org: tuple[int, int], scale: float, colour, step: int) -> None:
@@ -273,10 +274,10 @@ def _camera(img, rng, *, gain: float = 1.0, noise: float = 3.0) -> "np.ndarray":
     import numpy as np
 
     h, w = img.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    vignette = 1.0 - 0.35 * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2)
-    img = img * vignette[..., None] * gain
-    img = img + rng.normal(0, noise, img.shape)
+    yy, xx = np.ogrid[0:h, 0:w]
+    vignette = (1.0 - 0.35 * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2)).astype(np.float32)
+    img = img.astype(np.float32) * (vignette * np.float32(gain))[..., None]
+    img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(noise)
     img = np.clip(img, 0, 255).astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, CAMERA_JPEG_QUALITY])
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)
