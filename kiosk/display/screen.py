@@ -71,6 +71,8 @@ DEFAULT_SIZE = (800, 480)
 HISTORY_MAX = 1000
 #: Smallest font, in pixels, before a text is cut with an ellipsis.
 MIN_FONT_PX = 10
+#: A text goes on fewer lines when that costs at most this much of its font size.
+FEWER_LINES_MIN_SCALE = 0.9
 #: An ID number is never shown: digit runs this long are masked out of names.
 ID_DIGITS = 4
 
@@ -232,6 +234,11 @@ def _fit(path: str, text: str, width: int, height: int, max_size: int, max_lines
         else:
             hi = mid - 1
     if best is not None:
+        # Fewer lines read faster: take them if the font shrinks only a little.
+        for fewer in range(1, len(best[1])):
+            size, lines = _fit(path, text, width, height, max_size, fewer)
+            if len(lines) <= fewer and size >= FEWER_LINES_MIN_SCALE * best[0] and size > MIN_FONT_PX:
+                return size, lines
         return best[0], _balance(_font(path, best[0]), text, width, best[1])
     # Nothing fits even at the smallest size: cut, never overflow the box.
     font = _font(path, MIN_FONT_PX)
@@ -342,10 +349,12 @@ def _target_box(surface, rect, color, width: int) -> None:
     """Corner brackets around the area where the code should be held."""
     pygame = _pygame()
     arm = rect.w // 4
-    for (x, y, dx, dy) in ((rect.left, rect.top, 1, 1), (rect.right, rect.top, -1, 1),
-                           (rect.left, rect.bottom, 1, -1), (rect.right, rect.bottom, -1, -1)):
-        pygame.draw.line(surface, color, (x, y), (x + dx * arm, y), width)
-        pygame.draw.line(surface, color, (x, y), (x, y + dy * arm), width)
+    for x, y in ((rect.left, rect.top), (rect.right - arm, rect.top),
+                 (rect.left, rect.bottom - width), (rect.right - arm, rect.bottom - width)):
+        pygame.draw.rect(surface, color, pygame.Rect(x, y, arm, width))
+    for x, y in ((rect.left, rect.top), (rect.right - width, rect.top),
+                 (rect.left, rect.bottom - arm), (rect.right - width, rect.bottom - arm)):
+        pygame.draw.rect(surface, color, pygame.Rect(x, y, width, arm))
 
 
 # --- layouts ----------------------------------------------------------------------------
@@ -463,11 +472,12 @@ def _render_scanning(L: _Layout) -> None:
     pg, st, a = L.pg, L.state, L.area
     pw = int(a.w * 0.6)
     view = pg.Rect(a.x, a.y, pw, a.h)
-    pg.draw.rect(L.s, (0, 0, 0), view)
     preview = _preview_surface(st.preview, view.size) if st.preview is not None else None
     if preview is not None:
         view = preview.get_rect(center=view.center)
         L.s.blit(preview, view)
+    else:
+        pg.draw.rect(L.s, (0, 0, 0), view)
     side = int(min(view.w, view.h) * 0.7)
     _target_box(L.s, pg.Rect(0, 0, side, side).move(view.centerx - side // 2, view.centery - side // 2),
                 TARGET, max(3, L.h // 80))
