@@ -263,3 +263,18 @@ def test_text_stream_accepts_str_streams():
         assert [src.read(1.0).text, src.read(1.0).text] == ["A", "B"]
         with pytest.raises(EndOfStream):
             src.read(1.0)
+
+
+def test_a_second_reader_of_the_same_scanner_is_refused_not_sharing_codes(tmp_path):
+    link = tmp_path / "qrscanner"
+    pty = Pty(link)
+    try:
+        with SerialSource(str(link), backoff_max_s=BACKOFF_MAX_S) as first, \
+                SerialSource(str(link), backoff_max_s=BACKOFF_MAX_S) as second:
+            assert first.read(timeout=0.1) is None and first.fault is None
+            assert second.read(timeout=0.1) is None
+            assert second.fault == f"serial fault: {link} cannot be opened (in use by another program)"
+            pty.send(b"ONLY-ONCE\n")
+            assert read_until(first, lambda i: i is not None).text == "ONLY-ONCE"
+    finally:
+        pty.unplug()

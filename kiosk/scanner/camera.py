@@ -35,7 +35,9 @@ class CameraSource(Source):
 
     def __init__(self, spec: str, *, width: int = 1280, height: int = 720, fps: int = 15,
                  backoff_max_s: float = 30.0) -> None:
-        super().__init__(name=str(spec), backoff_max_s=backoff_max_s)
+        # A bare index is a V4L2 node; name it as the technician knows it.
+        name = f"/dev/video{int(spec)}" if str(spec).strip().isdigit() else str(spec)
+        super().__init__(name=name, backoff_max_s=backoff_max_s)
         self.spec = spec
         self.width, self.height, self.fps = width, height, fps
         self._cap = None
@@ -53,13 +55,15 @@ class CameraSource(Source):
         cap = cv2.VideoCapture(target)
         if not cap.isOpened():
             cap.release()
-            raise OSError(5, "cannot be opened")
+            raise OSError(5, "not available or busy")
         self._is_file = isinstance(target, str) and Path(target).is_file()
         if not self._is_file:
             # Live devices: ask for the configured mode; the driver may pick the nearest.
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
             cap.set(cv2.CAP_PROP_FPS, self.fps)
+            # Keep only the newest frame: a queue of stale frames delays every verdict.
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         self._cap = cap
         self._next_due = self._clock()
 
@@ -77,7 +81,7 @@ class CameraSource(Source):
             self._next_due = max(self._next_due, self._clock() - 1.0) + 1.0 / self.fps
         ok, image = self._cap.read()
         if not ok or image is None:
-            raise OSError(5, "returned no frame (unplugged or end of file)")
+            raise OSError(5, "no frame: unplugged, or end of a video file")
         if image.ndim == 3:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         self._recovered()

@@ -330,6 +330,8 @@ class Decoder:
         for name, engine in VARIANTS:
             if time.perf_counter() - started >= budget_s:
                 break
+            if engine.split("-")[0] not in self.engines:
+                continue
             if name not in made:
                 transform = TRANSFORMS[name]
                 made[name] = grey if transform is None else transform(grey)

@@ -72,7 +72,8 @@ class SerialSource(Source):
         import serial
 
         try:
-            self._serial = serial.Serial(self.port, self.baud, timeout=0)
+            # exclusive: a second reader (kiosk doctor while kiosk runs) would steal half the codes.
+            self._serial = serial.Serial(self.port, self.baud, timeout=0, exclusive=True)
         except serial.SerialException as exc:
             raise OSError(getattr(exc, "errno", None) or 5, _short(exc)) from None
         self._buffer = b""
@@ -111,5 +112,12 @@ class SerialSource(Source):
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text.split(": ", 1)[-1] if text.startswith("[Errno") else text
+    """"No such file or directory" rather than pyserial's "could not open port X: [Errno 2] ..."."""
+    import os
+
+    import errno as errnos
+
+    errno = getattr(exc, "errno", None)
+    if errno in (errnos.EAGAIN, errnos.EWOULDBLOCK):  # the exclusive lock is held
+        return "in use by another program"
+    return os.strerror(errno) if isinstance(errno, int) and errno > 0 else str(exc)
