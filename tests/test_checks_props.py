@@ -15,7 +15,7 @@ from kiosk.checks import evaluate
 from kiosk.checks.demo import demo_material
 from kiosk.checks.rules import builtin_rules
 from kiosk.checks.trust import TrustStore
-from kiosk.model import Outcome, Reason, Verdict
+from kiosk.model import Outcome, Reason, Verdict, mask_name
 
 NOW = datetime(2021, 10, 1, 8, 0, tzinfo=timezone.utc)
 MATERIAL = demo_material(NOW)
@@ -33,7 +33,8 @@ def judged(text: str, **kw) -> Verdict:
     assert verdict.detail != "internal error", text
     assert (verdict.reason is Reason.OK) == (verdict.outcome is Outcome.PASS)
     if credential is not None and credential.name:
-        assert verdict.name and "***" in verdict.name or len(credential.name.split()) == 1
+        assert verdict.name == mask_name(credential.name)
+        assert verdict.name != credential.name or len(credential.name) == 1
     return verdict
 
 

@@ -74,8 +74,8 @@ def evaluate(text: str, *, now: datetime, trust: Any = None, rules: Any = None,
     `trust` is a TrustStore (None: nothing verifies, signed codes fail unknown_key);
     `rules` the venue's Rules (None, "--no-rules": only decoding, signature, key usage,
     revocation and validity period); `history(subject_key)` earlier scan times of the
-    person; `clock_synced=False` sends signed codes to review (clock_unsynced) because
-    their validity cannot be judged; `denied(subject_hash)` the deny list (default: the
+    person; `clock_synced=False` sends every code to review (clock_unsynced) because
+    no validity can be judged; `denied(subject_hash)` the deny list (default: the
     trust store's).
     """
     scheme = "unknown"
@@ -100,11 +100,13 @@ def _evaluate(scheme: str, text: str, now: datetime, trust: Any, rules: Any,
     credential = checked.credential
     name = mask_name(credential.name) if credential is not None else None
     failed = checked.failed
-    signed = scheme in ("dcc", "hd1")
+    if not clock_synced:
+        # Without a trustworthy clock no validity period, declaration age or test age
+        # can be judged, and even a decoding failure may be a code from "the future":
+        # every code goes to the guard; the detail keeps what the checks found.
+        found = failed.reason.value if failed is not None else "checks passed"
+        return Verdict(Outcome.REVIEW, Reason.CLOCK_UNSYNCED, scheme, name, found), credential
     if failed is not None:
-        time_reason = failed.reason in (Reason.EXPIRED, Reason.NOT_YET_VALID)
-        if time_reason and not clock_synced:
-            return Verdict(Outcome.REVIEW, Reason.CLOCK_UNSYNCED, scheme, name, failed.detail), credential
         return Verdict(Outcome.FAIL, failed.reason, scheme, name, failed.detail), credential
     assert credential is not None
     if trust is not None and checked.revocation_hashes and trust.is_revoked(checked.revocation_hashes):
@@ -112,8 +114,6 @@ def _evaluate(scheme: str, text: str, now: datetime, trust: Any, rules: Any,
     is_denied = denied if denied is not None else (trust.is_denied if trust is not None else None)
     if is_denied is not None and credential.subject_key and is_denied(subject_hash(credential.subject_key)):
         return Verdict(Outcome.FAIL, Reason.DENIED, scheme, name), credential
-    if signed and not clock_synced:
-        return Verdict(Outcome.REVIEW, Reason.CLOCK_UNSYNCED, scheme, name), credential
     if rules is None:
         if scheme == "cccd":
             return Verdict(Outcome.REVIEW, Reason.IDENTITY_ONLY, scheme, name), credential

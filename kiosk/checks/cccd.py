@@ -25,6 +25,7 @@ __all__ = ["check", "looks_like", "SEXES"]
 
 SEXES = ("Nam", "Nữ")
 MAX_FIELD = 300
+NAME_PUNCTUATION = " .'-"
 _ID12 = re.compile(r"^\d{12}$")
 _ID9 = re.compile(r"^\d{9}$")
 _DATE = re.compile(r"^\d{8}$")
@@ -56,8 +57,8 @@ def check(text: str, *, now: datetime) -> Checked:
             raise CheckFailed(Reason.BAD_SCHEMA, "the ID number must have 12 digits")
         if old and not _ID9.match(old):
             raise CheckFailed(Reason.BAD_SCHEMA, "the old ID number must be empty or 9 digits")
-        if not name or len(name) > MAX_FIELD or any(ch.isdigit() for ch in name):
-            raise CheckFailed(Reason.BAD_SCHEMA, "the name is missing or has digits")
+        if not name or len(name) > MAX_FIELD or not all(ch.isalpha() or ch in NAME_PUNCTUATION for ch in name):
+            raise CheckFailed(Reason.BAD_SCHEMA, "the name is missing or has characters other than letters")
         if sex not in SEXES:
             raise CheckFailed(Reason.BAD_SCHEMA, "sex must be Nam or Nữ")
         if len(address) > MAX_FIELD or any(len(f) > MAX_FIELD for f in fields):
