@@ -163,6 +163,11 @@ def test_scanning_draws_the_preview_and_a_target_box(fonts):
     arr = pixels(render_state(state("scanning", preview=frame), (800, 480), fonts))
     assert (arr == np.array(screen_mod.TARGET)).all(axis=2).sum() > 200
     assert (arr == 128).all(axis=2).mean() > 0.1
+    # A colour camera frame comes as BGR (OpenCV): a blue scene must look blue.
+    bgr = np.zeros((240, 320, 3), np.uint8)
+    bgr[..., 0] = 200
+    arr_colour = pixels(render_state(state("scanning", preview=bgr), (800, 480), fonts))
+    assert (arr_colour == np.array([0, 0, 200])).all(axis=2).mean() > 0.1
     # Without a camera the box is still drawn.
     arr = pixels(render_state(state("scanning"), (800, 480), fonts))
     assert (arr == np.array(screen_mod.TARGET)).all(axis=2).sum() > 200
@@ -286,3 +291,29 @@ def test_kiosk_screens_every_size(tmp_path):
 def test_kiosk_screens_bad_size_is_a_clear_error(tmp_path, capsys):
     assert main(["screens", "--out", str(tmp_path), "--size", "big"]) == 2
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_importing_the_display_package_loads_no_hardware_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, kiosk.display, kiosk.display.signals, kiosk.display.guard, kiosk.display.cli, "
+            "kiosk.display.pins, kiosk.display.tones; "
+            "print(sorted(m for m in ('pygame', 'gpiozero', 'RPi', 'lgpio') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "[]"
+
+
+def test_no_desktop_with_a_drm_card_uses_kms(monkeypatch):
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(screen_mod, "_dri_cards", lambda: [Path("/dev/dri/card1")])
+    screen_mod._prepare_video_driver()
+    import os
+
+    assert os.environ["SDL_VIDEODRIVER"] == "kmsdrm"
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("SDL_VIDEODRIVER")
+    screen_mod._prepare_video_driver()
+    assert "SDL_VIDEODRIVER" not in os.environ

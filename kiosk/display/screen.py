@@ -326,23 +326,33 @@ def _qr(url: str, side: int):
     return pygame.transform.scale(small, (n * scale, n * scale))
 
 
+GREY_PALETTE = [(i, i, i) for i in range(256)]
+
+
 def _preview_surface(frame, size: tuple[int, int]):
+    """A camera frame (greyscale, or BGR as OpenCV gives it) scaled to fit `size`.
+    Runs on every preview frame, so it avoids full-size copies: rows and columns are
+    dropped first, and greyscale goes in as 8-bit with a grey palette."""
     import numpy as np
 
     pygame = _pygame()
     arr = np.asarray(frame)
+    if arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[1] < 1 or (arr.ndim == 3 and arr.shape[2] < 3):
+        return None
+    step = max(1, int(min(arr.shape[1] / size[0], arr.shape[0] / size[1])))
+    arr = arr[::step, ::step]
     if arr.dtype != np.uint8:
         arr = np.clip(arr, 0, 255).astype(np.uint8)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    elif arr.ndim == 3 and arr.shape[2] >= 3:
-        arr = arr[..., 2::-1]  # camera frames are BGR (OpenCV)
-    else:
-        return None
-    surf = pygame.surfarray.make_surface(np.ascontiguousarray(arr.swapaxes(0, 1)))
     h, w = arr.shape[:2]
+    if arr.ndim == 2:
+        small = pygame.image.frombuffer(np.ascontiguousarray(arr).tobytes(), (w, h), "P")
+        small.set_palette(GREY_PALETTE)
+        rgb = pygame.Surface((w, h))
+        rgb.blit(small, (0, 0))
+    else:
+        rgb = pygame.image.frombuffer(np.ascontiguousarray(arr[..., 2::-1]).tobytes(), (w, h), "RGB")
     k = min(size[0] / w, size[1] / h)
-    return pygame.transform.smoothscale(surf, (max(1, int(w * k)), max(1, int(h * k))))
+    return pygame.transform.smoothscale(rgb, (max(1, int(w * k)), max(1, int(h * k))))
 
 
 def _target_box(surface, rect, color, width: int) -> None:
