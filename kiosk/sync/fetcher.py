@@ -32,6 +32,8 @@ log = logging.getLogger("kiosk.sync")
 DOCUMENTS = ("trust", "rules", "denylist")
 #: A published document larger than this is refused rather than held in memory.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+#: TrustStore's "imported at" state key: the trust list's age is measured from it.
+TRUST_CONFIRMED_KEY = "trust.imported_at"
 _HEX = re.compile(r"^[0-9a-f]{16,128}$")
 _NOTE_MAX = 200
 
@@ -118,6 +120,10 @@ class Fetcher:
         except requests.RequestException as exc:
             raise SyncError(f"cannot fetch {name}: {exc}") from exc
         if resp.status_code == 304:
+            if name == "trust":
+                # The list we hold is confirmed current: its age (the screen's "trust list
+                # stale" warning) counts from now, not from when it last changed.
+                self.journal.set_state(TRUST_CONFIRMED_KEY, state._iso(self.clock()))
             return "unchanged"
         if resp.status_code == 404:
             return "absent"

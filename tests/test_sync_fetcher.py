@@ -1,0 +1,99 @@
+"""The fetcher against the real collector: trust list, rules and deny list with ETags,
+swapped in whole, a bad document never replacing a good one."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from collector_helpers import RunningCollector, open_store
+from kiosk.checks.trust import TrustStore, trust_entry
+from kiosk.journal import Journal
+from kiosk.sync import Fetcher
+from kiosk.sync.state import ETAGS_KEY, FETCH_KEY, RULES_KEY
+
+T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def collector(tmp_path):
+    store = open_store("sqlite", tmp_path)
+    with RunningCollector(store) as running:
+        yield running
+    store.close()
+
+
+@pytest.fixture
+def journal(journal_path):
+    with Journal(journal_path) as j:
+        yield j
+
+
+def _trust_list(n: int) -> bytes:
+    entries = []
+    for i in range(n):
+        der = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        entries.append(trust_entry(bytes([i]) * 8, "HD1", der))
+    return json.dumps(entries).encode()
+
+
+def _publish(collector, name, body, ctype="application/json"):
+    collector.store.publish(name, body, content_type=ctype, now=T0)
+
+
+def test_nothing_published_leaves_the_kiosk_as_it_is(collector, journal):
+    with Fetcher(journal, url=collector.url, token=collector.token()) as f:
+        assert f.fetch_all() == {"trust": "absent", "rules": "absent", "denylist": "absent"}
+    assert journal.get_json(FETCH_KEY)["results"]["trust"] == "absent"
+
+
+def test_documents_are_fetched_once_then_304_until_they_change(collector, journal):
+    clock = [T0]
+    _publish(collector, "trust", _trust_list(2))
+    _publish(collector, "rules", b'venue_type = "hospital"\nmin_doses = 2\n', "application/toml")
+    _publish(collector, "denylist", json.dumps([{"hash": "ab" * 32, "note": "fake certificate"}]).encode())
+    with Fetcher(journal, url=collector.url, token=collector.token(), clock=lambda: clock[0]) as f:
+        assert f.fetch_all() == {"trust": "updated", "rules": "updated", "denylist": "updated"}
+        trust = TrustStore(journal)
+        assert trust.keys_for(b"\x01" * 8) and trust.is_denied("ab" * 32)
+        assert "min_doses = 2" in journal.get_state(RULES_KEY)
+        assert set(journal.get_json(ETAGS_KEY)) == {"trust", "rules", "denylist"}
+
+        clock[0] = T0 + timedelta(days=5)
+        assert f.fetch_all() == {"trust": "unchanged", "rules": "unchanged", "denylist": "unchanged"}
+        # The unchanged list is confirmed current: it does not go stale on the screen.
+        assert TrustStore(journal).age(clock[0]) == timedelta(0)
+
+        _publish(collector, "denylist", json.dumps(["cd" * 32]).encode())
+        assert f.fetch("denylist") == "updated"
+    trust = TrustStore(journal)
+    assert trust.is_denied("cd" * 32) and not trust.is_denied("ab" * 32)  # swapped whole
+
+
+def test_a_bad_document_is_refused_and_the_good_one_stays(collector, journal):
+    _publish(collector, "denylist", json.dumps(["ab" * 32]).encode())
+    _publish(collector, "trust", _trust_list(1))
+    with Fetcher(journal, url=collector.url, token=collector.token()) as f:
+        f.fetch_all()
+        etags = journal.get_json(ETAGS_KEY)
+        _publish(collector, "denylist", b'["not a hash"]')
+        _publish(collector, "trust", b'{"certificates": 7}')
+        _publish(collector, "rules", b"this is = = not toml", "application/toml")
+        results = f.fetch_all()
+    assert results["denylist"].startswith("error:") and "not a hex hash" in results["denylist"]
+    assert results["trust"].startswith("error:") and results["rules"].startswith("error:")
+    assert TrustStore(journal).is_denied("ab" * 32)
+    assert TrustStore(journal).keys_for(b"\x00" * 8)
+    assert journal.get_state(RULES_KEY) is None
+    assert journal.get_json(ETAGS_KEY) == etags  # so the next round fetches again
+
+
+def test_an_unreachable_collector_is_reported_not_raised(journal):
+    with Fetcher(journal, url="http://127.0.0.1:9", token="t", timeout_s=2) as f:
+        results = f.fetch_all()
+    assert all(r.startswith("error: cannot fetch") for r in results.values())
