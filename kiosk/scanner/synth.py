@@ -121,6 +121,25 @@ def _background(rng, size: tuple[int, int]) -> "np.ndarray":
     return cv2.resize(cv2.GaussianBlur(small, (0, 0), 1.5), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def _distractors(scene, rng) -> "np.ndarray":
+    """Signs on the wall behind the person: printed text and a barcode-like sticker."""
+    import cv2
+    import numpy as np
+
+    h, w = scene.shape[:2]
+    img = np.clip(scene, 0, 255).astype(np.uint8)
+    for _ in range(int(rng.integers(2, 4))):
+        x, y = int(rng.integers(0, w - 320)), int(rng.integers(0, h - 130))
+        cv2.rectangle(img, (x - 10, y - 10), (x + 300, y + 110), (235, 235, 230), -1)
+        if rng.random() < 0.5:
+            for bx in range(x, x + 280, 5):
+                if rng.random() < 0.55:
+                    cv2.rectangle(img, (bx, y), (bx + int(rng.integers(1, 4)), y + 90), (20, 20, 20), -1)
+        else:
+            _put_lines(img, rng, ["KHU VUC KIEM TRA", "Xuat trinh ma QR"], (x, y + 40), 0.8, (30, 30, 30), 40)
+    return img.astype(np.float32)
+
+
 def _put_lines(img, rng, lines: list[str], org: tuple[int, int], scale: float, colour, step: int) -> None:
     import cv2
 
@@ -300,6 +319,8 @@ def render_scene(payload: str | None, *, kind: str, seed: int, size: tuple[int, 
     rng = np.random.default_rng([seed, KINDS.index(kind)])
     w, h = size
     scene = _background(rng, size)
+    if kind == "no-code":
+        scene = _distractors(scene, rng)
     code = None if kind == "no-code" else payload
     module_px = 4
     tilt, angle = rng.uniform(0.0, 0.12), rng.uniform(-12, 12)
@@ -333,17 +354,6 @@ def render_scene(payload: str | None, *, kind: str, seed: int, size: tuple[int, 
         img = _motion_blur(img, rng)
     elif kind == "low-light":
         gain, noise = rng.uniform(0.18, 0.3), rng.uniform(5.0, 8.0)
-    elif kind == "no-code":
-        img = np.clip(img, 0, 255).astype(np.uint8)
-        for _ in range(int(rng.integers(2, 5))):  # printed text and barcode-like stripes
-            x, y = int(rng.integers(0, w - 300)), int(rng.integers(0, h - 120))
-            if rng.random() < 0.5:
-                for bx in range(x, x + 260, 5):
-                    if rng.random() < 0.55:
-                        cv2.rectangle(img, (bx, y), (bx + int(rng.integers(1, 4)), y + 90), (20, 20, 20), -1)
-            else:
-                _put_lines(img, rng, ["KHU VUC KIEM TRA", "Vui long xuat trinh ma QR"], (x, y + 40),
-                           1.0, (30, 30, 30), 40)
     img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 0.9))  # lens softness
     return _camera(img, rng, gain=gain, noise=noise)
 
