@@ -107,3 +107,60 @@ def test_any_time_and_clock_state(text, now, synced):
 def test_non_string_input_is_a_verdict():
     verdict, credential = evaluate(b"HC1:abc", now=NOW, trust=None, rules=None)  # type: ignore[arg-type]
     assert verdict.outcome is Outcome.FAIL and credential is None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["kid", "country", "certificateType", "rawData", "certificates", "x"]), children, max_size=5),
+    max_leaves=20)
+
+
+@SETTINGS
+@given(json_values)
+def test_trust_list_parser_only_raises_trust_error(value):
+    import json
+
+    from kiosk.checks.trust import TrustStore
+    from kiosk.errors import TrustError
+
+    try:
+        TrustStore.from_list(json.dumps(value).encode(), now=NOW)
+    except TrustError:
+        pass  # the one error a bad list may give; it names the entry and field
+
+
+@SETTINGS
+@given(st.binary(max_size=200))
+def test_trust_list_parser_on_bytes(data):
+    from kiosk.checks.trust import TrustStore
+    from kiosk.errors import TrustError
+
+    try:
+        TrustStore.from_list(data, now=NOW)
+    except TrustError:
+        pass
+
+
+toml_scalars = st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False) \
+    | st.text(max_size=12) | st.lists(st.text(max_size=12), max_size=3)
+
+
+@SETTINGS
+@given(st.dictionaries(st.sampled_from(["dcc", "hd1", "cccd", "opaque", "repeat", "venue_type", "pool"]),
+                       st.dictionaries(st.sampled_from(["accept", "test_max_hours", "identity", "outcome",
+                                                        "window_minutes", "accept_status", "min_days_after_dose",
+                                                        "reject_travel_from", "bogus"]), toml_scalars, max_size=4)
+                       | toml_scalars, max_size=4))
+def test_rules_parser_only_raises_config_error(data):
+    from kiosk.checks.rules import parse_rules
+    from kiosk.errors import ConfigError
+
+    try:
+        rules = parse_rules(data, "rules.toml")
+    except ConfigError as exc:
+        assert "rules.toml" in str(exc)
+        return
+    for label, text in MATERIAL.payloads:  # whatever the file allows, decide() copes
+        judged_with = evaluate(text, now=NOW, trust=STORE, rules=rules)[0]
+        assert isinstance(judged_with.reason, Reason)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import threading
@@ -247,6 +248,11 @@ class TrustStore:
         return len(clean)
 
     # --- lookups ---------------------------------------------------------------------
+    def _db(self):
+        """The journal's lock: the run loop's scanner thread and its UI thread share one
+        sqlite3 connection, which must not run two statements at once."""
+        return getattr(self.journal, "_lock", None) or contextlib.nullcontext()
+
     def _load(self) -> None:
         """Refresh the parsed-key cache when the stored list changed."""
         if self.journal is None:
@@ -254,10 +260,11 @@ class TrustStore:
                 self._cache = self._index(self._rows)
                 self._generation = "memory"
             return
-        gen = self.journal.get_state(_STATE_GENERATION, "")
-        if gen == self._generation:
-            return
-        rows = self.journal.db.conn.execute("SELECT kid, kind, country, raw FROM trust_keys").fetchall()
+        with self._db():
+            gen = self.journal.get_state(_STATE_GENERATION, "")
+            if gen == self._generation:
+                return
+            rows = self.journal.db.conn.execute("SELECT kid, kind, country, raw FROM trust_keys").fetchall()
         self._cache = self._index([(base64.b64decode(k), kind, c, raw) for k, kind, c, raw in rows])
         self._generation = gen
 
@@ -290,9 +297,10 @@ class TrustStore:
             return False
         if self.journal is None:
             return any(h in self._revoked for h in items)
-        row = self.journal.db.conn.execute(
-            "SELECT 1 FROM revocations WHERE hash IN (%s) LIMIT 1" % ",".join("?" * len(items)),
-            items).fetchone()
+        with self._db():
+            row = self.journal.db.conn.execute(
+                "SELECT 1 FROM revocations WHERE hash IN (%s) LIMIT 1" % ",".join("?" * len(items)),
+                items).fetchone()
         return row is not None
 
     def is_denied(self, hash_: str) -> bool:
@@ -300,7 +308,8 @@ class TrustStore:
         h = hash_.lower()
         if self.journal is None:
             return h in self._denied
-        return self.journal.db.conn.execute("SELECT 1 FROM denylist WHERE hash=?", (h,)).fetchone() is not None
+        with self._db():
+            return self.journal.db.conn.execute("SELECT 1 FROM denylist WHERE hash=?", (h,)).fetchone() is not None
 
     def imported_at(self) -> datetime | None:
         if self.journal is None:
