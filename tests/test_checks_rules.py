@@ -79,6 +79,7 @@ def test_repeat_scan_within_window():
     store = TrustStore.from_list(m.trust_list_json, now=NOW)
     text = dict(m.payloads)["hd1-green"]
     transport = builtin_rules("transport")
+    assert transport.history_window == timedelta(minutes=30)
     seen = {}
     history = lambda key: seen.get(key, [])  # noqa: E731
     verdict, credential = evaluate(text, now=NOW, trust=store, rules=transport, history=history)

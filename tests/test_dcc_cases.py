@@ -203,3 +203,22 @@ def test_vietnamese_passport_sample_parses_with_name_intact(testdata: Path):
     assert verdict.name == "Nguyễn B*** D"
     assert credential.claims["ver"] == "1.3.0" and credential.claims["type"] == "v"
     assert credential.claims["entry"]["dn"] == 2
+
+
+def test_pictures_through_kiosk_decode(dcc_cases, tmp_path):
+    """The same pictures through the real `kiosk decode --json` command, in one run."""
+    wanted = {}
+    for label, case in dcc_cases[0]:
+        if case.get("2DCODE") and _flags(case).get("EXPECTEDPICTUREDECODE"):
+            path = tmp_path / (label.replace("/", "_") + ".png")
+            path.write_bytes(base64.b64decode(case["2DCODE"]))
+            wanted[str(path)] = case["PREFIX"]
+    assert len(wanted) > 60
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "kiosk.cli", "decode", "--json", *wanted],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert len(results) == len(wanted)
+    for r in results:
+        assert wanted[r["path"]] in [c["text"] for c in r["codes"]], r["path"]

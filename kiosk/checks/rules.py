@@ -109,6 +109,11 @@ class Rules:
     repeat: RepeatRules = field(default_factory=RepeatRules)
     source: str = "<defaults>"
 
+    @property
+    def history_window(self) -> timedelta:
+        """How far back `history(subject_key)` must reach for the repeat rule."""
+        return timedelta(minutes=self.repeat.window_minutes)
+
 
 _SECTIONS = {"dcc": DccRules, "hd1": Hd1Rules, "cccd": CccdRules, "opaque": OpaqueRules,
              "repeat": RepeatRules}
