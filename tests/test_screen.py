@@ -317,3 +317,27 @@ def test_no_desktop_with_a_drm_card_uses_kms(monkeypatch):
     monkeypatch.delenv("SDL_VIDEODRIVER")
     screen_mod._prepare_video_driver()
     assert "SDL_VIDEODRIVER" not in os.environ
+
+
+def test_headless_history_is_bounded_for_long_runs():
+    with HeadlessDisplay() as display:
+        for i in range(screen_mod.HISTORY_MAX + 5):
+            display.show(state("idle", today_count=i))
+        assert len(display.history) == screen_mod.HISTORY_MAX
+        assert display.history[-1].today_count == screen_mod.HISTORY_MAX + 4
+
+
+def test_kiosk_screens_as_a_user_runs_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy")
+    env.pop("PYGAME_HIDE_SUPPORT_PROMPT", None)
+    out = subprocess.run([sys.executable, "-m", "kiosk.cli", "screens", "--out", str(tmp_path), "--size", "1024x600"],
+                         capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent,
+                         check=True)
+    listed = out.stdout.split()
+    # stdout is exactly the list of files written (no library greeting mixed in).
+    assert listed and all(Path(p).is_file() and p.endswith(".png") for p in listed)
+    assert pygame.image.load(str(tmp_path / "idle.png")).get_size() == (1024, 600)

@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import unicodedata
-from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -600,12 +599,14 @@ class HeadlessDisplay(_Closable):
     def __init__(self, size: tuple[int, int] = DEFAULT_SIZE, *, font: str = "") -> None:
         self.size = tuple(size)
         self.font = font
-        self.history: deque[ScreenState] = deque(maxlen=HISTORY_MAX)
+        self.history: list[ScreenState] = []
         self._events: list[str] = []
 
     def show(self, state: ScreenState) -> None:
         self._check_open()
         self.history.append(state)
+        if len(self.history) > HISTORY_MAX:
+            del self.history[:len(self.history) - HISTORY_MAX]
 
     @property
     def last(self) -> ScreenState | None:
