@@ -179,3 +179,18 @@ def test_kiosk_decode_readable_output(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "https://kiosk.invalid/checkin/DEMO-001" in proc.stdout
     assert "zxing" in proc.stdout
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.tuples(st.integers(1, 40), st.integers(1, 40)), st.sampled_from([(), (1,), (2,), (3,), (4,)]),
+       st.sampled_from(["uint8", "float32", "bool", "int64", "uint16"]), st.integers(0, 2**32 - 1))
+def test_any_array_gives_a_result_or_a_decode_error(shape, channels, dtype, seed):
+    arr = np.random.default_rng(seed).integers(0, 256, shape + channels).astype(dtype)
+    decoder = Decoder(DecoderConfig(budget_ms=5.0))
+    try:
+        result = decoder.decode(arr)
+    except DecodeError as exc:
+        assert "not an image" in str(exc)
+        assert channels == (2,)
+    else:
+        assert result.codes == ()

@@ -45,8 +45,13 @@ __all__ = ["Code", "DecodeResult", "Decoder", "VARIANTS", "TRANSFORMS"]
 
 log = logging.getLogger(__name__)
 
-# Images smaller than this are upscaled 2x in the "upscale" variants, larger ones 1.5x.
+# The smallest QR (version 1) is 21 modules; fewer pixels than that cannot hold one.
+MIN_QR_SIDE_PX = 21
+# Images smaller than this are upscaled 2x in the "upscale" variants, larger ones 1.5x,
+# and ones larger than UPSCALE_MAX_SIDE not at all (their modules are big enough, and the
+# copy alone would eat the budget).
 UPSCALE_BELOW_SIDE = 900
+UPSCALE_MAX_SIDE = 2000
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,8 @@ def _equalize(img):
 def _downscale(img):
     import cv2
 
+    if min(img.shape) < 2 * MIN_QR_SIDE_PX:
+        return None
     return cv2.resize(img, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
 
 
@@ -180,6 +187,8 @@ def _upscale(img):
     import cv2
 
     # Small modules: 2x on small images, 1.5x on camera frames (zbar's time grows with pixels).
+    if max(img.shape) > UPSCALE_MAX_SIDE:
+        return None
     factor = 2.0 if max(img.shape) < UPSCALE_BELOW_SIDE else 1.5
     return cv2.resize(img, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
 
@@ -192,7 +201,8 @@ def _sharpen(img):
 
 
 def _upscale_sharpen(img):
-    return _sharpen(_upscale(img))
+    bigger = _upscale(img)
+    return None if bigger is None else _sharpen(bigger)
 
 
 def _smooth(img):
@@ -319,6 +329,8 @@ class Decoder:
         return []
 
     def _decode(self, grey: "np.ndarray", started: float) -> list[Code]:
+        if min(grey.shape) < MIN_QR_SIDE_PX:
+            return []
         for engine in self.engines:
             codes = self._run(engine, grey, engine)
             if codes:
@@ -335,6 +347,8 @@ class Decoder:
             if name not in made:
                 transform = TRANSFORMS[name]
                 made[name] = grey if transform is None else transform(grey)
+            if made[name] is None:
+                continue
             codes = self._run(engine, made[name], engine if name == "plain" else f"{engine}+{name}")
             if codes:
                 return codes
@@ -346,15 +360,21 @@ def _as_grey(image: "np.ndarray") -> "np.ndarray":
 
     if not isinstance(image, np.ndarray) or image.size == 0:
         raise DecodeError("not an image: expected a non-empty numpy array")
-    if image.ndim == 3:
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] in (3, 4):
         import cv2
 
+        if image.dtype != np.uint8:
+            image = np.clip(image, 0, 255).astype(np.uint8)
         code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-        image = cv2.cvtColor(image, code)
+        image = cv2.cvtColor(np.ascontiguousarray(image), code)
     if image.ndim != 2:
         raise DecodeError(f"not an image: array of shape {image.shape}")
     if image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
+        if not np.issubdtype(image.dtype, np.number) and image.dtype != np.bool_:
+            raise DecodeError(f"not an image: array of {image.dtype}")
+        image = np.clip(np.nan_to_num(image.astype(np.float64)), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(image)
 
 
