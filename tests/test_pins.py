@@ -146,3 +146,11 @@ def test_contract_a_pin_already_in_use_is_a_clear_error(factory):
     with Signals(PinsConfig(), pin_factory=factory):
         with pytest.raises(PinBackendError, match="pins"):
             Signals(PinsConfig(), pin_factory=factory)
+
+
+def test_kiosk_pins_env_chooses_the_simulated_pins(monkeypatch):
+    monkeypatch.setenv("KIOSK_PINS", "mock")
+    with Signals(PinsConfig(backend="lgpio")) as s:
+        assert s.backend == "mock"
+        s.signal(FAIL)
+        assert s.pin("red").states[-1].state  # a MockPin, with its timed history
