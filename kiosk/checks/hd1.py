@@ -190,6 +190,8 @@ def check(text: str, *, now: datetime, trust: Any) -> Checked:
             try:
                 verify(msg, key.public_key)
                 last = None
+                if key.not_before is not None and now < key.not_before:
+                    raise CheckFailed(Reason.NOT_YET_VALID, "issuer certificate not yet valid")
                 if key.not_after is not None and now > key.not_after:
                     raise CheckFailed(Reason.EXPIRED, "issuer certificate expired")
                 break
