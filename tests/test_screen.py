@@ -341,3 +341,31 @@ def test_kiosk_screens_as_a_user_runs_it(tmp_path):
     # stdout is exactly the list of files written (no library greeting mixed in).
     assert listed and all(Path(p).is_file() and p.endswith(".png") for p in listed)
     assert pygame.image.load(str(tmp_path / "idle.png")).get_size() == (1024, 600)
+
+
+# --- properties of the small parsers -------------------------------------------------------
+
+from hypothesis import given, strategies as hs  # noqa: E402
+
+
+@given(hs.integers(10, 99999), hs.integers(10, 99999))
+def test_parse_size_round_trips(w, h):
+    assert screen_mod.parse_size(f"{w}x{h}") == (w, h)
+
+
+@given(hs.text(max_size=20))
+def test_parse_size_answers_any_text_with_a_size_or_a_config_error(text):
+    try:
+        w, h = screen_mod.parse_size(text)
+    except ConfigError as exc:
+        assert "WIDTHxHEIGHT" in str(exc)
+    else:
+        assert w >= 10 and h >= 10
+
+
+@given(hs.text(max_size=40))
+def test_safe_name_never_lets_an_id_number_through(name):
+    import re
+
+    shown = safe_name(name)
+    assert shown is None or not re.search(r"\d{%d,}" % screen_mod.ID_DIGITS, shown)
