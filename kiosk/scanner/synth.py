@@ -8,9 +8,9 @@ at all (text, barcode-like stripes). Everything is drawn from `numpy.random.defa
 so a seed always gives the same picture. Used by `kiosk demo` (write_demo_frames) and
 bench/decode_bench.py (synthetic_set).
 
-    >>> img = render_scene("HC1:6BFOXN...", kind="phone-dark", seed=3)   # doctest: +SKIP
+    >>> img = render_scene("HC1:6BFOXN", kind="phone-dark", seed=3, size=(640, 360))
     >>> img.shape
-    (720, 1280, 3)
+    (360, 640, 3)
 """
 
 from __future__ import annotations
