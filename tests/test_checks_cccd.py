@@ -40,6 +40,7 @@ def test_rules_say_whether_identity_admits():
     CARD + "|extra",                                         # eighth field
     unicodedata.normalize("NFD", CARD),                      # decomposed Unicode from a scanner
     CARD.replace("Nữ", "Nam"),
+    CARD + "\r\n",                                           # a serial scanner's line ending
 ])
 def test_accepted_variants(text):
     verdict, credential = run(text)

@@ -163,3 +163,9 @@ def test_schema_failures():
                {**base, "ver": 1, "v": [vac()]}):
         claims = {1: "VN", 4: int(NOW.timestamp()) + 3600, -260: {1: hc}}
         assert run(seal("HC1:", sign1(claims, key, kid=kid)), store) == ("fail", "bad_schema"), hc
+
+
+def test_serial_line_ending_is_not_part_of_the_code():
+    key, kid, store = signer()
+    text = make_dcc(key, kid, now=NOW, name=NAME, dob="1990-01-01", kind="v", entry=vac())
+    assert run(text + "\r\n", store) == ("pass", "ok")

@@ -28,6 +28,7 @@ PREFIXES = {"HC1:": "dcc", "HD1:": "hd1", "KP1:": "provision"}
 _OTHER_PREFIX = re.compile(r"^[A-Z]{2}\d:")
 #: A DCC without its `HC1:` context: nothing but base45 characters, long enough to be one.
 _BARE_BASE45 = re.compile(r"^[0-9A-Z $%*+\-./:]{60,}$")
+_LINE_ENDINGS = "\r\n\t\x00"
 
 
 def recognise(text: str) -> str:
@@ -84,6 +85,9 @@ def evaluate(text: str, *, now: datetime, trust: Any = None, rules: Any = None,
             return Verdict(Outcome.FAIL, Reason.UNKNOWN_SCHEME, scheme), None
         if now.tzinfo is None:
             now = now.replace(tzinfo=timezone.utc)
+        # Serial scanners end a code with CR/LF (some with a tab or NUL); never part of
+        # a code. Spaces are kept: base45 uses them.
+        text = text.strip(_LINE_ENDINGS)
         scheme = recognise(text)
         return _evaluate(scheme, text, now, trust, rules, history, clock_synced, denied)
     except Exception:  # noqa: BLE001 - the promise is "never raises"; log and fail closed
