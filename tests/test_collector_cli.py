@@ -1,0 +1,68 @@
+"""The `collector` command and its configuration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from collector import cli
+from collector.config import CollectorConfigError, load
+from collector.storage import Store
+
+
+def test_every_command_has_help_with_an_example(capsys):
+    parser = cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert {"serve", "enrol-code", "publish", "report", "count"} <= set(commands)
+    for name, sub in commands.items():
+        assert "Example: collector " in sub.description, name
+
+
+def test_config_file_env_and_flags_in_that_order(tmp_path):
+    path = tmp_path / "collector.toml"
+    path.write_text('db_url = "sqlite:///from-file.db"\nport = 9000\nadmin_token = "file"\n')
+    cfg = load(path, env={"COLLECTOR_PORT": "9100", "COLLECTOR_ADMIN_TOKEN": "env-secret"}, port=9200)
+    assert (cfg.db_url, cfg.port, cfg.admin_token) == ("sqlite:///from-file.db", 9200, "env-secret")
+    assert "env-secret" not in repr(cfg)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("prot = 1", "unknown key 'prot'"),
+    ("port = -3", "port"),
+    ("port = [", "not valid TOML"),
+])
+def test_a_bad_config_names_the_file_and_the_key(tmp_path, text, words):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(CollectorConfigError) as err:
+        load(path, env={})
+    assert str(path) in str(err.value) and words in str(err.value)
+
+
+def test_the_shipped_example_config_loads(tmp_path):
+    from pathlib import Path
+
+    import collector
+
+    example = Path(collector.__file__).with_name("collector.example.toml")
+    assert load(example, env={}).port == 8470
+
+
+def test_enrol_code_publish_and_report_from_the_command_line(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    assert cli.main(["enrol-code", "--device", "kiosk-7", "--db", db]) == 0
+    code = capsys.readouterr().out.strip()
+    with Store(db) as store:
+        from datetime import datetime, timezone
+        assert store.enrol("kiosk-7", code, now=datetime.now(timezone.utc))
+    bad = tmp_path / "deny.json"
+    bad.write_text("[not json")
+    assert cli.main(["publish", "denylist", str(bad), "--db", db]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    good = tmp_path / "deny.json"
+    good.write_text(json.dumps(["ab" * 32]))
+    assert cli.main(["publish", "denylist", str(good), "--db", db]) == 0
+    assert "ETag" in capsys.readouterr().out
+    assert cli.main(["report", "--date", "2026-03-02", "--db", db]) == 0
+    assert capsys.readouterr().out.startswith("date,venue_code,entries,passes,fails,reviews,overrides")
