@@ -265,3 +265,31 @@ def test_trace_by_a_case_finds_everyone_near_each_of_their_visits(client, day):
 def test_trace_without_a_time_or_case_is_a_clear_400(client):
     r = client.get("/v1/trace", headers=ADMIN_AUTH, params={"venue": "V-HOSP"})
     assert r.status_code == 400 and "venue and a time" in r.json()["detail"]
+
+
+# --- property: no body makes the collector fail with a 500 ----------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_PROP_STORE = Store("sqlite://")
+_PROP_CLIENT = _client(_PROP_STORE)
+_PROP_TOKEN = _token(_PROP_CLIENT)
+_json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                            max_leaves=20)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.one_of(
+    st.binary(max_size=300),
+    st.binary(max_size=300).map(gzip.compress),
+    _json_values.map(lambda v: gzip.compress(json.dumps(v).encode())),
+    st.fixed_dictionaries({"device_id": st.just("kiosk-1"), "batch_id": st.text(max_size=70),
+                           "entries": st.lists(st.dictionaries(st.sampled_from(list(_entry())), _json_values,
+                                                               max_size=6), max_size=3)})
+      .map(lambda v: gzip.compress(json.dumps(v).encode())),
+))
+def test_any_body_gets_an_answer_never_a_server_error(body):
+    r = _post(_PROP_CLIENT, _PROP_TOKEN, None, raw=body)
+    assert r.status_code in (200, 400, 413, 422)
+    assert r.json()["detail"] if r.status_code != 200 else "accepted" in r.json()
