@@ -105,8 +105,11 @@ class Pipeline:
         return Event(scan, verdict, entry)
 
     def _history(self, subject_key: str) -> list[datetime]:
-        since = self.clock() - timedelta(seconds=self.cfg.journal.repeat_window_s)
-        return self.journal.seen_subject(subject_key, since)
+        # Reach as far back as the venue's repeat rule looks, and at least the journal's window.
+        window = timedelta(seconds=self.cfg.journal.repeat_window_s)
+        if self.rules is not None:
+            window = max(window, self.rules.history_window)
+        return self.journal.seen_subject(subject_key, self.clock() - window)
 
     def _extra_check_args(self) -> dict[str, Any]:
         denied = getattr(self.trust, "is_denied", None)

@@ -109,3 +109,22 @@ def test_sigkill_mid_demo_loses_no_entry_anyone_saw(tmp_path):
         assert journal.integrity() == "ok"
         stored = {e.id for e in journal.entries()}
     assert [e["id"] for e in seen if e["id"] not in stored] == []
+
+
+def test_venue_repeat_rule_sees_scans_older_than_the_journal_window(journal_path, monkeypatch):
+    """Transport venues fail a second ride within 30 minutes; the journal's own repeat
+    window is only 5, so the pipeline must look back as far as the rule does."""
+    from datetime import timedelta
+
+    cfg = load_config(None, search=False, overrides={"journal.path": str(journal_path),
+                                                     "venue.type": "transport"})
+    t = [datetime(2026, 11, 25, 7, 0, tzinfo=timezone.utc)]
+    monkeypatch.setattr(app, "DEBOUNCE_S", 0.0)
+    with Journal(journal_path, repeat_window_s=300) as journal:
+        pipe = Pipeline(cfg, journal, clock=lambda: t[0])
+        first = pipe.handle(CCCD, source="serial", engine="serial")
+        t[0] += timedelta(minutes=12)
+        second = pipe.handle(CCCD, source="serial", engine="serial")
+        assert first.verdict.reason.value != "repeat_scan"
+        assert second.entry.logged
+        assert (second.verdict.outcome.value, second.verdict.reason.value) == ("fail", "repeat_scan")
