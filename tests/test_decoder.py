@@ -21,11 +21,13 @@ from kiosk.scanner.decoder import Decoder
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# qrcode-2/13.png: its label says "photograph", but zxing-cpp (on a thresholded copy) and
-# zbar (on an Otsu-binarised copy) independently decode "photography", each with its own
-# Reed-Solomon check passed, so the label is the error. (zxing's own harness never reads
-# this image, which is how the typo survived.) Such a read is neither counted as a read
-# nor as a misread; any other text would be a misread.
+# qrcode-2/13.png: its label says "photograph", but the code holds "photography" (the text
+# of its twin 12.png). zxing-cpp on fixed-threshold copies reads that with 91% of the
+# version 6-Q error correction unused, and zbar reads the same on an Otsu copy, each with
+# its Reed-Solomon check passed; a miscorrection that leaves so much capacity unused is
+# not credible, so the label is the error (zxing's own harness never reads this image,
+# which is how the typo survived). That read counts neither as a read nor as a misread;
+# any other text would be a misread.
 LABEL_ERRORS = {
     "qrcode-2/13.png": "The 2005 USGS aerial photography of the Washington Monument is censored.",
 }
