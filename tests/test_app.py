@@ -116,15 +116,25 @@ def test_venue_repeat_rule_sees_scans_older_than_the_journal_window(journal_path
     window is only 5, so the pipeline must look back as far as the rule does."""
     from datetime import timedelta
 
+    from kiosk.checks.demo import demo_material
+    from kiosk.checks.trust import TrustStore
+
+    t = [datetime(2026, 11, 25, 7, 0, tzinfo=timezone.utc)]
+    material = demo_material(t[0])
+    passing = [text for label, text in material.payloads
+               if material.expected[label][0] == "pass" and text.startswith("HD1:")][0]
     cfg = load_config(None, search=False, overrides={"journal.path": str(journal_path),
                                                      "venue.type": "transport"})
-    t = [datetime(2026, 11, 25, 7, 0, tzinfo=timezone.utc)]
     monkeypatch.setattr(app, "DEBOUNCE_S", 0.0)
     with Journal(journal_path, repeat_window_s=300) as journal:
+        TrustStore(journal).import_list(material.trust_list_json, now=t[0])
         pipe = Pipeline(cfg, journal, clock=lambda: t[0])
-        first = pipe.handle(CCCD, source="serial", engine="serial")
+        first = pipe.handle(passing, source="serial", engine="serial")
         t[0] += timedelta(minutes=12)
-        second = pipe.handle(CCCD, source="serial", engine="serial")
-        assert first.verdict.reason.value != "repeat_scan"
-        assert second.entry.logged
-        assert (second.verdict.outcome.value, second.verdict.reason.value) == ("fail", "repeat_scan")
+        second = pipe.handle(passing, source="serial", engine="serial")
+        t[0] += timedelta(minutes=31)
+        third = pipe.handle(passing, source="serial", engine="serial")
+    assert (first.verdict.outcome.value, first.verdict.reason.value) == ("pass", "ok")
+    assert second.entry.logged
+    assert (second.verdict.outcome.value, second.verdict.reason.value) == ("fail", "repeat_scan")
+    assert third.verdict.reason.value == "ok"
