@@ -16,7 +16,7 @@
 #          /etc/kiosk/       kiosk.toml (written only if absent), kiosk.example.toml
 #          /var/lib/kiosk/   the journal (systemd StateDirectory=), backup/
 #          /etc/systemd/system/  kiosk, kiosk-sync, kiosk-retention(.timer), collector
-set -euo pipefail
+set -Eeuo pipefail
 
 PREFIX=/opt/kiosk
 VENV=$PREFIX/venv

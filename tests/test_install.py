@@ -189,3 +189,16 @@ def test_install_twice_then_upgrade_in_a_debian_root(debian_root: Path, source: 
     db.close()
     assert "# upgraded" in _chroot(root, "/opt/kiosk/venv/bin/python", "-c",
                                    "import kiosk, pathlib; print(pathlib.Path(kiosk.__file__).read_text())")
+
+
+def test_wiring_pin_map_matches_the_default_config() -> None:
+    import re
+
+    from kiosk.config import PinsConfig
+
+    wiring = (ROOT / "hardware" / "wiring.md").read_text(encoding="utf-8")
+    defaults = PinsConfig()
+    for part in ("green", "red", "buzzer", "relay", "button"):
+        row = re.search(rf"\| `pins\.{part}` \| \*\*(\d+)\*\* \|", wiring)
+        assert row, f"pins.{part} missing from the pin map"
+        assert int(row.group(1)) == getattr(defaults, part), part
