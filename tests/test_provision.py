@@ -246,3 +246,27 @@ def test_bad_provisioning_key_is_refused(tmp_path) -> None:
         _run("--config", str(tmp_path / "k.toml"), "provision",
              "--provisioning-key", base64.b64encode(b"short").decode())
     assert not (tmp_path / "k.toml").exists()
+
+
+def test_signed_qr_enrols_with_the_real_collector(tmp_path, key, kiosk_config) -> None:
+    """End to end over HTTP: the QR's one-time code gets a token the collector accepts."""
+    from datetime import datetime, timezone
+
+    from tests.collector_helpers import RunningCollector, open_store
+
+    with RunningCollector(open_store("sqlite", tmp_path)) as collector:
+        code = collector.store.create_enrol_code("bv-01", now=datetime.now(timezone.utc))
+        text = provision.make_qr_text({"sync.collector_url": collector.url, "venue.code": "BM-01"}, key,
+                                      now=datetime.now(timezone.utc), enrol_code=code)
+        result = provision.handle_scan(text, load_config(kiosk_config), kiosk_config,
+                                       now=datetime.now(timezone.utc))  # kiosk.sync.enrol, for real
+        assert result.accepted, result.message
+        token = load_config(kiosk_config).sync.device_token.reveal()
+        assert collector.store.device_for_token(token) == "bv-01"
+
+        # The same code cannot enrol a second time (a copied QR scanned elsewhere).
+        other = kiosk_config.with_name("other.toml")
+        other.write_text(kiosk_config.read_text().replace('"bv-01"', '"bv-02"').replace(
+            str(tmp_path / "state"), str(tmp_path / "state2")))
+        again = provision.handle_scan(text, load_config(other), other, now=datetime.now(timezone.utc))
+        assert not again.accepted and again.reason == "enrol_failed"
