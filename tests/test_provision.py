@@ -270,3 +270,22 @@ def test_signed_qr_enrols_with_the_real_collector(tmp_path, key, kiosk_config) -
             str(tmp_path / "state"), str(tmp_path / "state2")))
         again = provision.handle_scan(text, load_config(other), other, now=datetime.now(timezone.utc))
         assert not again.accepted and again.reason == "enrol_failed"
+
+
+def test_interactive_provision_asks_and_keeps_answers_left_empty(tmp_path, monkeypatch, capsys) -> None:
+    path = tmp_path / "kiosk.toml"
+    path.write_text('[venue]\nname = "Cũ"\ncode = "OLD-1"\n', encoding="utf-8")
+    answers = iter(["hcm-07", "Trạm xe buýt Bến Thành", "", "transport", "", "serial", "", "lgpio", ""])
+    asked: list[str] = []
+
+    def fake_input(prompt: str) -> str:
+        asked.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    assert _run("--config", str(path), "provision", "--interactive") == 0
+    cfg = load_config(path)
+    assert (cfg.device.id, cfg.venue.name, cfg.venue.code, cfg.venue.type) == (
+        "hcm-07", "Trạm xe buýt Bến Thành", "OLD-1", "transport")
+    assert (cfg.scanner.kind, cfg.pins.backend) == ("serial", "lgpio")
+    assert any("[OLD-1]" in q for q in asked)  # shows the current value
