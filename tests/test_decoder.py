@@ -32,14 +32,18 @@ LABEL_ERRORS = {
     "qrcode-2/13.png": "The 2005 USGS aerial photography of the Washington Monument is censored.",
 }
 MIN_PHOTO_READS = 94
-VIETNAMESE = ["Nguyễn", "Nữ", "Nguyễn Văn An",
+VIETNAMESE = ["Nguyễn", "Nữ", "Nguyễn Văn An", "ềa",
               "001089012345||Trần Thị Bích Ngọc|01011990|Nữ|Số 12, Hà Nội|01012022",
               "Đỗ Thị Hằng|Ưng Hoàng Phúc|Bùi Thị Ánh"]
 
 
 def qr_image(text: str, *, scale: int = 4, eci: bool = False, dark_mode: bool = False) -> np.ndarray:
-    """A clean greyscale image of `text` in a byte-mode QR (UTF-8, as phones make them)."""
-    qr = segno.make(text, encoding="utf-8", eci=eci, error="m", micro=False)
+    """A clean greyscale image of `text` in a byte-mode QR (UTF-8, as phones make them).
+
+    mode="byte" matters: left to itself segno puts UTF-8 bytes that happen to pair up as
+    Shift-JIS ("ềa" = E1 BB 81 61) in Kanji mode, which every reader rightly shows as "盻‖".
+    """
+    qr = segno.make(text, encoding="utf-8", mode="byte", eci=eci, error="m", micro=False)
     mods = np.array([list(r) for r in qr.matrix_iter(scale=1, border=4)], dtype=bool)
     img = np.where(mods, 0, 255).astype(np.uint8)
     img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
@@ -196,3 +200,13 @@ def test_any_array_gives_a_result_or_a_decode_error(shape, channels, dtype, seed
         assert channels == (2,)
     else:
         assert result.codes == ()
+
+
+def test_decoder_is_a_context_manager_and_refuses_use_after_close():
+    from kiosk.errors import DeviceClosed
+
+    with Decoder(DecoderConfig()) as d:
+        assert d.decode(qr_image("X-1")).texts == ["X-1"]
+    d.close()
+    with pytest.raises(DeviceClosed):
+        d.decode(qr_image("X-1"))

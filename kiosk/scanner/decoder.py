@@ -4,9 +4,13 @@ Order, stopping at the first stage that reads a code:
 1. zxing-cpp on the plain frame. It already tries rotations, inverted (dark-mode) codes
    and downscaled copies, and is the fastest engine, so most frames end here.
 2. zbar on the plain frame (it reads some blurred or stylised codes zxing misses).
-3. Preprocessed variants (other binarizer, contrast equalisation, rescaling, sharpening,
-   smoothing against moiré, thresholding, inversion), each tried with zxing then zbar,
-   until `cfg.decoder.budget_ms` is spent.
+3. Preprocessed variants (other binarizer, sharpening, rescaling, contrast equalisation,
+   thresholding, smoothing against moiré, inversion): first the cheap zxing-cpp passes,
+   then the zbar ones, until `cfg.decoder.budget_ms` is spent. A pass that has started
+   runs to its end, so a frame may overrun the budget by one pass.
+
+The engine of each code names the pass that read it: "zxing", "zbar", "zxing+sharpen",
+"zbar+downscale", "zxing-global" (zxing-cpp with its global-histogram binarizer), ...
 
 No misreads: a text is reported only when the engine's own checks passed (zxing-cpp: the
 result is valid, error correction succeeded; zbar: a QR symbol). zbar is run in binary
@@ -34,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from kiosk.errors import DecodeError
+from kiosk.errors import DecodeError, DeviceClosed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -288,9 +292,17 @@ class Decoder:
         self.cfg = cfg
         self.engines = tuple(cfg.engines)
         self._zbar = _Zbar() if "zbar" in self.engines else None
+        self._closed = False
+
+    def __enter__(self) -> "Decoder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def decode(self, image: "np.ndarray") -> DecodeResult:
         """Codes in one frame (greyscale or BGR uint8). Never raises for a frame without codes."""
+        self._check_open()
         started = time.perf_counter()
         grey = _as_grey(image)
         codes = self._decode(grey, started)
@@ -301,6 +313,7 @@ class Decoder:
         import cv2
         import numpy as np
 
+        self._check_open()
         path = Path(path)
         started = time.perf_counter()
         try:
@@ -314,8 +327,14 @@ class Decoder:
         return DecodeResult(codes=_dedupe(codes), ms=(time.perf_counter() - started) * 1000.0)
 
     def close(self) -> None:
+        """Free the zbar scanner. Safe to call more than once."""
+        self._closed = True
         if self._zbar is not None:
             self._zbar.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DeviceClosed("decoder is closed")
 
     # -- the chain --------------------------------------------------------------------
 

@@ -84,7 +84,10 @@ def _qr_modules(payload: str) -> "np.ndarray":
     import numpy as np
     import segno
 
-    qr = segno.make(payload, error="m", micro=False)
+    # Non-ASCII text goes in byte mode as UTF-8, as phone apps write it: left to itself segno
+    # may pick Kanji mode for UTF-8 bytes that happen to pair up as Shift-JIS ("ềa" -> "盻‖").
+    extra = {} if payload.isascii() else {"mode": "byte", "encoding": "utf-8"}
+    qr = segno.make(payload, error="m", micro=False, **extra)
     return np.array([list(row) for row in qr.matrix_iter(scale=1, border=4)], dtype=bool)
 
 
