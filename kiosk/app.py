@@ -40,10 +40,18 @@ EARLIEST_PLAUSIBLE = datetime(2025, 1, 1, tzinfo=timezone.utc)
 READ_TIMEOUT_S = 0.2
 #: Main loop frame period (screen refresh, button polling).
 UI_PERIOD_S = 1 / 30
+PROVISION_PREFIX = "KP1:"
 #: How long the guard button may admit the last failed or reviewed person.
 GUARD_WINDOW_S = 120.0
 #: Seconds between refreshes of slow-moving state (sync status, trust age, disk).
 STATUS_PERIOD_S = 5.0
+#: Someone stepping up changes the picture: mean absolute change of a small thumbnail
+#: (grey levels) above which the screen switches to the live preview with a target box.
+MOTION_THUMB = (64, 36)
+MOTION_THRESHOLD = 6.0
+SCANNING_HOLD_S = 2.0
+#: The preview is redrawn at most this often (the Pi's CPU belongs to the decoder).
+PREVIEW_PERIOD_S = 0.1
 
 
 def clock_plausible(now: datetime) -> bool:
@@ -52,15 +60,16 @@ def clock_plausible(now: datetime) -> bool:
 
 @dataclass(frozen=True)
 class Event:
-    """A committed verdict, ready to be signalled."""
+    """A committed verdict, ready to be signalled. `entry` is None only for a
+    technician's provisioning code, which is not a person's entry."""
 
     scan: Scan
     verdict: Verdict
-    entry: Entry
+    entry: Entry | None
 
     @property
     def repeat(self) -> bool:
-        return not self.entry.logged
+        return self.entry is not None and not self.entry.logged
 
 
 class Pipeline:
@@ -77,6 +86,7 @@ class Pipeline:
         self.trust = trust if trust is not None else _open_trust(journal)
         self.rules = rules if rules is not None else _load_rules(cfg)
         self._recent: dict[str, float] = {}
+        self.provisioned: Any = None  # the last provisioning result, for the run loop
 
     def handle(self, text: str, *, source: str, engine: str) -> Event | None:
         """Check and commit one code. Returns None for a debounced duplicate."""
@@ -116,15 +126,18 @@ class Pipeline:
         return {"denied": denied} if denied is not None else {}
 
     def _provision(self, scan: Scan) -> Event | None:
-        if not scan.text.startswith("KP1:"):
+        """A technician's `KP1:` code configures the device (only when signed with the
+        provisioning key); it is never judged or journalled as a person's entry."""
+        if not scan.text.startswith(PROVISION_PREFIX):
             return None
-        try:
-            from kiosk import provision
-        except ImportError:
-            return None
+        from kiosk import provision
+
         result = provision.handle_scan(scan.text, self.cfg, _config_path(self.cfg), now=scan.at)
-        log.warning("provisioning QR: %s", getattr(result, "message", result))
-        return None
+        self.provisioned = result
+        reason = Reason.OK if result.accepted else Reason.UNKNOWN_KEY
+        verdict = Verdict(Outcome.PASS if result.accepted else Outcome.FAIL, reason, "provision",
+                          detail=result.message)
+        return Event(scan, verdict, None)
 
 
 def _config_path(cfg: Config) -> Path | None:
@@ -132,18 +145,14 @@ def _config_path(cfg: Config) -> Path | None:
 
 
 def _open_trust(journal: Journal) -> Any:
-    try:
-        from kiosk.checks.trust import TrustStore
-    except ImportError:
-        return None
+    from kiosk.checks.trust import TrustStore
+
     return TrustStore(journal)
 
 
 def _load_rules(cfg: Config) -> Any:
-    try:
-        from kiosk.checks.rules import load_rules
-    except ImportError:
-        return None
+    from kiosk.checks.rules import load_rules
+
     return load_rules(cfg)
 
 
@@ -167,6 +176,7 @@ class Kiosk:
                                           sealer=_sealer(cfg))
         self.pipeline = Pipeline(cfg, self.journal)
         self.events: "queue.Queue[Event]" = queue.Queue()
+        self.guard_presses: "queue.Queue[float]" = queue.Queue()
         self.stop_event = threading.Event()
         self.source_done = threading.Event()
         self.faults: set[str] = set()
@@ -174,7 +184,10 @@ class Kiosk:
         self.logged = 0
         self._source: Any = None
         self._worker: threading.Thread | None = None
-        self._last_frame_mono = time.monotonic()
+        self._last_item_mono = time.monotonic()
+        self._preview: Any = None          # newest frame, for the scanning screen
+        self._motion_until = 0.0           # something moves in front of the camera until then
+        self._thumb: Any = None
 
     # --- worker: source -> decode -> check -> journal --------------------------------
     def _work(self) -> None:
@@ -192,8 +205,9 @@ class Kiosk:
                         break
                     if item is None:
                         continue
-                    self._last_frame_mono = time.monotonic()
+                    self._last_item_mono = time.monotonic()
                     if isinstance(item, Frame):
+                        self._note_frame(item.image)
                         codes = [(c.text, c.engine) for c in decoder.decode(item.image).codes]
                     else:
                         codes = [(item.text, "serial" if self.cfg.scanner.kind == "serial" else "text")]
@@ -208,6 +222,16 @@ class Kiosk:
             self._source = None
             self.source_done.set()
 
+    def _note_frame(self, image: Any) -> None:
+        """Keep the newest frame for the preview, and notice when someone steps up."""
+        import cv2
+
+        self._preview = image
+        thumb = cv2.resize(image, MOTION_THUMB, interpolation=cv2.INTER_AREA).astype("int16")
+        if self._thumb is not None and abs(thumb - self._thumb).mean() > MOTION_THRESHOLD:
+            self._motion_until = time.monotonic() + SCANNING_HOLD_S
+        self._thumb = thumb
+
     def _process(self, text: str, *, source: str, engine: str) -> None:
         try:
             event = self.pipeline.handle(text, source=source, engine=engine)
@@ -219,99 +243,130 @@ class Kiosk:
             return
         if event is None:
             return
-        if event.entry.logged:
+        self.faults.discard("disk_full")
+        if event.entry is not None and event.entry.logged:
             self.logged += 1
         self.events.put(event)
 
-    # --- main thread: signal ------------------------------------------------------------
+    # --- main thread: screen, lights, buzzer, relay, guard button --------------------
     def run(self) -> int:
         from kiosk.display import ScreenState, open_display
         from kiosk.display.signals import Signals
 
         self._install_sigterm()
-        watchdog = _watchdog()
+        from kiosk import watchdog
+
         self._worker = threading.Thread(target=self._work, name="scanner", daemon=True)
         with open_display(self.cfg, headless=self.headless) as display, Signals(self.cfg.pins) as pins:
-            pins.when_guard(lambda: self.events.put(self._guard_event()) if self._guard_possible() else None)
+            # The button thread only queues the press; the journal write happens here.
+            pins.when_guard(lambda: self.guard_presses.put(time.monotonic()))
             self._worker.start()
             watchdog.ready()
-            idle_at = 0.0
+            verdict_until = 0.0
             next_status = 0.0
-            state = None
+            next_preview = 0.0
+            idle = self._idle_state(ScreenState)
+            shown: Any = None
             while not self.stop_event.is_set():
-                now_mono = time.monotonic()
-                if now_mono >= next_status:
-                    state = self._idle_state(ScreenState)
-                    pins.set_faults(set(state.faults))
-                    next_status = now_mono + STATUS_PERIOD_S
-                    if idle_at == 0.0:
-                        display.show(state)
-                try:
-                    event = self.events.get(timeout=UI_PERIOD_S)
-                except queue.Empty:
-                    event = None
-                if event is not None and event.entry is not None:
+                mono = time.monotonic()
+                if mono >= next_status:
+                    idle = self._idle_state(ScreenState)
+                    pins.set_faults(set(idle.faults))
+                    next_status = mono + STATUS_PERIOD_S
+                event = self._next_event()
+                if event is not None:
                     pins.signal(event.verdict)
-                    display.show(self._verdict_state(ScreenState, event, state))
-                    idle_at = time.monotonic() + self.cfg.display.verdict_seconds
+                    shown = ScreenState.from_verdict(event.verdict, **self._common(idle))
+                    display.show(shown)
+                    verdict_until = time.monotonic() + self.cfg.display.verdict_seconds
                     if self.on_event is not None:
                         self.on_event(event)
-                elif idle_at and time.monotonic() >= idle_at:
-                    idle_at = 0.0
+                elif verdict_until and mono >= verdict_until:
+                    verdict_until = 0.0
                     pins.idle()
-                    state = self._idle_state(ScreenState)
-                    display.show(state)
+                    shown = None
+                    if self._restart_requested():
+                        log.warning("configuration changed by a provisioning QR: exiting for a restart")
+                        break
+                if not verdict_until:
+                    if mono < self._motion_until and self._preview is not None:
+                        if mono >= next_preview:
+                            shown = ScreenState(kind="scanning", preview=self._preview, **self._common(idle))
+                            display.show(shown)
+                            next_preview = mono + PREVIEW_PERIOD_S
+                    elif shown != idle:
+                        shown = idle
+                        display.show(idle)
                 for ui_event in display.poll():
                     if ui_event == "quit":
                         self.stop_event.set()
-                    elif ui_event == "guard" and self._guard_possible():
-                        self.events.put(self._guard_event())
+                    elif ui_event == "guard":
+                        self.guard_presses.put(mono)
                 # Pet the watchdog only while the scanner really delivers.
-                if time.monotonic() - self._last_frame_mono < 10 * READ_TIMEOUT_S + 5:
+                if self._scanner_alive():
                     watchdog.ping()
-                if self.source_done.is_set() and self.events.empty():
-                    if idle_at and time.monotonic() < idle_at and not self.headless:
-                        continue
+                if self.source_done.is_set() and self.events.empty() and self.guard_presses.empty():
+                    if verdict_until and not self.headless:
+                        continue  # let the last verdict be read before the window closes
                     break
             watchdog.stopping()
             self.stop_event.set()
             self._worker.join(timeout=5)
         return 0
 
-    def _guard_possible(self) -> bool:
-        return self.journal.last(since=utcnow() - timedelta(seconds=GUARD_WINDOW_S)) is not None
+    def _next_event(self) -> Event | None:
+        try:
+            self.guard_presses.get_nowait()
+        except queue.Empty:
+            pass
+        else:
+            event = self._guard_event()
+            if event is not None:
+                return event
+        try:
+            return self.events.get(timeout=UI_PERIOD_S)
+        except queue.Empty:
+            return None
 
-    def _guard_event(self) -> Event:
+    def _restart_requested(self) -> bool:
+        result = self.pipeline.provisioned
+        return bool(result is not None and getattr(result, "restart", False))
+
+    def _scanner_alive(self) -> bool:
+        src = self._source
+        if src is None or getattr(src, "fault", None):
+            return False
+        # Serial and stdin sources are quiet between codes; their read loop still turns.
+        return self._worker is not None and self._worker.is_alive()
+
+    def _guard_event(self) -> Event | None:
+        """The guard admits the last failed or reviewed person: logged as `override`."""
         from kiosk.display.guard import admit_last
 
-        now = utcnow()
+        now = self.pipeline.clock()
         entry = admit_last(self.journal, now=now, within_s=GUARD_WINDOW_S)
-        verdict = Verdict(Outcome.PASS, Reason.OVERRIDE, entry.scheme if entry else "unknown",
-                          entry.name_masked if entry else None)
+        if entry is None:
+            return None
+        verdict = Verdict(Outcome.PASS, Reason.OVERRIDE, entry.scheme, entry.name_masked)
         return Event(Scan(text="override", source="guard", engine="button", at=now), verdict, entry)
 
+    def _common(self, idle: Any) -> dict[str, Any]:
+        return {"venue_name": idle.venue_name, "checkin_url": idle.checkin_url, "faults": idle.faults,
+                "today_count": idle.today_count, "pending_uploads": idle.pending_uploads}
+
     def _idle_state(self, ScreenState: Any) -> Any:
-        now = utcnow()
+        now = self.pipeline.clock()
         faults = set(self.faults)
         src = self._source
-        fault = getattr(src, "fault", None) if src is not None else None
-        if fault:
+        if src is not None and getattr(src, "fault", None):
             faults.add("camera_fault" if self.cfg.scanner.kind in ("camera", "replay") else "scanner_fault")
         if not clock_plausible(now):
             faults.add("clock_unsynced")
-        faults |= _status_faults(self.cfg, self.journal, now)
+        faults |= _status_faults(self.cfg, self.journal, self.pipeline.trust, now)
         counts = self.journal.counts(today=now)
         return ScreenState(kind="idle", venue_name=self.cfg.venue.name, checkin_url=self.cfg.venue.checkin_url,
                            today_count=counts["today"], pending_uploads=counts["pending_upload"],
                            faults=tuple(sorted(faults)))
-
-    def _verdict_state(self, ScreenState: Any, event: Event, idle: Any) -> Any:
-        faults = tuple(idle.faults) if idle is not None else ()
-        return ScreenState(kind=event.verdict.outcome.value, venue_name=self.cfg.venue.name,
-                           checkin_url=self.cfg.venue.checkin_url, name=event.verdict.name,
-                           reason=event.verdict.reason, faults=faults,
-                           today_count=idle.today_count if idle is not None else 0,
-                           pending_uploads=idle.pending_uploads if idle is not None else 0)
 
     def _install_sigterm(self) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -334,33 +389,22 @@ class Kiosk:
         self.close()
 
 
-def _status_faults(cfg: Config, journal: Journal, now: datetime) -> set[str]:
+def _status_faults(cfg: Config, journal: Journal, trust: Any, now: datetime) -> set[str]:
     """Faults derived from stored state: offline uploads, stale trust list, disk."""
+    from kiosk.health import disk_fault
+    from kiosk.sync import status as sync_status
+
     faults: set[str] = set()
-    try:
-        from kiosk.sync import status as sync_status
-    except ImportError:
-        sync_status = None
-    if sync_status is not None and sync_status(journal, now).offline:
+    if sync_status(journal, now).offline:
         faults.add("offline")
-    trust_age = _trust_age(journal, now)
-    if trust_age is not None and trust_age > timedelta(hours=cfg.trust.max_age_hours):
+    trust_age = trust.age(now)
+    if trust_age is None or trust_age > timedelta(hours=cfg.trust.max_age_hours):
+        # No trust list at all is as bad as a stale one: nothing signed can pass.
         faults.add("trust_stale")
-    try:
-        from kiosk.health import disk_fault
-    except ImportError:
-        disk_fault = None
-    if disk_fault is not None and disk_fault(cfg.journal_path()):
-        faults.add("disk_full")
+    fault = disk_fault(cfg.journal_path())
+    if fault:
+        faults.add(fault)
     return faults
-
-
-def _trust_age(journal: Journal, now: datetime) -> timedelta | None:
-    try:
-        from kiosk.checks.trust import TrustStore
-    except ImportError:
-        return None
-    return TrustStore(journal).age(now)
 
 
 def _sealer(cfg: Config) -> Callable[[bytes], str] | None:
@@ -369,20 +413,6 @@ def _sealer(cfg: Config) -> Callable[[bytes], str] | None:
     from kiosk.seal import sealer_for
 
     return sealer_for(cfg.journal.seal_key)
-
-
-class _NoWatchdog:
-    def ready(self) -> None: ...
-    def ping(self) -> None: ...
-    def stopping(self) -> None: ...
-
-
-def _watchdog() -> Any:
-    try:
-        from kiosk import watchdog
-    except ImportError:
-        return _NoWatchdog()
-    return watchdog
 
 
 def _print_event(event: Event) -> None:

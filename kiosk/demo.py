@@ -56,18 +56,13 @@ def prepare_demo(cfg: Config, journal: Any, frames_dir: Path) -> list[tuple[str,
     return list(material.payloads)
 
 
-def _display_available() -> bool:
-    import os
-
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def run_demo(args: argparse.Namespace, *, on_event: Callable[[Any], None]) -> int:
     from kiosk.app import Kiosk
+    from kiosk.display.screen import display_available
     from kiosk.journal import Journal
 
     cfg = demo_config(args)
-    headless = args.headless or not _display_available()
+    headless = args.headless or not display_available()
     if args.interval is None:
         from kiosk.config import replace
 
