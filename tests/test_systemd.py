@@ -165,3 +165,40 @@ def test_watchdog_interval_is_half_of_watchdog_sec(monkeypatch: pytest.MonkeyPat
     assert watchdog.watchdog_interval_s() == 15.0
     monkeypatch.setenv("WATCHDOG_PID", "1")
     assert watchdog.watchdog_interval_s() is None
+
+
+def test_kiosk_run_notifies_ready_pets_the_watchdog_and_says_stopping(tmp_path: Path) -> None:
+    """`kiosk run` as systemd starts it (Type=notify): READY=1 once up, WATCHDOG=1 while
+    frames are processed, STOPPING=1 at the end (here: the replay ran out)."""
+    import subprocess
+    import sys
+
+    import segno
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        segno.make(f"https://kiosk.invalid/{i}", error="m").save(str(frames / f"{i:03}.png"), scale=8)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.settimeout(60)
+    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify"), KIOSK_PINS="mock",
+               SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", PYTHONPATH=str(ROOT))
+    overrides = {"journal.path": tmp_path / "j.db", "scanner.kind": "replay", "scanner.replay_path": frames,
+                 "scanner.replay_interval_s": 0.2, "pins.backend": "mock"}
+    argv = [sys.executable, "-m", "kiosk.cli"]
+    for key, value in overrides.items():
+        argv += ["--set", f"{key}={value}"]
+    proc = subprocess.Popen(argv + ["run", "--headless"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    messages: list[str] = []
+    try:
+        while not messages or messages[-1] != "STOPPING=1":
+            messages.append(sock.recv(4096).decode())
+    finally:
+        out, err = proc.communicate(timeout=60)
+        sock.close()
+    assert proc.returncode == 0, err
+    assert messages[0] == "READY=1"
+    assert "WATCHDOG=1" in messages
+    assert messages[-1] == "STOPPING=1"
