@@ -482,10 +482,12 @@ _MARK = {OK: "[ ok ]", WARN: "[warn]", FAIL: "[FAIL]", SKIP: "[skip]"}
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """Self-test every part of the kiosk and print a checklist: camera frames and a test
-    code, serial scanner, each light, buzzer, relay, guard button, clock, disk, journal,
-    collector and token, trust list. Exit 1 when any check fails. Stop the kiosk first
-    on a device (systemctl stop kiosk): the doctor needs the camera and pins itself.
+    """Self-test every part of the kiosk and print a checklist.
+
+    Camera frames and a test code, serial scanner, each light, buzzer, relay, guard
+    button, clock, disk, journal, collector and token, trust list. Exit 1 when any check
+    fails. Stop the kiosk first on a device (systemctl stop kiosk): the doctor needs the
+    camera and the pins itself.
 
     Example: kiosk doctor            (on site, with a person at the kiosk)
     Example: kiosk doctor --json     (fleet tools; never waits for a person)

@@ -61,9 +61,11 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    """Set venue, collector and enrolment, scanner and pins in the config file, by flags
-    or by answering questions (--interactive). The file is replaced atomically, and only
-    after the new config validates. An enrolment code gets the device token first.
+    """Set venue, collector, enrolment, scanner and pins in the config file.
+
+    By flags or by answering questions (--interactive). The file is replaced atomically,
+    and only after the new config validates. An enrolment code gets the device token
+    from the collector first; a failed enrolment changes nothing.
 
     Example: kiosk provision --device-id hn-bv-01 --venue "Bệnh viện Bạch Mai" --venue-code BM-01 --venue-type hospital --collector-url https://collector.example.vn --enrol-code 7F3K-92QD --scanner camera --pins auto
     """
@@ -108,8 +110,10 @@ def _ask(current: Any, given: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_make_qr(args: argparse.Namespace) -> int:
-    """Make a signed provisioning QR for a technician to show to a kiosk's camera. The
-    kiosk applies it only when its device.provisioning_key is this key's public half.
+    """Make a signed provisioning QR (PNG) for a technician to show to a kiosk.
+
+    The kiosk applies it only when its device.provisioning_key is this key's public half,
+    before it expires (--valid-hours), once.
 
     Example: kiosk provision make-qr --key provisioning.pem --venue "Trường THCS A" --venue-code THCS-A --collector-url https://collector.example.vn --enrol-code 7F3K-92QD --out qr.png
     """
@@ -132,8 +136,10 @@ def cmd_make_qr(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    """Make a new Ed25519 provisioning key (PEM, mode 0600) and print the public key to
-    put in every kiosk's device.provisioning_key.
+    """Make a new Ed25519 provisioning key and print its public half.
+
+    The private key goes to FILE.pem (mode 0600, never overwritten); put the printed
+    public key in every kiosk's device.provisioning_key.
 
     Example: kiosk provision keygen --out provisioning.pem
     """
@@ -158,8 +164,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    """Apply a provisioning QR's text as if it was scanned at the kiosk (same checks:
-    signed with the configured provisioning key, not expired, for this device).
+    """Apply a provisioning QR's text as if it was scanned at the kiosk.
+
+    Same checks as at the camera: signed with the configured provisioning key, not
+    expired, for this device. Exit 1 when refused.
 
     Example: kiosk provision scan "KP1:6BFOXN..."
     """

@@ -101,8 +101,10 @@ def run_retention(cfg: Config, *, now: datetime, force_vacuum: bool = False,
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    """Delete journal entries that were uploaded and are older than journal.retention_days,
-    then compact the file when that frees enough space. Unsent entries are always kept.
+    """Purge uploaded journal entries older than journal.retention_days.
+
+    Then compact the file when that frees enough space. Entries not yet uploaded are
+    always kept. The daily kiosk-retention.timer runs this.
 
     Example: kiosk retention --json
     """
