@@ -161,6 +161,7 @@ def test_camera_fault_and_recovery_when_its_video_disappears(tmp_path):
 
 def test_camera_that_never_opens_reports_a_fault():
     with CameraSource("/dev/video99", backoff_max_s=BACKOFF_MAX_S) as cam:
+        assert cam.fault is not None  # known as soon as the source is entered
         assert cam.read(timeout=0.1) is None
         assert cam.fault == "camera fault: /dev/video99 cannot be opened (no such device or file)"
 

@@ -155,7 +155,10 @@ class Source(abc.ABC):
                 self._release()
 
     def __enter__(self) -> "Source":
+        """Opens the device at once (a missing one becomes `fault`, never an exception)."""
         self._check_open()
+        if not self._is_open and self._clock() >= self._retry_at:
+            self._try_open()
         return self
 
     def __exit__(self, *exc: object) -> None:
