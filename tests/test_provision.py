@@ -289,3 +289,35 @@ def test_interactive_provision_asks_and_keeps_answers_left_empty(tmp_path, monke
         "hcm-07", "Trạm xe buýt Bến Thành", "OLD-1", "transport")
     assert (cfg.scanner.kind, cfg.pins.backend) == ("serial", "lgpio")
     assert any("[OLD-1]" in q for q in asked)  # shows the current value
+
+
+def test_kiosk_run_applies_a_provisioning_qr_held_up_to_the_camera(tmp_path, key, kiosk_config) -> None:
+    """The whole path: camera frame -> decoder -> run loop -> handle_scan -> config file.
+    An unsigned look-alike in the same stream changes nothing."""
+    import os
+    import subprocess
+    import sys
+
+    import segno
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    stranger = ed25519.Ed25519PrivateKey.generate()
+    forged = provision.make_qr_text({"venue.name": "Giả mạo"}, stranger, now=datetime.now(timezone.utc))
+    good = provision.make_qr_text({"venue.name": "Siêu thị Co.op Hà Đông", "venue.code": "COOP-HD"}, key,
+                                  now=datetime.now(timezone.utc))
+    segno.make(forged, error="m", micro=False).save(str(frames / "001.png"), scale=5, border=4)
+    segno.make(good, error="m", micro=False).save(str(frames / "002.png"), scale=5, border=4)
+    with kiosk_config.open("a") as fh:
+        fh.write(f'\n[journal]\npath = "{tmp_path / "j.db"}"\n'
+                 f'[scanner]\nkind = "replay"\nreplay_path = "{frames}"\nreplay_interval_s = 0.2\n'
+                 '[pins]\nbackend = "mock"\n')
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, KIOSK_PINS="mock", SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy",
+               PYTHONPATH=str(root))
+    result = subprocess.run([sys.executable, "-m", "kiosk.cli", "--config", str(kiosk_config), "run", "--headless"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    cfg = load_config(kiosk_config)
+    assert (cfg.venue.name, cfg.venue.code) == ("Siêu thị Co.op Hà Đông", "COOP-HD")
+    assert "refused (bad_signature)" in result.stderr
