@@ -37,7 +37,6 @@ setup(
         "pi": [
             "RPi.GPIO>=0.7.1,<0.8; platform_machine=='aarch64' or platform_machine=='armv7l'",
             "lgpio>=0.2.2,<0.3; platform_machine=='aarch64' or platform_machine=='armv7l'",
-            "sdnotify>=0.3.2,<0.4",
         ],
         "collector": [
             "fastapi>=0.110,<1",
