@@ -188,6 +188,9 @@ class Kiosk:
         self._preview: Any = None          # newest frame, for the scanning screen
         self._motion_until = 0.0           # something moves in front of the camera until then
         self._thumb: Any = None
+        self.display: Any = None           # set while run() runs: the screen and the pins
+        self.pins: Any = None
+        self.pin_history: list[tuple[float, str, int]] = []
 
     # --- worker: source -> decode -> check -> journal --------------------------------
     def _work(self) -> None:
@@ -253,11 +256,12 @@ class Kiosk:
         from kiosk.display import ScreenState, open_display
         from kiosk.display.signals import Signals
 
-        self._install_sigterm()
         from kiosk import watchdog
 
+        previous_handler = self._install_sigterm()
         self._worker = threading.Thread(target=self._work, name="scanner", daemon=True)
         with open_display(self.cfg, headless=self.headless) as display, Signals(self.cfg.pins) as pins:
+            self.display, self.pins = display, pins
             # The button thread only queues the press; the journal write happens here.
             pins.when_guard(lambda: self.guard_presses.put(time.monotonic()))
             self._worker.start()
@@ -312,6 +316,9 @@ class Kiosk:
             watchdog.stopping()
             self.stop_event.set()
             self._worker.join(timeout=5)
+            self.pin_history = pins.history  # what the simulated pins did, kept past close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
         return 0
 
     def _next_event(self) -> Event | None:
@@ -368,9 +375,10 @@ class Kiosk:
                            today_count=counts["today"], pending_uploads=counts["pending_upload"],
                            faults=tuple(sorted(faults)))
 
-    def _install_sigterm(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+    def _install_sigterm(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        return signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
 
     def stop(self) -> None:
         self.stop_event.set()

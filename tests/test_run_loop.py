@@ -1,0 +1,109 @@
+"""The real run loop on a serial scanner (a pty pair), headless screen and simulated pins."""
+
+from __future__ import annotations
+
+import os
+import pty
+import threading
+import time
+
+import pytest
+
+from kiosk.app import Kiosk
+from kiosk.checks.demo import demo_material
+from kiosk.checks.trust import TrustStore
+from kiosk.config import load_config
+from kiosk.journal import Journal
+from kiosk.model import utcnow
+
+
+@pytest.fixture
+def scanner_pty():
+    master, slave = pty.openpty()
+    yield master, os.ttyname(slave)
+    os.close(master)
+    os.close(slave)
+
+
+def make_cfg(journal_path, port, **extra):
+    overrides = {"journal.path": str(journal_path), "scanner.kind": "serial", "scanner.serial_port": port,
+                 "display.backend": "headless", "pins.backend": "mock", "display.verdict_seconds": 0.5,
+                 "pins.relay_pulse_s": 0.3}
+    overrides.update(extra)
+    return load_config(None, search=False, overrides=overrides)
+
+
+def test_fail_then_guard_override_then_pass(journal_path, scanner_pty):
+    master, port = scanner_pty
+    cfg = make_cfg(journal_path, port)
+    material = demo_material(utcnow())
+    passing = next(text for label, text in material.payloads if material.expected[label] == ("pass", "ok"))
+    events = []
+
+    with Journal(journal_path) as journal:
+        TrustStore(journal).import_list(material.trust_list_json, now=utcnow())
+        kiosk = Kiosk(cfg, headless=True, journal=journal)
+
+        def on_event(event):
+            events.append(event)
+            if event.verdict.outcome.value == "fail":
+                button = kiosk.pins.pin("button")
+                button.drive_low()
+                button.drive_high()
+            elif event.verdict.reason.value == "override":
+                # after the override's door pulse is over, the next person
+                threading.Timer(0.8, lambda: os.write(master, (passing + "\r\n").encode())).start()
+            elif event.verdict.reason.value == "ok":
+                threading.Timer(0.5, kiosk.stop).start()
+
+        kiosk.on_event = on_event
+        threading.Timer(0.3, lambda: os.write(master, "HC1:NOT-BASE45!\r\n".encode())).start()
+        threading.Timer(30, kiosk.stop).start()  # a safety net: never hang the suite
+        kiosk.run()
+
+        reasons = [e.verdict.reason.value for e in events]
+        assert reasons == ["bad_base45", "override", "ok"]
+        fail, override, ok = (e.entry for e in events)
+        stored = {e.id: e for e in journal.entries()}
+        assert stored[override.id].override_of == fail.id
+        assert stored[ok.id].outcome == "pass"
+        shown = [s.kind for s in kiosk.display.history]
+        assert shown.index("fail") < shown.index("pass")
+        assert "idle" in shown
+        # The door opened for the pass and the override, and for as long as configured.
+        relay = [(t, v) for t, d, v in kiosk.pin_history if d == "relay"]
+        opened = [t for t, v in relay if v == 1]
+        closed = [t for t, v in relay if v == 0 and t > opened[0]]
+        assert len(opened) == 2 and len(closed) >= 2
+        assert all(c - o >= 0.29 for o, c in zip(opened, closed))
+        green = [v for _, d, v in kiosk.pin_history if d == "green"]
+        red = [v for _, d, v in kiosk.pin_history if d == "red"]
+        assert 1 in green and 1 in red
+        kiosk.close()
+
+
+def test_provisioning_qr_is_not_a_person_and_unsigned_is_refused(journal_path, scanner_pty, tmp_path):
+    master, port = scanner_pty
+    cfg = make_cfg(journal_path, port)
+    events = []
+    with Journal(journal_path) as journal:
+        kiosk = Kiosk(cfg, headless=True, journal=journal, on_event=events.append)
+        threading.Timer(0.3, lambda: os.write(master, b"KP1:forged-configuration\r\n")).start()
+        threading.Timer(2.0, kiosk.stop).start()
+        kiosk.run()
+        assert [(e.verdict.outcome.value, e.verdict.scheme) for e in events] == [("fail", "provision")]
+        assert journal.counts()["entries"] == 0
+        kiosk.close()
+
+
+def test_serial_unplugged_shows_scanner_fault(journal_path, tmp_path):
+    cfg = make_cfg(journal_path, str(tmp_path / "no-such-tty"), **{"scanner.reopen_backoff_max_s": 0.2})
+    with Journal(journal_path) as journal:
+        kiosk = Kiosk(cfg, headless=True, journal=journal)
+        threading.Timer(1.5, kiosk.stop).start()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("kiosk.app.STATUS_PERIOD_S", 0.2)
+            kiosk.run()
+        faults = {f for s in kiosk.display.history for f in s.faults}
+        assert "scanner_fault" in faults
+        kiosk.close()
