@@ -279,3 +279,18 @@ def test_a_second_reader_of_the_same_scanner_is_refused_not_sharing_codes(tmp_pa
             assert read_until(first, lambda i: i is not None).text == "ONLY-ONCE"
     finally:
         pty.unplug()
+
+
+def test_close_from_another_thread_ends_a_waiting_read(tmp_path):
+    import threading
+
+    link = tmp_path / "qrscanner"
+    pty = Pty(link)
+    try:
+        with SerialSource(str(link), backoff_max_s=BACKOFF_MAX_S) as src:
+            threading.Timer(0.2, src.close).start()
+            with pytest.raises(DeviceClosed):
+                while True:  # reads return None until the close lands, then refuse
+                    assert src.read(timeout=0.05) is None
+    finally:
+        pty.unplug()

@@ -135,6 +135,10 @@ class Source(abc.ABC):
             remaining = max(0.0, deadline - now)
             try:
                 with self._lock:
+                    # close() from another thread may have released the device meanwhile.
+                    self._check_open()
+                    if not self._is_open:
+                        continue
                     item = self._read_item(remaining)
             except OSError as exc:
                 self._failed(self._describe_read_error(exc))
