@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from kiosk.sync.fetcher import Fetcher
 from kiosk.sync.uploader import DrainResult, Uploader
