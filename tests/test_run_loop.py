@@ -54,7 +54,13 @@ def test_fail_then_guard_override_then_pass(journal_path, scanner_pty):
                 # after the override's door pulse is over, the next person
                 threading.Timer(0.8, lambda: os.write(master, (passing + "\r\n").encode())).start()
             elif event.verdict.reason.value == "ok":
-                threading.Timer(0.5, kiosk.stop).start()
+                threading.Thread(target=stop_when_idle, daemon=True).start()
+
+        def stop_when_idle():
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and kiosk.display.history[-1].kind != "idle":
+                time.sleep(0.05)
+            kiosk.stop()
 
         kiosk.on_event = on_event
         threading.Timer(0.3, lambda: os.write(master, "HC1:NOT-BASE45!\r\n".encode())).start()

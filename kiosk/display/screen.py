@@ -315,7 +315,11 @@ def _qr(url: str, side: int):
     import segno
 
     pygame = _pygame()
-    qr = segno.make(url or " ", error="m", micro=False)
+    # Non-ASCII text must go in byte mode as UTF-8: left to itself segno may pick Kanji
+    # mode for short Vietnamese text, which every reader then shows as Japanese.
+    text = url or " "
+    extra = {} if text.isascii() else {"mode": "byte", "encoding": "utf-8"}
+    qr = segno.make(text, error="m", micro=False, **extra)
     rows = [list(row) for row in qr.matrix_iter(scale=1, border=2)]
     modules = np.array(rows, dtype=bool)
     n = modules.shape[0]
