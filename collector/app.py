@@ -37,7 +37,9 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 CODE_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+#: Device ids and venue codes are free text in the kiosk's config (Vietnamese letters
+#: included): refuse only what cannot be a name, so one odd code never blocks an outbox.
+ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,64}$"
 
 
 def utcnow() -> datetime:
@@ -120,7 +122,8 @@ class LimitedGzipRequest(Request):
     async def body(self) -> bytes:
         if not hasattr(self, "_body"):
             declared = self.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            if declared is not None and declared.isascii() and declared.isdigit() \
+                    and int(declared) > self.max_body:
                 raise HTTPException(413, f"body larger than {self.max_body} bytes")
             chunks, size = [], 0
             async for chunk in self.stream():

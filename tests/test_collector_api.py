@@ -293,3 +293,9 @@ def test_any_body_gets_an_answer_never_a_server_error(body):
     r = _post(_PROP_CLIENT, _PROP_TOKEN, None, raw=body)
     assert r.status_code in (200, 400, 413, 422)
     assert r.json()["detail"] if r.status_code != 200 else "accepted" in r.json()
+
+
+def test_free_text_venue_codes_from_the_kiosk_config_are_accepted(client):
+    token = _token(client, "quầy-1")
+    r = _post(client, token, [_entry(device="quầy-1", venue="Chợ Bến Thành #2")], device="quầy-1")
+    assert r.status_code == 200 and r.json()["accepted"] == 1

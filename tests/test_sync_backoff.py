@@ -115,3 +115,25 @@ def test_any_deny_list_body_is_parsed_or_refused_with_a_trust_error(body):
         parse_denylist(body)
     except TrustError:
         pass  # refused with a clear message: the expected outcome for junk
+
+
+def test_the_sync_loop_survives_a_failing_round_and_stops_on_request():
+    import threading
+
+    from kiosk.errors import JournalError
+    from kiosk.sync.service import run_forever
+
+    stop = threading.Event()
+    rounds = []
+
+    class FlakyUploader:
+        def drain(self, *, force):
+            rounds.append(force)
+            if len(rounds) == 1:
+                raise JournalError("database is locked")
+            stop.set()  # the second round ran: the loop outlived the failure
+            from kiosk.sync.uploader import DrainResult
+            return DrainResult(0, 0, 0, 0, 0, 0, True, None)
+
+    run_forever(FlakyUploader(), None, stop=stop, interval_s=0.01, trust_refresh_s=60)
+    assert rounds == [False, False]

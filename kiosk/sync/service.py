@@ -8,11 +8,13 @@ until `stop` is set (SIGTERM): the request in flight finishes, nothing new start
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+from kiosk.errors import KioskError
 from kiosk.sync.fetcher import Fetcher
 from kiosk.sync.uploader import DrainResult, Uploader
 
@@ -56,12 +58,19 @@ def run_forever(uploader: Uploader, fetcher: Fetcher | None, *, stop: threading.
     the loop itself never dies on a network or collector error."""
     next_fetch = monotonic()
     while not stop.is_set():
-        if fetcher is not None and monotonic() >= next_fetch:
-            fetcher.fetch_all()
-            next_fetch = monotonic() + trust_refresh_s
-        if stop.is_set():
-            break
-        result = uploader.drain(force=False)
+        try:
+            if fetcher is not None and monotonic() >= next_fetch:
+                fetcher.fetch_all()
+                next_fetch = monotonic() + trust_refresh_s
+            if stop.is_set():
+                break
+            result = uploader.drain(force=False)
+        except (KioskError, sqlite3.Error) as exc:
+            # The journal is busy, full or broken: say so and try again next round rather
+            # than die; systemd's restart would only land in the same state.
+            log.error("sync round failed: %s", exc)
+            stop.wait(interval_s)
+            continue
         if result.error:
             log.warning("upload round ended early: %s (%d left)", result.error, result.left)
         # A full batch still waiting goes at once; otherwise wait for the next round.

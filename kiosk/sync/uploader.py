@@ -97,7 +97,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "¹" or "٣": isdigit() alone accepts those
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
