@@ -5,7 +5,8 @@ and applies the next queued fault to each request:
 
 - "pass":     forward to the upstream and relay the answer
 - "down":     close the client connection without reading or answering (reset)
-- "500", "503", ...: answer that status itself; the upstream never sees the request
+- "500", "503", "200", ...: answer that status itself with a JSON body that is not an
+  acknowledgement; the upstream never sees the request
 - "429:N":    answer 429 with `Retry-After: N`
 - "hang":     read the request and never answer (the client times out)
 - "cut":      forward, then relay only the first bytes of the answer and close

@@ -59,8 +59,9 @@ def _assert_exactly_once(collector, journal, ids):
     ["hang"],                                 # no answer: the client times out
     ["cut", "pass", "cut"],                   # connection cut mid-response (after commit)
     ["drop_ack", "pass", "drop_ack"],         # acknowledgement lost after the commit
+    ["200", "pass", "200"],                   # a 200 that is not an acknowledgement (a captive portal)
     ["drop_ack", "500", "down", "cut", "429:0", "hang", "drop_ack"],
-], ids=["down", "5xx", "timeout", "cut", "lost_ack", "everything"])
+], ids=["down", "5xx", "timeout", "cut", "lost_ack", "bogus_200", "everything"])
 def test_after_faults_every_entry_is_at_the_collector_exactly_once(collector, proxy, journal, faults):
     ids = fill_journal(journal, N)
     proxy.queue(*faults)
