@@ -174,3 +174,17 @@ def test_partial_batches_wait_for_the_age_limit(collector, journal):
     with _uploader(journal, collector.url, token, batch_max_age_s=10, clock=old) as up:
         assert up.drain(force=False).sent == 5
     _assert_exactly_once(collector, journal, ids)
+
+
+def test_an_entry_the_collector_refuses_stays_in_the_journal_and_the_rest_goes_through(collector, journal):
+    ids = fill_journal(journal, 12)
+    poison = ids[4]
+    # A corrupt row (or one from a newer kiosk the collector does not know yet).
+    journal.db.conn.execute("UPDATE entries SET outcome='maybe' WHERE id=?", (poison,))
+    with _uploader(journal, collector.url, collector.token(), batch_size=5) as up:
+        result = up.drain()
+    assert result.sent == 11 and result.left == 1
+    assert poison in result.error and "outcome" in result.error
+    assert sorted(collector.store.entry_ids()) == sorted(i for i in ids if i != poison)
+    assert [e.id for e in journal.pending()] == [poison]
+    assert journal.get_json(STATUS_KEY)["last_error"] == result.error

@@ -67,9 +67,10 @@ class RetryableError(SyncError):
 class RejectedError(SyncError):
     """The collector refused the batch itself (401, 403, 4xx): retrying will not help."""
 
-    def __init__(self, message: str, *, status: int) -> None:
+    def __init__(self, message: str, *, status: int, detail: Any = None) -> None:
         super().__init__(message)
         self.status = status
+        self.detail = detail  # the collector's JSON "detail", when it sent one
 
 
 def next_backoff(attempt: int, retry_after: float | None, rng: random.Random, *,
@@ -194,7 +195,7 @@ class Uploader:
                                  retry_after=parse_retry_after(resp.headers.get("Retry-After"), self.clock()))
         if resp.status_code != 200:
             raise RejectedError(f"collector refused the batch ({resp.status_code}): {_detail(resp)}",
-                                status=resp.status_code)
+                                status=resp.status_code, detail=_json_detail(resp))
         try:
             ack = resp.json()
             ok = (ack.get("batch_id") == batch_id
@@ -222,14 +223,16 @@ class Uploader:
 
     def drain(self, *, force: bool = True) -> DrainResult:
         """Upload until the outbox is empty (`force`) or nothing is due, a batch fails
-        after its retries, the collector rejects a batch, or `stop` is set."""
+        after its retries, the collector rejects a batch, or `stop` is set. Entries the
+        collector names as invalid (422) stay in the journal and the others go on."""
         sent = accepted = duplicates = batches = attempts = 0
         error: str | None = None
         limit = self.batch_size
+        refused: dict[str, str] = {}  # entry id -> why the collector refused it (kept pending)
         while not self.stop.is_set():
             if not force and not self.due(self.clock()):
                 break
-            batch = self.journal.pending(limit)
+            batch = [e for e in self.journal.pending(limit + len(refused)) if e.id not in refused][:limit]
             if not batch:
                 break
             batch_id = str(uuid.uuid4())
@@ -241,6 +244,14 @@ class Uploader:
                 if exc.status == 413 and limit > 1:
                     limit = max(1, len(batch) // 2)  # too big for this collector: halve and go on
                     log.warning("batch of %d too large for the collector; trying %d", len(batch), limit)
+                    continue
+                bad = _refused_entries(exc, batch) if exc.status == 422 else {}
+                if bad:
+                    # Entries the collector cannot take (a corrupt row, a newer format): keep
+                    # them in the outbox, say which, and let the rest of the log through.
+                    refused.update(bad)
+                    for entry_id, why in bad.items():
+                        log.error("collector refused entry %s: %s (kept in the journal)", entry_id, why)
                     continue
                 error = str(exc)
                 break
@@ -260,6 +271,11 @@ class Uploader:
             state.record(self.journal, now=now, ok=True)
             log.info("batch %s: %d new, %d already there", batch_id, ack["accepted"], ack["duplicates"])
         left = self.journal.pending_count()
+        if refused and error is None:
+            first, why = next(iter(refused.items()))
+            error = (f"collector refused {len(refused)} entries, kept in the journal "
+                     f"(first: {first}: {why})")
+            state.record(self.journal, now=self.clock(), ok=False, error=error, pending=left)
         if batches == 0 and error is None and not self.stop.is_set():
             # Nothing was due: still refresh the pending count and attempt time for the screen,
             # keeping any failure streak as it is.
@@ -303,6 +319,27 @@ class Uploader:
 def _short(exc: BaseException) -> str:
     text = str(exc)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _json_detail(resp: requests.Response) -> Any:
+    try:
+        return resp.json().get("detail")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _refused_entries(exc: RejectedError, batch: Sequence[Any]) -> dict[str, str]:
+    """Entries a 422 names (FastAPI's `loc`: ["body", "entries", index, field])."""
+    bad: dict[str, str] = {}
+    if not isinstance(exc.detail, list):
+        return bad
+    for item in exc.detail:
+        loc = item.get("loc") if isinstance(item, dict) else None
+        if (isinstance(loc, list) and len(loc) >= 3 and loc[:2] == ["body", "entries"]
+                and isinstance(loc[2], int) and 0 <= loc[2] < len(batch)):
+            field = ".".join(str(p) for p in loc[3:]) or "entry"
+            bad.setdefault(batch[loc[2]].id, f"{field}: {item.get('msg', 'invalid')}")
+    return bad
 
 
 def _detail(resp: requests.Response) -> str:
