@@ -188,3 +188,20 @@ def test_an_entry_the_collector_refuses_stays_in_the_journal_and_the_rest_goes_t
     assert sorted(collector.store.entry_ids()) == sorted(i for i in ids if i != poison)
     assert [e.id for e in journal.pending()] == [poison]
     assert journal.get_json(STATUS_KEY)["last_error"] == result.error
+
+
+def test_entries_waiting_for_their_batch_do_not_show_offline(collector, journal):
+    from datetime import timedelta
+
+    from kiosk.sync.state import STALE_AFTER
+
+    fill_journal(journal, 3)
+    now = [journal.oldest_pending_at() + timedelta(seconds=1)]
+    later = now[0] + STALE_AFTER * 2
+    with _uploader(journal, collector.url, collector.token(), batch_max_age_s=3600,
+                   clock=lambda: now[0]) as up:
+        assert up.drain(force=False).sent == 0  # not due: 3 < batch size, younger than an hour
+        now[0] = later                          # rounds go on; still nothing due
+        assert up.drain(force=False).sent == 0
+    assert status(journal, later + timedelta(seconds=1)).offline is False
+    assert status(journal, later + STALE_AFTER * 2).offline is True  # but a stopped sync does

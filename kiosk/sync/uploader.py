@@ -277,10 +277,11 @@ class Uploader:
                      f"(first: {first}: {why})")
             state.record(self.journal, now=self.clock(), ok=False, error=error, pending=left)
         if batches == 0 and error is None and not self.stop.is_set():
-            # Nothing was due: still refresh the pending count and attempt time for the screen,
-            # keeping any failure streak as it is.
+            # Nothing was due: still refresh the pending count and the round's time for the
+            # screen (entries waiting for their batch are not "sync stopped"), keeping any
+            # failure streak as it is. Nothing is written while the outbox stays empty.
             stored = self.journal.get_json(state.STATUS_KEY) or {}
-            if stored.get("pending") != left or not stored.get("last_attempt"):
+            if left or stored.get("pending") != left or not stored.get("last_attempt"):
                 stored.update({"pending": left, "last_attempt": state._iso(self.clock())})
                 stored.setdefault("consecutive_failures", 0)
                 self.journal.set_json(state.STATUS_KEY, stored, now=self.clock())
