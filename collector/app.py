@@ -205,13 +205,29 @@ def device_auth(request: Request,
 
 def admin_auth(request: Request,
                creds: Annotated[Optional[HTTPAuthorizationCredentials], Depends(bearer)]) -> None:
+    """The admin token as a bearer token, or as the password of HTTP Basic auth (any user
+    name), so staff can open the report page in a browser, which then asks for it."""
+    import base64
+    import binascii
     import hmac
 
+    challenge = {"WWW-Authenticate": 'Basic realm="collector", charset="UTF-8"'}
     expected = request.app.state.config.admin_token
     if not expected:
-        raise _unauthorised("no admin token is configured on this collector (COLLECTOR_ADMIN_TOKEN)")
-    if creds is None or not hmac.compare_digest(creds.credentials.encode(), expected.encode()):
-        raise _unauthorised("the admin token is required")
+        raise HTTPException(401, "no admin token is configured on this collector (COLLECTOR_ADMIN_TOKEN)",
+                            headers=challenge)
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    given = ""
+    if scheme.lower() == "bearer":
+        given = value.strip()
+    elif scheme.lower() == "basic":
+        try:
+            given = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            given = ""
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(401, "the admin token is required (Bearer, or as the Basic auth password)",
+                            headers=challenge)
 
 
 # --- the app ------------------------------------------------------------------------

@@ -299,3 +299,16 @@ def test_free_text_venue_codes_from_the_kiosk_config_are_accepted(client):
     token = _token(client, "quầy-1")
     r = _post(client, token, [_entry(device="quầy-1", venue="Chợ Bến Thành #2")], device="quầy-1")
     assert r.status_code == 200 and r.json()["accepted"] == 1
+
+
+def test_a_browser_can_open_the_report_with_the_admin_token_as_password(client):
+    import base64
+
+    r = client.get("/v1/reports/daily", params={"date": "2026-03-02"})
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
+    basic = base64.b64encode(f"staff:{ADMIN}".encode()).decode()
+    ok = client.get("/v1/reports/daily", params={"date": "2026-03-02"}, headers={"Authorization": f"Basic {basic}"})
+    assert ok.status_code == 200 and "Daily report 2026-03-02" in ok.text
+    wrong = base64.b64encode(b"staff:guess").decode()
+    assert client.get("/v1/reports/daily", params={"date": "2026-03-02"},
+                      headers={"Authorization": f"Basic {wrong}"}).status_code == 401
