@@ -37,11 +37,32 @@ def db_url_for(engine: str, tmp_path: Path) -> str:
 
 
 def open_store(engine: str, tmp_path: Path):
+    """A Store on an empty database. On PostgreSQL each test gets its own schema (dropped
+    on close), so concurrent test runs on one server cannot see each other's rows."""
     from collector.storage import Store
 
-    store = Store(db_url_for(engine, tmp_path))
-    if engine == "postgresql":
-        store.reset()  # one shared test database: start every test from empty tables
+    if engine == "sqlite":
+        return Store(db_url_for(engine, tmp_path))
+    import sqlalchemy as sa
+
+    from collector.storage import normalise_url
+
+    base = normalise_url(pg_url())
+    schema = "t_" + uuid.uuid4().hex[:16]
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    store = Store(f"{base}{sep}options=-csearch_path%3D{schema}")
+    plain_close = store.close
+
+    def close() -> None:
+        plain_close()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+    store.close = close
     return store
 
 
