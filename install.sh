@@ -32,11 +32,12 @@ KIOSK_USER=kiosk
 KIOSK_GROUPS=(gpio video dialout render audio input)
 COLLECTOR_USER=collector
 APT_PACKAGES=(python3 python3-venv python3-pip libzbar0 fonts-dejavu-core libglib2.0-0
-              ca-certificates sqlite3 v4l-utils systemd-timesyncd)
+              ca-certificates sqlite3 v4l-utils systemd systemd-timesyncd)
 # RPi.GPIO has no aarch64 wheel on PyPI: pip builds it, which needs a compiler.
 APT_PACKAGES_ARM=(gcc python3-dev)
-KIOSK_UNITS=(kiosk.service kiosk-sync.service kiosk-retention.service kiosk-retention.timer)
-ENABLE_UNITS=(kiosk.service kiosk-sync.service kiosk-retention.timer)
+KIOSK_UNITS=(kiosk.service kiosk-sync.service kiosk-retention.service kiosk-retention.timer
+             kiosk-reload.path kiosk-reload.service)
+ENABLE_UNITS=(kiosk.service kiosk-sync.service kiosk-retention.timer kiosk-reload.path)
 JOURNAL_BACKUPS_KEPT=2
 
 ROOT=""
@@ -238,6 +239,9 @@ write_config() {
 # (or by scanning a signed provisioning QR). Every key: $CONF_DIR/kiosk.example.toml
 [device]
 id = "${host//\"/}"
+# The journal's folder for every command (kiosk doctor and kiosk retention run by hand
+# too), not only for the services that get it from systemd's StateDirectory=.
+state_dir = "$STATE_DIR"
 
 [scanner]
 kind = "camera"
@@ -303,7 +307,7 @@ start_services() {
     [ "$DO_START" = 1 ] && [ -z "$ROOT" ] && [ -d /run/systemd/system ] || return 0
     local units=(kiosk.service kiosk-sync.service) u
     [ "$WITH_COLLECTOR" = 1 ] && units+=(collector.service)
-    systemctl start kiosk-retention.timer
+    systemctl start kiosk-retention.timer kiosk-reload.path
     for u in "${units[@]}"; do
         if systemctl is-active --quiet "$u"; then
             if [ "$CHANGED_PACKAGE" = 1 ] || [ "$CHANGED_UNITS" = 1 ]; then

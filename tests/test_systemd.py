@@ -18,7 +18,7 @@ from kiosk import watchdog
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "systemd"
 UNIT_FILES = ["kiosk.service", "kiosk-sync.service", "collector.service",
-              "kiosk-retention.service", "kiosk-retention.timer"]
+              "kiosk-retention.service", "kiosk-retention.timer", "kiosk-reload.path", "kiosk-reload.service"]
 #: The issue's bar: `systemd-analyze security` rates kiosk.service 4.0 or better (lower is safer).
 MAX_EXPOSURE = 4.0
 INSTALL_PREFIX = "/opt/kiosk/venv/bin"
