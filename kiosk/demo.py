@@ -9,11 +9,13 @@ those frames through the real decoder, checks, journal, screen and simulated pin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from kiosk.config import Config, load_config, state_dir
+from kiosk.errors import SyncError
 
 __all__ = ["run_demo", "prepare_demo"]
 
@@ -38,9 +40,11 @@ def demo_config(args: argparse.Namespace) -> Config:
     return load_config(None, overrides=overrides, search=False)
 
 
-def prepare_demo(cfg: Config, journal: Any, frames_dir: Path) -> list[tuple[str, str]]:
-    """Import the demo trust list into `journal` and render the demo frames. Returns
-    the (label, payload) pairs shown."""
+def prepare_demo(cfg: Config, journal: Any, frames_dir: Path, *, collector: Any = None,
+                 token: str = "") -> list[tuple[str, str]]:
+    """Make the demo material, get its trust list into `journal` and render the demo
+    frames. With a running local collector the trust list takes the real road: published
+    at the collector, fetched by the kiosk with ETags. Returns the (label, payload) pairs."""
     from kiosk.checks.demo import demo_material
     from kiosk.checks.trust import TrustStore
     from kiosk.model import utcnow
@@ -48,7 +52,16 @@ def prepare_demo(cfg: Config, journal: Any, frames_dir: Path) -> list[tuple[str,
 
     now = utcnow()
     material = demo_material(now)
-    TrustStore(journal).import_list(material.trust_list_json, now=now)
+    if collector is not None:
+        from kiosk.sync.fetcher import Fetcher
+
+        collector.store.publish("trust", material.trust_list_json, content_type="application/json", now=now)
+        with Fetcher(journal, url=collector.url, token=token, timeout_s=cfg.sync.timeout_s) as fetcher:
+            fetched = fetcher.fetch_all()
+        if fetched.get("trust") not in ("updated", "unchanged"):
+            raise SyncError(f"demo: the local collector's trust list did not arrive: {fetched.get('trust')}")
+    else:
+        TrustStore(journal).import_list(material.trust_list_json, now=now)
     if frames_dir.exists():
         shutil.rmtree(frames_dir)
     frames_dir.mkdir(parents=True)
@@ -56,29 +69,68 @@ def prepare_demo(cfg: Config, journal: Any, frames_dir: Path) -> list[tuple[str,
     return list(material.payloads)
 
 
+@contextlib.contextmanager
+def local_collector(folder: Path, enabled: bool) -> Iterator[Any]:
+    """The collector on loopback with its own SQLite file, or None when it is not
+    wanted or its extra (`pip install kiosk[collector]`) is not installed."""
+    if not enabled:
+        yield None
+        return
+    try:
+        from collector.local import LocalCollector
+        from collector.storage import Store
+    except ImportError as exc:
+        print(f"demo: no local collector ({exc.name} missing: pip install -e '.[collector]'); "
+              "entries stay pending", flush=True)
+        yield None
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with Store(f"sqlite:///{folder / 'collector.db'}") as store, LocalCollector(store) as running:
+        yield running
+
+
 def run_demo(args: argparse.Namespace, *, on_event: Callable[[Any], None]) -> int:
     from kiosk.app import Kiosk
+    from kiosk.config import replace
     from kiosk.display.screen import display_available
     from kiosk.journal import Journal
 
     cfg = demo_config(args)
     headless = args.headless or not display_available()
     if args.interval is None:
-        from kiosk.config import replace
-
         cfg = replace(cfg, **{"scanner.replay_interval_s": HEADLESS_INTERVAL_S if headless else WINDOW_INTERVAL_S})
     journal_path = cfg.journal_path()
-    if args.fresh and journal_path.exists():
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(journal_path) + suffix).unlink(missing_ok=True)
-    frames_dir = journal_path.parent / "frames"
-    with Journal(journal_path, repeat_window_s=cfg.journal.repeat_window_s) as journal:
-        payloads = prepare_demo(cfg, journal, frames_dir)
-        print(f"demo: {len(payloads)} codes rendered into {frames_dir}; journal {journal_path}", flush=True)
-        with Kiosk(cfg, headless=headless, demo_dir=frames_dir, journal=journal, on_event=on_event) as kiosk:
+    demo_dir = journal_path.parent
+    if args.fresh:
+        for path in (journal_path, demo_dir / "collector.db"):
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+    with local_collector(demo_dir, not args.no_collector) as collector, \
+            Journal(journal_path, repeat_window_s=cfg.journal.repeat_window_s) as journal:
+        token = ""
+        if collector is not None:
+            cfg = replace(cfg, **{"sync.collector_url": collector.url})
+            token = collector.token(cfg.device.id)
+        payloads = prepare_demo(cfg, journal, demo_dir / "frames", collector=collector, token=token)
+        print(f"demo: {len(payloads)} codes rendered into {demo_dir / 'frames'}; journal {journal_path}", flush=True)
+        with Kiosk(cfg, headless=headless, demo_dir=demo_dir / "frames", journal=journal,
+                   on_event=on_event) as kiosk:
             kiosk.run()
+        if collector is not None:
+            _upload(cfg, journal, token, collector)
         counts = journal.counts()
     by = counts["by_verdict"]
     print(f"demo: journal holds {counts['entries']} entries (pass {by['pass']}, fail {by['fail']}, "
           f"review {by['review']}), {counts['pending_upload']} pending upload", flush=True)
     return 0
+
+
+def _upload(cfg: Config, journal: Any, token: str, collector: Any) -> None:
+    """What `kiosk sync --once` does, against the local collector."""
+    from kiosk.sync.uploader import Uploader
+
+    with Uploader.from_config(cfg, journal, token=token) as uploader:
+        result = uploader.drain()
+    held = collector.store.count_entries(device_id=cfg.device.id)
+    print(f"demo: uploaded {result.sent} entries to the local collector at {collector.url} "
+          f"({result.accepted} new); it now holds {held} from {cfg.device.id}", flush=True)

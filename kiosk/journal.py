@@ -20,6 +20,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -366,12 +367,10 @@ class Journal:
         original = self.get(entry_id)
         if original is None:
             raise JournalError(f"no entry {entry_id} to override")
-        verdict = Verdict(Outcome.PASS, Reason.OVERRIDE, original.scheme, original.name_masked)
-        scan = Scan(text="override:" + entry_id, source="guard", engine="button", at=now)
         with self._lock, self.atomic():
             row = {
-                "id": scan.id, "scanned_at": _iso(now), "device_id": device or original.device_id,
-                "venue_code": original.venue_code, "outcome": "pass", "reason": "override",
+                "id": str(uuid.uuid4()), "scanned_at": _iso(now), "device_id": device or original.device_id,
+                "venue_code": original.venue_code, "outcome": Outcome.PASS.value, "reason": Reason.OVERRIDE.value,
                 "scheme": original.scheme, "code_hash": None, "subject_hash": original.subject_hash,
                 "name_masked": original.name_masked, "personal": original.personal,
                 "sealed": int(original.sealed), "source": "guard", "engine": "button",

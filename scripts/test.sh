@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
-if [ -z "${KIOSK_TEST_PG_URL:-}" ] && [ -x scripts/start-postgres ]; then
-  # Prints the URL of a throw-away database on 127.0.0.1.
-  KIOSK_TEST_PG_URL=$(scripts/start-postgres)
-  export KIOSK_TEST_PG_URL
+if [ -z "${KIOSK_TEST_PG_URL:-}" ]; then
+  # A throw-away PostgreSQL server on 127.0.0.1 for the collector's tests; prints
+  # `export KIOSK_TEST_PG_URL=...`.
+  eval "$(.ci/start-postgres)"
 fi
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
 exec .venv/bin/python -m pytest -q "$@"

@@ -5,19 +5,18 @@ SQLite (a file in tmp_path) or PostgreSQL ($KIOSK_TEST_PG_URL, started by
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from collector.local import LocalCollector
+
 PG_ENV = "KIOSK_TEST_PG_URL"
 ADMIN_TOKEN = "test-admin-token"
 DEVICE = "kiosk-1"
 ENGINES = ("sqlite", "postgresql")
-START_TIMEOUT_S = 20.0
 
 
 def pg_url() -> str:
@@ -66,46 +65,18 @@ def open_store(engine: str, tmp_path: Path):
     return store
 
 
-class RunningCollector:
-    """The collector app served by uvicorn in a background thread."""
+class RunningCollector(LocalCollector):
+    """The real collector app served by uvicorn in a background thread, with the test
+    admin token."""
 
     def __init__(self, store, **config) -> None:
-        import uvicorn
-
-        from collector.app import create_app
-        from collector.config import CollectorConfig
-
-        self.store = store
-        self.config = CollectorConfig(db_url=store.url, admin_token=ADMIN_TOKEN, **config)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(store, self.config), log_level="warning",
-                                                    lifespan="off", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        deadline = threading.Event()
-        for _ in range(int(START_TIMEOUT_S * 20)):
-            if self.server.started:
-                break
-            deadline.wait(0.05)
-        else:
-            raise RuntimeError("collector did not start")
+        super().__init__(store, admin_token=ADMIN_TOKEN, **config)
 
     def token(self, device: str = DEVICE) -> str:
-        code = self.store.create_enrol_code(device, now=datetime.now(timezone.utc))
-        return self.store.enrol(device, code, now=datetime.now(timezone.utc))
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
+        return super().token(device)
 
     def __enter__(self) -> "RunningCollector":
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def fill_journal(journal, n: int, *, venue: str = "V1", device: str = DEVICE,

@@ -85,6 +85,12 @@ def test_demo_headless_logs_every_kind_of_verdict(tmp_path):
         stored = {e.id for e in journal.entries()}
     assert {e["id"] for e in events if e["logged"]} <= stored
     assert len(stored) >= 6
+    # ... and everything reached the local collector.
+    assert "0 pending upload" in result.stdout
+    from collector.storage import Store
+
+    with Store(f"sqlite:///{demo_journal(tmp_path).parent / 'collector.db'}") as store:
+        assert set(store.entry_ids()) == stored
 
 
 def test_sigkill_mid_demo_loses_no_entry_anyone_saw(tmp_path):
@@ -109,6 +115,10 @@ def test_sigkill_mid_demo_loses_no_entry_anyone_saw(tmp_path):
         assert journal.integrity() == "ok"
         stored = {e.id for e in journal.entries()}
     assert [e["id"] for e in seen if e["id"] not in stored] == []
+    from collector.storage import Store
+
+    with Store(f"sqlite:///{demo_journal(tmp_path).parent / 'collector.db'}") as store:
+        assert set(store.entry_ids()) == stored  # uploaded exactly once, nothing lost
 
 
 def test_venue_repeat_rule_sees_scans_older_than_the_journal_window(journal_path, monkeypatch):
