@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kiosk.config import Config
-from kiosk.errors import KioskError
+from kiosk.errors import ConfigError, KioskError
 from kiosk.journal import Entry, Journal
 from kiosk.model import Outcome, Reason, Scan, Verdict, utcnow
 
@@ -83,9 +83,30 @@ class Pipeline:
         self.clock = clock
         self._checks = checks
         self.trust = trust if trust is not None else _open_trust(journal)
-        self.rules = rules if rules is not None else _load_rules(cfg)
+        self._rules_fixed = rules is not None
+        self._rules_text: str | None = None
+        self.rules = rules
+        self.refresh_rules()
         self._recent: dict[str, float] = {}
         self.provisioned: Any = None  # the last provisioning result, for the run loop
+
+    def refresh_rules(self) -> None:
+        """Pick up rules that `kiosk sync` fetched from the collector since the last call.
+        Cheap when nothing changed; a document that does not parse keeps the old rules."""
+        if self._rules_fixed:
+            return
+        from kiosk.checks.rules import FETCHED_RULES_KEY, load_rules
+
+        text = None if self.cfg.rules.path else self.journal.get_state(FETCHED_RULES_KEY)
+        if self.rules is not None and text == self._rules_text:
+            return
+        try:
+            self.rules = load_rules(self.cfg, self.journal)
+        except ConfigError as exc:
+            if self.rules is None:
+                raise
+            log.error("keeping the current venue rules: %s", exc)
+        self._rules_text = text
 
     def handle(self, text: str, *, source: str, engine: str) -> Event | None:
         """Check and commit one code. Returns None for a debounced duplicate."""
@@ -149,10 +170,6 @@ def _open_trust(journal: Journal) -> Any:
     return TrustStore(journal)
 
 
-def _load_rules(cfg: Config) -> Any:
-    from kiosk.checks.rules import load_rules
-
-    return load_rules(cfg)
 
 
 class Kiosk:
@@ -273,6 +290,7 @@ class Kiosk:
             while not self.stop_event.is_set():
                 mono = time.monotonic()
                 if mono >= next_status:
+                    self.pipeline.refresh_rules()
                     idle = self._idle_state(ScreenState)
                     pins.set_faults(set(idle.faults))
                     next_status = mono + STATUS_PERIOD_S

@@ -148,3 +148,20 @@ def test_venue_repeat_rule_sees_scans_older_than_the_journal_window(journal_path
     assert second.entry.logged
     assert (second.verdict.outcome.value, second.verdict.reason.value) == ("fail", "repeat_scan")
     assert third.verdict.reason.value == "ok"
+
+
+def test_rules_fetched_from_the_collector_replace_the_builtin_ones(pipeline):
+    """A supermarket admits an ID card alone only once the province says so."""
+    from kiosk.checks.rules import FETCHED_RULES_KEY
+
+    before = pipeline.handle(CCCD, source="serial", engine="serial")
+    assert before.verdict.outcome.value == "review"
+    pipeline.journal.set_state(FETCHED_RULES_KEY, 'venue_type = "supermarket"\n[cccd]\nidentity = "pass"\n')
+    pipeline.refresh_rules()
+    other_card = CCCD.replace("079201001234", "079201009999")
+    after = pipeline.handle(other_card, source="serial", engine="serial")
+    assert (after.verdict.outcome.value, after.verdict.reason.value) == ("pass", "ok")
+    # A broken document later keeps the rules that work.
+    pipeline.journal.set_state(FETCHED_RULES_KEY, "[cccd]\nidentity = 'maybe'\n")
+    pipeline.refresh_rules()
+    assert pipeline.rules.cccd.identity == "pass"

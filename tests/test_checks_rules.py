@@ -119,3 +119,18 @@ def test_demo_names_are_vietnamese():
 def test_demo_material_is_deterministic_per_seed():
     assert demo_material(NOW, seed=1).trust_list_json == demo_material(NOW, seed=1).trust_list_json
     assert demo_material(NOW, seed=1).trust_list_json != demo_material(NOW, seed=2).trust_list_json
+
+
+def test_a_province_document_holds_rules_per_venue_type():
+    from kiosk.checks.rules import parse_rules_text
+    from kiosk.errors import ConfigError
+
+    text = '[hospital.hd1]\nmax_age_hours = 12\n[school.repeat]\nwindow_minutes = 15\n'
+    assert parse_rules_text(text, "doc", "hospital").hd1.max_age_hours == 12
+    assert parse_rules_text(text, "doc", "school").repeat.window_minutes == 15
+    with pytest.raises(ConfigError, match="no rules for venue type 'hotel'"):
+        parse_rules_text(text, "doc", "hotel")
+    with pytest.raises(ConfigError, match="doc: neither valid TOML nor JSON"):
+        parse_rules_text("= =", "doc", "hotel")
+    json_doc = '{"cccd": {"identity": "pass"}}'
+    assert parse_rules_text(json_doc, "doc", "hotel").cccd.identity == "pass"

@@ -55,13 +55,13 @@ def test_nothing_published_leaves_the_kiosk_as_it_is(collector, journal):
 def test_documents_are_fetched_once_then_304_until_they_change(collector, journal):
     clock = [T0]
     _publish(collector, "trust", _trust_list(2))
-    _publish(collector, "rules", b'venue_type = "hospital"\nmin_doses = 2\n', "application/toml")
+    _publish(collector, "rules", b'venue_type = "hospital"\n[dcc]\nmin_days_after_dose = 21\n', "application/toml")
     _publish(collector, "denylist", json.dumps([{"hash": "ab" * 32, "note": "fake certificate"}]).encode())
     with Fetcher(journal, url=collector.url, token=collector.token(), clock=lambda: clock[0]) as f:
         assert f.fetch_all() == {"trust": "updated", "rules": "updated", "denylist": "updated"}
         trust = TrustStore(journal)
         assert trust.keys_for(b"\x01" * 8) and trust.is_denied("ab" * 32)
-        assert "min_doses = 2" in journal.get_state(RULES_KEY)
+        assert "min_days_after_dose = 21" in journal.get_state(RULES_KEY)
         assert set(journal.get_json(ETAGS_KEY)) == {"trust", "rules", "denylist"}
 
         clock[0] = T0 + timedelta(days=5)
@@ -91,6 +91,14 @@ def test_a_bad_document_is_refused_and_the_good_one_stays(collector, journal):
     assert TrustStore(journal).keys_for(b"\x00" * 8)
     assert journal.get_state(RULES_KEY) is None
     assert journal.get_json(ETAGS_KEY) == etags  # so the next round fetches again
+
+
+def test_rules_the_kiosk_could_not_run_with_are_refused(collector, journal):
+    _publish(collector, "rules", b'[dcc]\nmin_doses = 2\n', "application/toml")  # TOML, but no such key
+    with Fetcher(journal, url=collector.url, token=collector.token()) as f:
+        result = f.fetch_all()["rules"]
+    assert result.startswith("error:") and "dcc.min_doses" in result
+    assert journal.get_state(RULES_KEY) is None
 
 
 def test_an_unreachable_collector_is_reported_not_raised(journal):

@@ -35,6 +35,7 @@ key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from kiosk.checks.dcc import TEST_DETECTED, parse_date, parse_datetime
+from kiosk.config import VENUE_TYPES
 from kiosk.errors import ConfigError
 from kiosk.model import Credential, Outcome, Reason, Verdict, mask_name
 
@@ -221,11 +223,45 @@ def builtin_rules(venue_type: str) -> Rules:
     return load_rules_file(path)
 
 
-def load_rules(cfg: Any) -> Rules:
-    """The rules a kiosk runs with: `rules.path` if set, else the built-in file for
+#: Where `kiosk sync` keeps the rules fetched from the collector (journal state).
+FETCHED_RULES_KEY = "rules.fetched"
+FETCHED_WHERE = "rules fetched from the collector"
+
+
+def parse_rules_text(text: str, where: str, venue_type: str | None) -> Rules:
+    """Rules from a TOML or JSON document. A document whose top-level tables are venue
+    types (`[hospital.hd1]`, `[school.repeat]`, ...) holds rules for several kinds of
+    venue: the one for `venue_type` is used (with `venue_type=None` each is validated and
+    the first returned). Bad documents raise ConfigError naming `where`."""
+    try:
+        data = json.loads(text) if text.lstrip().startswith("{") else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{where}: neither valid TOML nor JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table of rules")
+    per_type = {k: v for k, v in data.items() if k in VENUE_TYPES}
+    if not per_type:
+        return parse_rules(data, where)
+    if set(data) - set(per_type):
+        extra = sorted(set(data) - set(per_type))[0]
+        raise ConfigError(f"{where}: '{extra}' beside per-venue-type tables; allowed: " + ", ".join(VENUE_TYPES))
+    parsed = {k: parse_rules(v, f"{where} [{k}]") for k, v in per_type.items()}
+    if venue_type is None:
+        return next(iter(parsed.values()))
+    if venue_type not in parsed:
+        raise ConfigError(f"{where}: no rules for venue type {venue_type!r}; it has " + ", ".join(parsed))
+    return parsed[venue_type]
+
+
+def load_rules(cfg: Any, journal: Any = None) -> Rules:
+    """The rules a kiosk runs with: `rules.path` if set, else the rules last fetched from
+    the collector (when a journal is given and holds them), else the built-in file for
     `venue.type`."""
     if cfg.rules.path:
         return load_rules_file(cfg.rules.path)
+    fetched = journal.get_state(FETCHED_RULES_KEY) if journal is not None else None
+    if fetched:
+        return parse_rules_text(fetched, FETCHED_WHERE, cfg.venue.type)
     return builtin_rules(cfg.venue.type)
 
 

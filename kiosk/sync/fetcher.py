@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import tomllib
 from typing import Any, Callable
 
 import requests
@@ -177,15 +176,16 @@ class Fetcher:
 
 
 def _check_rules(body: bytes, content_type: str) -> str:
+    """The rules text, refused (the old rules kept) unless the kiosk could run with it."""
+    from kiosk.checks.rules import FETCHED_WHERE, parse_rules_text
+    from kiosk.errors import ConfigError
+
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise TrustError("rules are not UTF-8 text") from None
     try:
-        if "json" in content_type or text.lstrip().startswith("{"):
-            json.loads(text)
-        else:
-            tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise TrustError(f"rules are neither valid JSON nor TOML: {exc}") from None
+        parse_rules_text(text, FETCHED_WHERE, None)
+    except ConfigError as exc:
+        raise TrustError(str(exc)) from None
     return text
