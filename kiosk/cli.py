@@ -104,7 +104,7 @@ class _Overrides(argparse.Action):
 
 def _add(sub, name: str, handler: Handler, **kwargs) -> argparse.ArgumentParser:
     doc = (handler.__doc__ or "").strip()
-    first = doc.splitlines()[0] if doc else ""
+    first = " ".join(doc.split("\n\n")[0].split()) if doc else ""  # the first paragraph
     p = sub.add_parser(name, help=first, description=doc,
                        formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
     p.set_defaults(func=handler)
