@@ -112,7 +112,7 @@ def _install(source: Path, root: Path) -> str:
 def _snapshot(root: Path) -> dict[str, tuple]:
     """Every installed path with its type, mode, owner, size, mtime and content hash."""
     out: dict[str, tuple] = {}
-    for top in ("etc", "opt", "var/lib/kiosk", "usr/local"):
+    for top in ("etc", "opt", "var/lib/kiosk", "usr/local", "boot"):
         base = root / top
         if not base.exists():
             continue
@@ -136,8 +136,16 @@ def _chroot(root: Path, *argv: str) -> str:
 
 def test_install_twice_then_upgrade_in_a_debian_root(debian_root: Path, source: Path) -> None:
     root = debian_root
+    # A Raspberry Pi OS boot partition, as the Pi Imager leaves it.
+    boot = root / "boot/firmware"
+    boot.mkdir(parents=True, exist_ok=True)
+    (boot / "config.txt").write_text("dtparam=audio=on\n")
+    (boot / "cmdline.txt").write_text("console=serial0,115200 console=tty1 root=PARTUUID=1-02 rootwait\n")
     first = _install(source, root)
     assert "user kiosk: creating" in first
+    config_txt = (boot / "config.txt").read_text()
+    assert config_txt.count("enable_uart=1") == 1 and "camera_auto_detect=1" in config_txt
+    assert (boot / "cmdline.txt").read_text() == "console=tty1 root=PARTUUID=1-02 rootwait\n"
 
     # What a technician relies on after the first run.
     groups = _chroot(root, "id", "-nG", "kiosk").split()
@@ -202,3 +210,73 @@ def test_wiring_pin_map_matches_the_default_config() -> None:
         row = re.search(rf"\| `pins\.{part}` \| \*\*(\d+)\*\* \|", wiring)
         assert row, f"pins.{part} missing from the pin map"
         assert int(row.group(1)) == getattr(defaults, part), part
+
+
+PROBE = r"""#!/bin/sh
+# Runs inside the booted root folder, then powers it off.
+exec > /root/probe.txt 2>&1
+sleep 15
+echo "== running"
+systemctl show kiosk -p ActiveState -p SubState -p NRestarts -p WatchdogUSec -p MainPID
+before=$(systemctl show kiosk -p MainPID --value)
+/opt/kiosk/venv/bin/kiosk --config /etc/kiosk/kiosk.toml provision --venue "Bệnh viện Nspawn"
+sleep 8
+echo "== reloaded"
+echo "before=$before"
+echo "after=$(systemctl show kiosk -p MainPID --value)"
+echo "== dead camera"
+sed -i 's/^kind = "replay"/kind = "camera"\ncamera = "\/dev\/video9"/' /etc/kiosk/kiosk.toml
+sleep 90
+systemctl show kiosk -p NRestarts
+echo "watchdog_kills=$(journalctl -u kiosk --no-pager | grep -c "Failed with result 'watchdog'")"
+echo "== end"
+systemctl poweroff
+"""
+
+
+def _show(text: str, section: str) -> dict[str, str]:
+    block = text.split(f"== {section}\n", 1)[1].split("\n== ", 1)[0]
+    return dict(line.split("=", 1) for line in block.splitlines() if "=" in line and " " not in line.split("=", 1)[0])
+
+
+@pytest.mark.skipif(shutil.which("systemd-nspawn") is None, reason="systemd-nspawn not installed (systemd-container)")
+def test_installed_units_run_under_a_real_systemd(debian_root: Path, source: Path, tmp_path: Path) -> None:
+    """Boot the installed root folder with systemd-nspawn: kiosk.service (Type=notify,
+    sandboxed, as user kiosk) becomes active and keeps petting the watchdog while frames
+    flow; a config change restarts it; a dead camera lets the watchdog restart it."""
+    import segno
+
+    root = debian_root
+    _install(source, root)
+    frames = root / "var/lib/kiosk-frames"
+    frames.mkdir(parents=True)
+    for i in range(3):
+        segno.make(f"https://kiosk.invalid/{i}", error="m").save(str(frames / f"{i}.png"), scale=6)
+    conf = root / "etc/kiosk/kiosk.toml"
+    conf.write_text(conf.read_text().replace('kind = "camera"\ncamera = "0"',
+                                             'kind = "replay"\nreplay_path = "/var/lib/kiosk-frames"\n'
+                                             'replay_interval_s = 1.0\nreplay_loop = true')
+                    .replace('backend = "auto"\n\n[display]', 'backend = "mock"\n\n[display]')
+                    .replace('[display]\nbackend = "auto"', '[display]\nbackend = "headless"'))
+    (root / "root/probe.sh").write_text(PROBE)
+    (root / "root/probe.sh").chmod(0o755)
+    (root / "etc/systemd/system/probe.service").write_text(
+        "[Unit]\nAfter=kiosk.service\n[Service]\nType=oneshot\nTimeoutStartSec=300\nExecStart=/root/probe.sh\n"
+        "[Install]\nWantedBy=multi-user.target\n")
+    (root / "etc/systemd/system/multi-user.target.wants/probe.service").symlink_to(
+        "/etc/systemd/system/probe.service")
+    for fs in ("dev", "sys", "proc"):  # left by install.sh's chroot; nspawn mounts its own
+        subprocess.run(["umount", "-l", str(root / fs)], capture_output=True)
+    boot = subprocess.run(["systemd-nspawn", "-D", str(root), "-b", "--register=no", "--keep-unit", "-q"],
+                          capture_output=True, text=True, timeout=400)
+    report = (root / "root/probe.txt").read_text() if (root / "root/probe.txt").exists() else ""
+    assert "== end" in report, boot.stdout[-3000:] + boot.stderr[-2000:] + report
+
+    running = _show(report, "running")
+    assert (running["ActiveState"], running["SubState"]) == ("active", "running")
+    assert running["NRestarts"] == "0" and running["WatchdogUSec"] == "30s"
+    reloaded = _show(report, "reloaded")
+    assert reloaded["before"] != reloaded["after"]
+    dead = _show(report, "dead camera")
+    # Result= is reset by each restart; the journal keeps why it happened.
+    assert int(dead["watchdog_kills"]) >= 1 and int(dead["NRestarts"]) >= 1
