@@ -91,7 +91,9 @@ def cmd_provision(args: argparse.Namespace) -> int:
     cfg = provision.provision(path, settings, enrol_code=args.enrol_code)
     changed = sorted(settings) + (["sync.device_token"] if args.enrol_code else [])
     print(f"{cfg.source}: set {', '.join(changed)}")
-    print("restart the kiosk to use it: systemctl restart kiosk kiosk-sync")
+    # Installed by install.sh, kiosk-reload.path restarts the running services on this change.
+    print("kiosk and kiosk-sync restart with it within seconds (kiosk-reload.path); "
+          "elsewhere restart them: systemctl restart kiosk kiosk-sync")
     return 0
 
 
