@@ -95,7 +95,7 @@ if [ -n "$ROOT" ]; then
     DO_START=0
     MOUNTED=()
     cleanup() {
-        local m
+        local i
         for ((i=${#MOUNTED[@]}-1; i>=0; i--)); do umount -l "${MOUNTED[$i]}" 2>/dev/null || true; done
     }
     trap cleanup EXIT
