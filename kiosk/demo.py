@@ -22,6 +22,8 @@ __all__ = ["run_demo", "prepare_demo"]
 #: Seconds between demo frames: long enough to read each verdict on screen.
 WINDOW_INTERVAL_S = 2.5
 HEADLESS_INTERVAL_S = 0.05
+#: The local collector's database, beside the demo journal.
+LOCAL_COLLECTOR_DB = "local-collector.db"
 
 
 def demo_config(args: argparse.Namespace) -> Config:
@@ -85,7 +87,7 @@ def local_collector(folder: Path, enabled: bool) -> Iterator[Any]:
         yield None
         return
     folder.mkdir(parents=True, exist_ok=True)
-    with Store(f"sqlite:///{folder / 'collector.db'}") as store, LocalCollector(store) as running:
+    with Store(f"sqlite:///{folder / LOCAL_COLLECTOR_DB}") as store, LocalCollector(store) as running:
         yield running
 
 
@@ -102,10 +104,13 @@ def run_demo(args: argparse.Namespace, *, on_event: Callable[[Any], None]) -> in
     journal_path = cfg.journal_path()
     demo_dir = journal_path.parent
     if args.fresh:
-        for path in (journal_path, demo_dir / "collector.db"):
+        for path in (journal_path, demo_dir / LOCAL_COLLECTOR_DB):
             for suffix in ("", "-wal", "-shm"):
                 Path(str(path) + suffix).unlink(missing_ok=True)
-    with local_collector(demo_dir, not args.no_collector) as collector, \
+    # A collector named on the command line is the user's own: no local one, no upload
+    # (`kiosk sync` does that with the user's token).
+    wants_local = not args.no_collector and "sync.collector_url" not in (getattr(args, "overrides", None) or {})
+    with local_collector(demo_dir, wants_local) as collector, \
             Journal(journal_path, repeat_window_s=cfg.journal.repeat_window_s) as journal:
         token = ""
         if collector is not None:

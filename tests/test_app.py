@@ -89,7 +89,7 @@ def test_demo_headless_logs_every_kind_of_verdict(tmp_path):
     assert "0 pending upload" in result.stdout
     from collector.storage import Store
 
-    with Store(f"sqlite:///{demo_journal(tmp_path).parent / 'collector.db'}") as store:
+    with Store(f"sqlite:///{demo_journal(tmp_path).parent / 'local-collector.db'}") as store:
         assert set(store.entry_ids()) == stored
 
 
@@ -117,7 +117,7 @@ def test_sigkill_mid_demo_loses_no_entry_anyone_saw(tmp_path):
     assert [e["id"] for e in seen if e["id"] not in stored] == []
     from collector.storage import Store
 
-    with Store(f"sqlite:///{demo_journal(tmp_path).parent / 'collector.db'}") as store:
+    with Store(f"sqlite:///{demo_journal(tmp_path).parent / 'local-collector.db'}") as store:
         assert set(store.entry_ids()) == stored  # uploaded exactly once, nothing lost
 
 

@@ -91,13 +91,13 @@ def test_demo_then_sync_once_leaves_the_collector_with_exactly_the_kiosks_entrie
     first = _kiosk(tmp_path, "sync", "--once", "--no-fetch", url=url)
     assert f"uploaded {len(ids)} entries" in first.stdout and "0 left" in first.stdout
     rules = tmp_path / "rules.toml"
-    rules.write_text('min_doses = 2\n', encoding="utf-8")
+    rules.write_text('venue_type = "hospital"\n[dcc]\nmin_days_after_dose = 21\n', encoding="utf-8")
     _run(tmp_path, "collector.cli", "publish", "rules", str(rules), "--db", db)
     second = _kiosk(tmp_path, "sync", "--once", url=url)  # this time with the fetch
     assert "uploaded 0 entries" in second.stdout
     assert "rules: updated" in second.stdout and "denylist: absent" in second.stdout
     with Journal(journal_path) as j:
-        assert j.get_state("rules.fetched") == "min_doses = 2\n"
+        assert j.get_state("rules.fetched") == 'venue_type = "hospital"\n[dcc]\nmin_days_after_dose = 21\n'
 
     count = _run(tmp_path, "collector.cli", "count", "--db", db).stdout.strip()
     assert count == str(len(ids))
