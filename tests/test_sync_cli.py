@@ -156,3 +156,37 @@ def test_sigterm_stops_kiosk_sync_promptly_and_cleanly(tmp_path):
     with Journal(journal_path) as j:
         assert j.pending_count() == 3
     store.close()
+
+
+def test_kiosk_sync_before_enrolment_waits_for_the_token_then_uploads(tmp_path):
+    """A fresh kiosk's sync service must not crash-loop before it is provisioned."""
+    from kiosk.sync import store_token
+
+    store = open_store("sqlite", tmp_path)
+    journal_path = tmp_path / "journal.db"
+    with Journal(journal_path) as j:
+        ids = fill_journal(j, 5, device=DEVICE)
+    with RunningCollector(store) as collector:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kiosk.cli", "--set", f"journal.path={journal_path}",
+             "--set", f"sync.collector_url={collector.url}", "--set", "sync.interval_s=1.0",
+             "--set", "sync.batch_max_age_s=0.0", "sync", "--no-fetch"],
+            env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(2.5)
+            assert proc.poll() is None, proc.communicate()[1]
+            assert store.count_entries() == 0
+            with Journal(journal_path) as j:
+                store_token(j, collector.token(DEVICE))  # what `kiosk enrol` does
+            deadline = time.monotonic() + 60
+            while store.count_entries() < len(ids) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err
+    assert "waiting for `kiosk enrol" in err
+    assert sorted(store.entry_ids()) == sorted(ids)
+    store.close()

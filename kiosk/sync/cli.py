@@ -40,12 +40,21 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(json.dumps(status(journal, utcnow()).as_dict(), ensure_ascii=False))
             return 0
         token = resolve_token(cfg, journal)
-        if not token:
+        if not token and args.once:
             raise SyncError("no device token: set sync.device_token or run `kiosk enrol --code CODE`")
         stop = threading.Event()
         previous = _on_signals(stop)
         kwargs = {"max_attempts": args.max_attempts} if args.max_attempts else {}
         try:
+            if not token:
+                # A fresh kiosk before provisioning: wait for the token rather than
+                # crash-loop under systemd; entries stay safe in the outbox meanwhile.
+                print("kiosk sync: no device token yet; waiting for `kiosk enrol --code CODE` "
+                      "or `kiosk provision`", file=sys.stderr, flush=True)
+                while not token and not stop.wait(cfg.sync.interval_s):
+                    token = resolve_token(cfg, journal)
+                if not token:
+                    return 0
             with Uploader.from_config(cfg, journal, token=token, stop=stop, **kwargs) as up, \
                     Fetcher(journal, url=cfg.sync.collector_url, token=token,
                             timeout_s=cfg.sync.timeout_s) as fetcher:
