@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kiosk.config import Config
-from kiosk.errors import ConfigError, KioskError
+from kiosk.errors import ConfigError, JournalError, KioskError
 from kiosk.journal import Entry, Journal
 from kiosk.model import Outcome, Reason, Scan, Verdict, utcnow
 
@@ -51,6 +51,15 @@ MOTION_THRESHOLD = 6.0
 SCANNING_HOLD_S = 2.0
 #: The preview is redrawn at most this often (the Pi's CPU belongs to the decoder).
 PREVIEW_PERIOD_S = 0.1
+#: The scanner loop must come round at least this often (a read returns a frame, a
+#: line, or nothing after READ_TIMEOUT_S) or systemd's watchdog is no longer petted and
+#: restarts the hung process. A device fault is not a hang: the loop keeps turning,
+#: the fault shows on the screen and the source reopens by itself.
+SCANNER_STALL_S = 10.0
+#: Pet the watchdog at most this often (WatchdogSec= is tens of seconds).
+WATCHDOG_PING_S = 1.0
+#: While the journal cannot be opened (disk full), try again this often.
+JOURNAL_RETRY_S = 5.0
 
 
 def clock_plausible(now: datetime) -> bool:
@@ -200,7 +209,7 @@ class Kiosk:
         self.logged = 0
         self._source: Any = None
         self._worker: threading.Thread | None = None
-        self._last_item_mono = time.monotonic()
+        self._last_turn_mono = time.monotonic()
         self._preview: Any = None          # newest frame, for the scanning screen
         self._motion_until = 0.0           # something moves in front of the camera until then
         self._thumb: Any = None
@@ -218,13 +227,13 @@ class Kiosk:
             with open_source(self.cfg, demo_dir=self.demo_dir) as source:
                 self._source = source
                 while not self.stop_event.is_set():
+                    self._last_turn_mono = time.monotonic()
                     try:
                         item = source.read(READ_TIMEOUT_S)
                     except EndOfStream:
                         break
                     if item is None:
                         continue
-                    self._last_item_mono = time.monotonic()
                     if isinstance(item, Frame):
                         self._note_frame(item.image)
                         codes = [(c.text, c.engine) for c in decoder.decode(item.image).codes]
@@ -285,6 +294,7 @@ class Kiosk:
             verdict_until = 0.0
             next_status = 0.0
             next_preview = 0.0
+            next_ping = 0.0
             idle = self._idle_state(ScreenState)
             shown: Any = None
             while not self.stop_event.is_set():
@@ -323,9 +333,10 @@ class Kiosk:
                         self.stop_event.set()
                     elif ui_event == "guard":
                         self.guard_presses.put(mono)
-                # Pet the watchdog only while the scanner really delivers.
-                if self._scanner_alive():
+                # Pet the watchdog only while the scanner loop really comes round.
+                if self._scanner_alive() and mono >= next_ping:
                     watchdog.ping()
+                    next_ping = mono + WATCHDOG_PING_S
                 if self.source_done.is_set() and self.events.empty() and self.guard_presses.empty():
                     if verdict_until and not self.headless:
                         continue  # let the last verdict be read before the window closes
@@ -357,11 +368,11 @@ class Kiosk:
         return bool(result is not None and getattr(result, "restart", False))
 
     def _scanner_alive(self) -> bool:
-        src = self._source
-        if src is None or getattr(src, "fault", None):
+        """The worker's read loop came round recently (a frame, a line, a timeout or a
+        device fault): not hung in a read, a decode or a journal write."""
+        if self._worker is None or not self._worker.is_alive():
             return False
-        # Serial and stdin sources are quiet between codes; their read loop still turns.
-        return self._worker is not None and self._worker.is_alive()
+        return time.monotonic() - self._last_turn_mono < SCANNER_STALL_S
 
     def _guard_event(self) -> Event | None:
         """The guard admits the last failed or reviewed person: logged as `override`."""
@@ -440,6 +451,57 @@ def _sealer(cfg: Config) -> Callable[[bytes], str] | None:
     return sealer_for(cfg.journal.seal_key)
 
 
+def open_journal_waiting(cfg: Config, *, headless: bool, stop: threading.Event) -> Journal | None:
+    """Open the journal; while the disk is too full for that, show the `disk_full` fault
+    on the screen and lights and try again every JOURNAL_RETRY_S, petting the watchdog
+    (the process is healthy: it waits for space, it does not crash-loop). Returns None
+    if stopped (SIGTERM) while waiting. Any other journal error is raised."""
+    from kiosk.health import disk_fault, is_disk_full_error
+
+    def attempt() -> Journal:
+        return Journal(cfg.journal_path(), repeat_window_s=cfg.journal.repeat_window_s, sealer=_sealer(cfg))
+
+    try:
+        return attempt()
+    except JournalError as exc:
+        if not (is_disk_full_error(exc) or disk_fault(cfg.journal_path())):
+            raise
+        log.error("journal cannot be opened, disk full: %s", exc)
+    from kiosk import watchdog
+    from kiosk.display import ScreenState, open_display
+    from kiosk.display.signals import Signals
+
+    previous = (signal.signal(signal.SIGTERM, lambda *_: stop.set())
+                if threading.current_thread() is threading.main_thread() else None)
+    try:
+        with open_display(cfg, headless=headless) as display, Signals(cfg.pins) as pins:
+            display.show(ScreenState(kind="idle", venue_name=cfg.venue.name, checkin_url=cfg.venue.checkin_url,
+                                     faults=("disk_full",)))
+            pins.set_faults({"disk_full"})
+            watchdog.ready()
+            watchdog.status("disk full: waiting for space to open the journal")
+            next_try = time.monotonic() + JOURNAL_RETRY_S
+            while not stop.is_set():
+                watchdog.ping()
+                for ui_event in display.poll():
+                    if ui_event == "quit":
+                        stop.set()
+                if time.monotonic() >= next_try:
+                    try:
+                        journal = attempt()
+                    except JournalError as exc:
+                        log.warning("journal still cannot be opened: %s", exc)
+                        next_try = time.monotonic() + JOURNAL_RETRY_S
+                    else:
+                        log.warning("disk space is back: journal open")
+                        return journal
+                stop.wait(min(WATCHDOG_PING_S, JOURNAL_RETRY_S))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return None
+
+
 def _print_event(event: Event) -> None:
     v = event.verdict
     mark = {"pass": "PASS  ", "fail": "FAIL  ", "review": "REVIEW"}[v.outcome.value]
@@ -461,7 +523,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = _config(args)
     on_event = _json_event if args.json else _print_event
-    with Kiosk(cfg, headless=args.headless, on_event=on_event, max_scans=args.max_scans) as kiosk:
+    stop = threading.Event()
+    journal = open_journal_waiting(cfg, headless=args.headless, stop=stop)
+    if journal is None:
+        return 0
+    with journal, Kiosk(cfg, headless=args.headless, journal=journal, on_event=on_event,
+                        max_scans=args.max_scans) as kiosk:
         return kiosk.run()
 
 

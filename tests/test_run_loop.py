@@ -113,3 +113,29 @@ def test_serial_unplugged_shows_scanner_fault(journal_path, tmp_path):
         faults = {f for s in kiosk.display.history for f in s.faults}
         assert "scanner_fault" in faults
         kiosk.close()
+
+
+def test_kiosk_started_on_a_full_disk_shows_the_fault_and_opens_when_space_returns(monkeypatch):
+    from test_retention import _fill, tiny_filesystem
+
+    from kiosk import app
+    from kiosk.model import Outcome, Reason, Scan, Verdict
+
+    monkeypatch.setattr(app, "JOURNAL_RETRY_S", 0.2)
+    with tiny_filesystem() as fs:
+        filler = _fill(fs)
+        cfg = make_cfg(fs / "journal.db", "/dev/null")
+        stop = threading.Event()
+        opened = []
+        waiter = threading.Thread(target=lambda: opened.append(app.open_journal_waiting(cfg, headless=True, stop=stop)))
+        waiter.start()
+        time.sleep(1.5)
+        assert waiter.is_alive() and not opened  # waiting on the disk_full fault, not crashed
+        filler.unlink()
+        waiter.join(timeout=20)
+        stop.set()
+        assert opened and opened[0] is not None
+        with opened[0] as journal:
+            entry = journal.record(Scan("after the disk was freed"), Verdict(Outcome.PASS, Reason.OK, "opaque"),
+                                   venue="V", device="D")
+            assert journal.get(entry.id) is not None
