@@ -5,7 +5,7 @@ The full run needs root (chroot, mount) and a Debian 12 root folder made by debo
 set $KIOSK_TEST_DEBIAN_ROOT to that folder or to a .tar.gz of it, e.g.
 
     debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-        bookworm /var/tmp/bookworm http://deb.debian.org/debian
+        bookworm /var/tmp/bookworm
     tar -C /var/tmp/bookworm -czf /var/tmp/bookworm.tar.gz .
     KIOSK_TEST_DEBIAN_ROOT=/var/tmp/bookworm.tar.gz pytest tests/test_install.py
 
