@@ -20,7 +20,7 @@ done
 # libsdl2 libraries come inside pygame's wheel; python3-venv makes the virtual environment.
 packages=(python3 python3-venv python3-pip libzbar0 fonts-dejavu-core)
 if [ "$dev" = 1 ]; then
-  packages+=(postgresql systemd)
+  packages+=(postgresql systemd shellcheck)
 fi
 missing=()
 for p in "${packages[@]}"; do
