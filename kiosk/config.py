@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kiosk.errors import ConfigError
+from kiosk.schema import describe, parse_table
+from kiosk.schema import option as _opt
 
 __all__ = [
     "Config",
@@ -48,15 +50,6 @@ class Secret(str):
 
     def reveal(self) -> str:
         return str.__str__(self)
-
-
-def _opt(default: Any, *, lo: float | None = None, hi: float | None = None,
-         choices: tuple[Any, ...] | None = None, doc: str = "") -> Any:
-    """A config field with its default, allowed range or choices, and a one-line help."""
-    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
-    if isinstance(default, (list, tuple)):
-        return field(default=tuple(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -181,68 +174,11 @@ def state_dir(cfg: Config) -> Path:
     return Path(base) / "kiosk"
 
 
-_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "source"}
 _SECTION_TYPES = {
     "device": DeviceConfig, "venue": VenueConfig, "scanner": ScannerConfig,
     "decoder": DecoderConfig, "journal": JournalConfig, "rules": RulesConfig,
     "trust": TrustConfig, "display": DisplayConfig, "pins": PinsConfig, "sync": SyncConfig,
 }
-
-
-def _describe(f: dataclasses.Field) -> str:
-    meta = f.metadata
-    kind = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-            Secret: "a string"}.get(_field_type(f), "a list of strings")
-    if meta.get("choices"):
-        kind = "one of " + ", ".join(repr(c) for c in meta["choices"])
-        if _field_type(f) is tuple:
-            kind = "a list of " + kind
-    if meta.get("lo") is not None:
-        kind += f" from {meta['lo']} to {meta['hi']}"
-    return kind
-
-
-def _field_type(f: dataclasses.Field) -> type:
-    t = f.type if isinstance(f.type, type) else eval(f.type, globals())  # noqa: S307 - our own annotations
-    return tuple if getattr(t, "__origin__", None) is tuple else t
-
-
-def _coerce(where: str, key: str, f: dataclasses.Field, value: Any) -> Any:
-    want = _field_type(f)
-    meta = f.metadata
-    allowed = _describe(f)
-
-    def bad(why: str = "") -> ConfigError:
-        return ConfigError(f"{where}: key '{key}' = {value!r} is not allowed{why}; expected {allowed}")
-
-    if want is bool:
-        if not isinstance(value, bool):
-            raise bad()
-        return value
-    if want is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad()
-    elif want is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad()
-        value = float(value)
-    elif want in (str, Secret):
-        if not isinstance(value, str):
-            raise bad()
-        value = want(value)
-    elif want is tuple:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise bad()
-        if meta.get("choices"):
-            for v in value:
-                if v not in meta["choices"]:
-                    raise bad(f" ({v!r} is unknown)")
-        return tuple(value)
-    if meta.get("choices") and value not in meta["choices"]:
-        raise bad()
-    if meta.get("lo") is not None and not (meta["lo"] <= value <= meta["hi"]):
-        raise bad(" (out of range)")
-    return value
 
 
 def _build(where: str, data: Mapping[str, Any]) -> Config:
@@ -251,17 +187,7 @@ def _build(where: str, data: Mapping[str, Any]) -> Config:
         if name not in _SECTION_TYPES:
             raise ConfigError(f"{where}: unknown section [{name}]; allowed sections: "
                               + ", ".join(_SECTION_TYPES))
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: '{name}' must be a table [{name}], not a value")
-        cls = _SECTION_TYPES[name]
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        values = {}
-        for key, value in table.items():
-            if key not in fields:
-                raise ConfigError(f"{where}: unknown key '{name}.{key}'; allowed keys in [{name}]: "
-                                  + ", ".join(fields))
-            values[key] = _coerce(where, f"{name}.{key}", fields[key], value)
-        sections[name] = cls(**values)
+        sections[name] = parse_table(where, name, _SECTION_TYPES[name], table)
     cfg = Config(**sections, source=where)
     _cross_check(cfg)
     return cfg
@@ -343,7 +269,7 @@ def to_toml(cfg: Config) -> str:
         out.append(f"[{name}]")
         for f in dataclasses.fields(cls):
             value = getattr(section, f.name)
-            out.append(f"# {f.metadata.get('doc', '')} ({_describe(f)})")
+            out.append(f"# {f.metadata.get('doc', '')} ({describe(f)})")
             out.append(f"{f.name} = {_toml_value(value)}")
         out.append("")
     return "\n".join(out)

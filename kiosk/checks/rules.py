@@ -34,7 +34,6 @@ key and what is allowed.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tomllib
 from dataclasses import dataclass, field
@@ -45,6 +44,8 @@ from typing import Any, Callable, Mapping
 from kiosk.checks.dcc import TEST_DETECTED, parse_date, parse_datetime
 from kiosk.config import VENUE_TYPES
 from kiosk.errors import ConfigError
+from kiosk.schema import option as _opt
+from kiosk.schema import parse_table
 from kiosk.model import Credential, Outcome, Reason, Verdict, mask_name
 
 __all__ = ["Rules", "DccRules", "Hd1Rules", "load_rules", "load_rules_file", "builtin_rules",
@@ -54,14 +55,6 @@ RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 OUTCOMES = ("pass", "review", "fail")
 DCC_TYPES = {"vaccination": "v", "test": "t", "recovery": "r"}
 STATUSES = ("green", "yellow", "red")
-
-
-def _opt(default: Any, *, lo: float | None = None, hi: float | None = None,
-         choices: tuple[Any, ...] | None = None, doc: str = "") -> Any:
-    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
-    if isinstance(default, (list, tuple)):
-        return field(default=tuple(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -122,53 +115,6 @@ _SECTIONS = {"dcc": DccRules, "hd1": Hd1Rules, "cccd": CccdRules, "opaque": Opaq
 _TOP_KEYS = ("venue_type", "description")
 
 
-def _allowed(f: dataclasses.Field) -> str:
-    meta = f.metadata
-    default = f.default
-    if meta.get("choices"):
-        kind = "one of " + ", ".join(repr(c) for c in meta["choices"])
-        return ("a list of " + kind) if isinstance(default, tuple) else kind
-    if isinstance(default, bool):
-        return "true or false"
-    if isinstance(default, tuple):
-        return "a list of strings"
-    kind = "an integer" if isinstance(default, int) else "a number"
-    if meta.get("lo") is not None:
-        kind += f" from {meta['lo']} to {meta['hi']}"
-    return kind
-
-
-def _coerce(where: str, key: str, f: dataclasses.Field, value: Any) -> Any:
-    default, meta = f.default, f.metadata
-
-    def bad(extra: str = "") -> ConfigError:
-        return ConfigError(f"{where}: key '{key}' = {value!r} is not allowed{extra}; expected {_allowed(f)}")
-
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise bad()
-        return value
-    if isinstance(default, tuple):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise bad()
-        if meta.get("choices"):
-            for v in value:
-                if v not in meta["choices"]:
-                    raise bad(f" ({v!r} is unknown)")
-        return tuple(value)
-    if isinstance(default, str):
-        if not isinstance(value, str) or (meta.get("choices") and value not in meta["choices"]):
-            raise bad()
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise bad()
-    if isinstance(default, int) and not isinstance(value, int):
-        raise bad()
-    if meta.get("lo") is not None and not meta["lo"] <= value <= meta["hi"]:
-        raise bad(" (out of range)")
-    return type(default)(value)
-
-
 def parse_rules(data: Mapping[str, Any], where: str) -> Rules:
     sections: dict[str, Any] = {}
     top: dict[str, Any] = {}
@@ -181,17 +127,7 @@ def parse_rules(data: Mapping[str, Any], where: str) -> Rules:
         if name not in _SECTIONS:
             raise ConfigError(f"{where}: unknown key or section '{name}'; allowed: "
                               + ", ".join([*_TOP_KEYS, *(f"[{s}]" for s in _SECTIONS)]))
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: '{name}' must be a table [{name}], not a value")
-        cls = _SECTIONS[name]
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        values = {}
-        for key, value in table.items():
-            if key not in fields:
-                raise ConfigError(f"{where}: unknown key '{name}.{key}'; allowed keys in [{name}]: "
-                                  + ", ".join(fields))
-            values[key] = _coerce(where, f"{name}.{key}", fields[key], value)
-        sections[name] = cls(**values)
+        sections[name] = parse_table(where, name, _SECTIONS[name], table)
     return Rules(**top, **sections, source=where)
 
 
