@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from kiosk.errors import DeviceClosed, KioskError
+from kiosk.model import utcnow
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,6 +105,7 @@ class Source(abc.ABC):
         self._fault: str | None = None
         self._retry_at = 0.0
         self._lock = threading.RLock()
+        self._index = 0  # frames delivered so far
 
     # -- public ---------------------------------------------------------------------
 
@@ -195,6 +197,17 @@ class Source(abc.ABC):
             log.warning("%s recovered", self.name)
         self._fault = None
         self._backoff.reset()
+
+    def _frame(self, image: Any) -> "Frame":
+        """A delivered image as the next greyscale Frame; the device works again."""
+        if image.ndim == 3:
+            import cv2
+
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        self._recovered()
+        frame = Frame(image=image, at=utcnow(), index=self._index)
+        self._index += 1
+        return frame
 
     def _failed(self, message: str) -> None:
         """Record a fault, release the device and schedule the next reopen."""

@@ -10,7 +10,6 @@ import os
 import time
 from pathlib import Path
 
-from kiosk.model import utcnow
 from kiosk.scanner.base import Frame, Source
 
 __all__ = ["CameraSource"]
@@ -41,7 +40,6 @@ class CameraSource(Source):
         self.spec = spec
         self.width, self.height, self.fps = width, height, fps
         self._cap = None
-        self._index = 0
         self._is_file = False
         self._next_due = 0.0
 
@@ -68,8 +66,6 @@ class CameraSource(Source):
         self._next_due = self._clock()
 
     def _read_item(self, timeout: float) -> Frame | None:
-        import cv2
-
         if self._is_file:
             # A file reads as fast as the disk; pace it like the camera it stands in for.
             wait = self._next_due - self._clock()
@@ -82,12 +78,7 @@ class CameraSource(Source):
         ok, image = self._cap.read()
         if not ok or image is None:
             raise OSError(5, "no frame: unplugged, or end of a video file")
-        if image.ndim == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        self._recovered()
-        frame = Frame(image=image, at=utcnow(), index=self._index)
-        self._index += 1
-        return frame
+        return self._frame(image)
 
     def _release(self) -> None:
         if self._cap is not None:

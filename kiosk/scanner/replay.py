@@ -10,7 +10,6 @@ import re
 import time
 from pathlib import Path
 
-from kiosk.model import utcnow
 from kiosk.scanner.base import EndOfStream, Frame, Source
 
 __all__ = ["ReplaySource", "IMAGE_SUFFIXES"]
@@ -42,7 +41,6 @@ class ReplaySource(Source):
         self._files: list[Path] = []
         self._cap = None
         self._pos = 0
-        self._index = 0
         self._next_due = 0.0
 
     def _open(self) -> None:
@@ -94,8 +92,6 @@ class ReplaySource(Source):
             log.warning("replay: skipping %s: not a readable image", path)
 
     def _read_item(self, timeout: float) -> Frame | None:
-        import cv2
-
         wait = self._next_due - self._clock()
         if wait > timeout:
             time.sleep(timeout)
@@ -103,13 +99,8 @@ class ReplaySource(Source):
         if wait > 0:
             time.sleep(wait)
         image = self._next_image()
-        if image.ndim == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         self._next_due = self._clock() + self.interval_s
-        self._recovered()
-        frame = Frame(image=image, at=utcnow(), index=self._index)
-        self._index += 1
-        return frame
+        return self._frame(image)
 
     def _release(self) -> None:
         if self._cap is not None:
