@@ -24,6 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from collector import report as report_mod
 from collector.config import CollectorConfig
 from collector.storage import DOCUMENTS, EnrolError, Store
+from kiosk.seal import subject_hash as subject_hash_of
 from collector.tracing import trace as trace_query
 
 __all__ = ["create_app", "Batch", "UploadEntry", "BatchAck", "MAX_ENTRIES_PER_BATCH"]
@@ -101,6 +102,10 @@ class TracePerson(BaseModel):
     personal: Optional[str]
     sealed: bool
     is_case: bool
+
+
+class TracingKey(BaseModel):
+    key: str  # hex of 32 bytes
 
 
 class TraceAnswer(BaseModel):
@@ -299,6 +304,12 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         """The trust list (EU DCC gateway format plus HD1 issuers), with ETag."""
         return _serve_document("trust", request)
 
+    @app.get("/v1/tracing-key", tags=["devices"], response_model=TracingKey)
+    def get_tracing_key(device: Annotated[str, Depends(device_auth)]) -> TracingKey:
+        """The key under which kiosks hash a person's identifier (HMAC-SHA256), so that
+        tracing can follow one person across every kiosk of this collector."""
+        return TracingKey(key=store.tracing_key())
+
     @app.get("/v1/rules", tags=["devices"], responses=doc_responses)
     def get_rules(request: Request, device: Annotated[str, Depends(device_auth)]) -> Response:
         """Venue rules (TOML or JSON, as published), with ETag."""
@@ -339,11 +350,18 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
     @app.get("/v1/trace", tags=["admin"], response_model=TraceAnswer, dependencies=[Depends(admin_auth)])
     def trace(venue: Optional[str] = None, at: Optional[AwareDatetime] = None,
               window_minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 60,
-              subject_hash: Optional[str] = None) -> TraceAnswer:
-        """Who was at `venue` within `window_minutes` of `at`; or, with `subject_hash`, who
-        was near each visit of that person."""
+              subject_hash: Optional[str] = None,
+              subject: Annotated[Optional[str], Query(
+                  description="the case's identifier as kiosks key it: cccd:<12-digit ID>, "
+                              "dcc:<UVCI> or hd1:<idh>")] = None) -> TraceAnswer:
+        """Who was at `venue` within `window_minutes` of `at`; or, with `subject` (or its
+        `subject_hash`), who was near each visit of that person, at any kiosk."""
         from datetime import timedelta
 
+        if subject is not None:
+            if subject_hash is not None:
+                raise HTTPException(400, "give subject or subject_hash, not both")
+            subject_hash = subject_hash_of(store.tracing_key(), subject.strip())
         try:
             res = trace_query(store, venue=venue, at=at, window=timedelta(minutes=window_minutes),
                               subject_hash=subject_hash, now=clock())

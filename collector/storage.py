@@ -94,6 +94,15 @@ documents = sa.Table(
     sa.Column("updated_at", sa.DateTime(), nullable=False),
 )
 
+#: Collector-wide secrets (the tracing key), made once on first use.
+settings = sa.Table(
+    "settings", metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
+TRACING_KEY = "tracing_key"
+TRACING_KEY_BYTES = 32
+
 
 class EnrolError(Exception):
     """Enrolment refused. `status` is the HTTP status the API answers with."""
@@ -282,6 +291,15 @@ class Store:
     def entry_ids(self) -> list[str]:
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(sa.select(entries.c.id).order_by(entries.c.id))]
+
+    # --- the tracing key ------------------------------------------------------------
+    def tracing_key(self) -> str:
+        """This collector's tracing key (hex), made on first use; concurrent first uses
+        agree on one."""
+        with self.engine.begin() as conn:
+            stmt = self._insert(settings).values(name=TRACING_KEY, value=secrets.token_hex(TRACING_KEY_BYTES))
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+            return conn.execute(sa.select(settings.c.value).where(settings.c.name == TRACING_KEY)).scalar_one()
 
     # --- documents (trust list, rules, deny list) ----------------------------------
     def publish(self, name: str, body: bytes, *, content_type: str, now: datetime) -> Document:

@@ -31,8 +31,10 @@ import sqlite_utils
 from kiosk.errors import DeviceClosed, JournalError
 from kiosk.model import Credential, Outcome, Reason, Scan, Verdict, utcnow
 
-__all__ = ["Entry", "Journal", "MIGRATIONS", "BUSY_TIMEOUT_MS"]
+__all__ = ["Entry", "Journal", "MIGRATIONS", "BUSY_TIMEOUT_MS", "TRACING_KEY_STATE"]
 
+#: Journal state holding the collector's tracing key (hex), fetched by `kiosk sync`.
+TRACING_KEY_STATE = "subject.tracing_key"
 #: How long a writer waits for the other process (`kiosk sync`) to release the lock.
 BUSY_TIMEOUT_MS = 10_000
 FILE_MODE = 0o600
@@ -281,7 +283,7 @@ class Journal:
         window is not logged twice: the earlier entry comes back with `logged=False`."""
         self._check_open()
         code_hash = self.hash_id("code:" + scan.text)
-        subject_hash = (self.hash_id("subject:" + credential.subject_key)
+        subject_hash = (self.subject_hash(credential.subject_key)
                         if credential is not None and credential.subject_key else None)
         personal, sealed = self._personal(credential)
         row = {
@@ -328,9 +330,19 @@ class Journal:
             "AND override_of IS NULL ORDER BY scanned_at DESC LIMIT 1",
             (code_hash, since, _iso(at)))
 
+    def subject_hash(self, subject_key: str) -> str:
+        """How this person is logged: keyed with the collector's tracing key once `kiosk
+        sync` has fetched it (so tracing links devices), with this device's salt before."""
+        key = self.get_state(TRACING_KEY_STATE)
+        if key:
+            from kiosk.seal import subject_hash
+
+            return subject_hash(key, subject_key)
+        return self.hash_id("subject:" + subject_key)
+
     def seen_subject(self, subject_key: str, since: datetime) -> list[datetime]:
         """Times this person was logged at or after `since` (for repeat-scan policy)."""
-        h = self.hash_id("subject:" + subject_key)
+        h = self.subject_hash(subject_key)
         rows = self.db.conn.execute(
             "SELECT scanned_at FROM entries WHERE subject_hash=? AND scanned_at>=? ORDER BY scanned_at",
             (h, _iso(since))).fetchall()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 from typing import Callable
 
@@ -26,7 +28,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kiosk.errors import ConfigError, KioskError
 
-__all__ = ["SealError", "generate_keypair", "open_sealed", "seal", "sealer_for"]
+__all__ = ["SealError", "generate_keypair", "open_sealed", "seal", "sealer_for", "subject_hash"]
 
 VERSION = b"\x01"
 INFO = b"kiosk-seal-v1"
@@ -93,3 +95,16 @@ def open_sealed(private_b64: str, box_b64: str) -> bytes:
         return ChaCha20Poly1305(key).decrypt(nonce, ciphertext, VERSION)
     except InvalidTag:
         raise SealError("sealed box does not open with this key (wrong key or tampered)") from None
+
+
+def subject_hash(key_hex: str, subject_key: str) -> str:
+    """The keyed hash under which every kiosk of one collector logs a person:
+    HMAC-SHA256(the collector's tracing key, "subject:" + subject key), hex. The kiosks
+    and the collector compute the same value, so tracing follows one person across
+    devices, while nothing in a kiosk's journal names the person.
+
+    >>> subject_hash("00" * 32, "cccd:079201001234")[:16]
+    '33075f76aaf7a76f'
+    """
+    return hmac.new(bytes.fromhex(key_hex), ("subject:" + subject_key).encode("utf-8"),
+                    hashlib.sha256).hexdigest()

@@ -48,7 +48,8 @@ def _publish(collector, name, body, ctype="application/json"):
 
 def test_nothing_published_leaves_the_kiosk_as_it_is(collector, journal):
     with Fetcher(journal, url=collector.url, token=collector.token()) as f:
-        assert f.fetch_all() == {"trust": "absent", "rules": "absent", "denylist": "absent"}
+        assert f.fetch_all() == {"trust": "absent", "rules": "absent", "denylist": "absent",
+                                 "tracing_key": "updated"}
     assert journal.get_json(FETCH_KEY)["results"]["trust"] == "absent"
 
 
@@ -58,14 +59,16 @@ def test_documents_are_fetched_once_then_304_until_they_change(collector, journa
     _publish(collector, "rules", b'venue_type = "hospital"\n[dcc]\nmin_days_after_dose = 21\n', "application/toml")
     _publish(collector, "denylist", json.dumps([{"hash": "ab" * 32, "note": "fake certificate"}]).encode())
     with Fetcher(journal, url=collector.url, token=collector.token(), clock=lambda: clock[0]) as f:
-        assert f.fetch_all() == {"trust": "updated", "rules": "updated", "denylist": "updated"}
+        assert f.fetch_all() == {"trust": "updated", "rules": "updated", "denylist": "updated",
+                                 "tracing_key": "updated"}
         trust = TrustStore(journal)
         assert trust.keys_for(b"\x01" * 8) and trust.is_denied("ab" * 32)
         assert "min_days_after_dose = 21" in journal.get_state(RULES_KEY)
         assert set(journal.get_json(ETAGS_KEY)) == {"trust", "rules", "denylist"}
 
         clock[0] = T0 + timedelta(days=5)
-        assert f.fetch_all() == {"trust": "unchanged", "rules": "unchanged", "denylist": "unchanged"}
+        assert f.fetch_all() == {"trust": "unchanged", "rules": "unchanged", "denylist": "unchanged",
+                                 "tracing_key": "unchanged"}
         # The unchanged list is confirmed current: it does not go stale on the screen.
         assert TrustStore(journal).age(clock[0]) == timedelta(0)
 

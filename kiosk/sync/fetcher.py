@@ -29,6 +29,8 @@ __all__ = ["Fetcher", "DOCUMENTS", "parse_denylist", "MAX_DOCUMENT_BYTES"]
 log = logging.getLogger("kiosk.sync")
 
 DOCUMENTS = ("trust", "rules", "denylist")
+#: A tracing key shorter than this is refused (HMAC-SHA256 wants 32 bytes).
+TRACING_KEY_MIN_BYTES = 16
 #: A published document larger than this is refused rather than held in memory.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 #: TrustStore's "imported at" state key: the trust list's age is measured from it.
@@ -159,14 +161,39 @@ class Fetcher:
                 tags.pop(name, None)
             self.journal.set_json(state.ETAGS_KEY, tags, now=now)
 
+    def fetch_tracing_key(self) -> str:
+        """Fetch the collector's tracing key, under which the journal keys people from now
+        on: "updated", "unchanged" or "absent" (a collector without one)."""
+        from kiosk.journal import TRACING_KEY_STATE
+
+        try:
+            resp = self.session.get(f"{self.url}/v1/tracing-key", timeout=self.timeout_s,
+                                    headers={"Authorization": f"Bearer {self.token}"})
+        except requests.RequestException as exc:
+            raise SyncError(f"cannot fetch the tracing key: {exc}") from exc
+        if resp.status_code == 404:
+            return "absent"
+        if resp.status_code != 200:
+            raise SyncError(f"fetching the tracing key: collector answered {resp.status_code}")
+        try:
+            key = resp.json()["key"]
+            if len(bytes.fromhex(key)) < TRACING_KEY_MIN_BYTES:
+                raise ValueError("too short")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TrustError(f"the collector's tracing key is not a hex key: {exc}") from None
+        if self.journal.get_state(TRACING_KEY_STATE) == key:
+            return "unchanged"
+        self.journal.set_state(TRACING_KEY_STATE, key, now=self.clock())
+        return "updated"
+
     def fetch_all(self) -> dict[str, str]:
         """Fetch every document; a failure of one does not stop the others. Returns
         {name: "updated" | "unchanged" | "absent" | "error: ..."} and stores it with
         the time in journal state `sync.fetch`."""
         results: dict[str, str] = {}
-        for name in DOCUMENTS:
+        for name in (*DOCUMENTS, "tracing_key"):
             try:
-                results[name] = self.fetch(name)
+                results[name] = self.fetch_tracing_key() if name == "tracing_key" else self.fetch(name)
             except (SyncError, TrustError) as exc:
                 log.warning("fetch %s: %s", name, exc)
                 results[name] = f"error: {exc}"
