@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import zlib
 from datetime import date, datetime, timezone
-from typing import Annotated, Any, Callable, Literal, Optional
+from typing import Annotated, Any, Callable, Literal, Mapping, Optional
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
@@ -100,7 +100,8 @@ class TracePerson(BaseModel):
     subject_hash: Optional[str]
     name_masked: Optional[str]
     personal: Optional[str]
-    sealed: bool
+    sealed: bool          # sealed to the collector's key by the kiosk
+    opened: bool          # ... and opened here with the collector's seal key
     is_case: bool
 
 
@@ -367,11 +368,25 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
                               subject_hash=subject_hash, now=clock())
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
-        people = [TracePerson(**{k: r[k] for k in TracePerson.model_fields}) for r in res.people]
+        people = [TracePerson(**({k: r[k] for k in TracePerson.model_fields if k != "opened"}
+                                 | _opened(r, cfg.seal_private_key))) for r in res.people]
         return TraceAnswer(venue=venue, count=len(people), people=people, windows=[
             {"start": s, "end": e, "venue": v} for s, e, v in res.windows])
 
     return app
+
+
+def _opened(row: Mapping[str, Any], private_key: str) -> dict[str, Any]:
+    """The person's tracing fields opened with the collector's seal key, where they were
+    sealed and the key is configured; otherwise as stored."""
+    if not (row["sealed"] and row["personal"] and private_key):
+        return {"opened": False}
+    from kiosk.seal import SealError, open_sealed
+
+    try:
+        return {"personal": open_sealed(private_key, row["personal"]).decode("utf-8"), "opened": True}
+    except (SealError, UnicodeDecodeError):
+        return {"opened": False}
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:

@@ -102,6 +102,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """Make the collector's seal key pair: kiosks seal personal fields to the public half.
+
+    Put the private half in the collector's config (seal_private_key or
+    $COLLECTOR_SEAL_PRIVATE_KEY) and the public half in every kiosk's journal.seal_key.
+    Example: collector keygen
+    """
+    from kiosk.seal import generate_keypair
+
+    private, public = generate_keypair()
+    print(f"seal_private_key = \"{private}\"   # collector config: keep it secret")
+    print(f"seal_key = \"{public}\"   # kiosk config, [journal] section")
+    return 0
+
+
 def cmd_count(args: argparse.Namespace) -> int:
     """Print how many entries the collector holds (all, or of one device).
 
@@ -139,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "report", cmd_report)
     p.add_argument("--date", help="YYYY-MM-DD (default: today in Vietnam)")
     p.add_argument("--html", action="store_true", help="the HTML page instead of CSV")
+    _add(sub, "keygen", cmd_keygen)
     p = _add(sub, "count", cmd_count)
     p.add_argument("--device", help="only this device's entries")
     return parser

@@ -10,6 +10,10 @@ Precedence: command-line flags, then environment variables, then the TOML file
     port = 8470                                              # env COLLECTOR_PORT
     max_body_bytes = 8388608                                 # env COLLECTOR_MAX_BODY_BYTES
     max_inflated_bytes = 67108864                            # env COLLECTOR_MAX_INFLATED_BYTES
+    seal_private_key = "base64 X25519 key"                   # env COLLECTOR_SEAL_PRIVATE_KEY
+
+The seal key (from `collector keygen`) opens the personal fields kiosks seal to its public
+half (their `journal.seal_key`), for tracing answers only; without it they stay sealed.
 
 The admin token guards the report, tracing and publishing endpoints; when it is empty
 those endpoints refuse every request (401) instead of being open.
@@ -47,9 +51,11 @@ class CollectorConfig:
     port: int = DEFAULT_PORT
     max_body_bytes: int = MAX_BODY_BYTES
     max_inflated_bytes: int = MAX_INFLATED_BYTES
+    seal_private_key: str = ""
 
-    def __repr__(self) -> str:  # never print the admin token
-        shown = dataclasses.replace(self, admin_token="***" if self.admin_token else "")
+    def __repr__(self) -> str:  # never print the admin token or the key
+        shown = dataclasses.replace(self, admin_token="***" if self.admin_token else "",
+                                    seal_private_key="***" if self.seal_private_key else "")
         return "CollectorConfig(" + ", ".join(
             f"{f.name}={getattr(shown, f.name)!r}" for f in dataclasses.fields(self)) + ")"
 

@@ -201,6 +201,17 @@ def _cross_check(cfg: Config) -> None:
             raise ConfigError(f"{cfg.source}: key 'pins.{name}' = {pin} is not allowed; "
                               f"GPIO{pin} is already used by 'pins.{seen[pin]}'")
         seen[pin] = name
+    if cfg.journal.seal_key:
+        import base64
+        import binascii
+
+        try:
+            raw = base64.b64decode(cfg.journal.seal_key, validate=True)
+        except binascii.Error:
+            raw = b""
+        if len(raw) != 32:
+            raise ConfigError(f"{cfg.source}: key 'journal.seal_key' is not allowed; expected the "
+                              "collector's public seal key, base64 of 32 bytes (`collector keygen` prints it)")
     url = cfg.sync.collector_url
     if not (url.startswith("http://") or url.startswith("https://")):
         raise ConfigError(f"{cfg.source}: key 'sync.collector_url' = {url!r} is not allowed; "

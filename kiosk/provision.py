@@ -73,7 +73,7 @@ ENROL_TIMEOUT_S = 15.0
 ALLOWED_KEYS = frozenset({
     "device.id",
     "venue.name", "venue.code", "venue.type", "venue.checkin_url",
-    "sync.collector_url",
+    "sync.collector_url", "journal.seal_key",
     "scanner.kind", "scanner.camera", "scanner.width", "scanner.height", "scanner.fps",
     "scanner.serial_port", "scanner.serial_baud",
     "pins.backend", "pins.green", "pins.red", "pins.buzzer", "pins.relay", "pins.button",

@@ -20,6 +20,7 @@ FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
     ("--venue-type", "venue.type", str, "hospital, supermarket, school, hotel, transport, office, other"),
     ("--checkin-url", "venue.checkin_url", str, "URL in the venue's own check-in QR"),
     ("--collector-url", "sync.collector_url", str, "the collector, e.g. https://collector.example.vn"),
+    ("--seal-key", "journal.seal_key", str, "the collector's public seal key (from `collector keygen`)"),
     ("--scanner", "scanner.kind", str, "camera, serial, replay or stdin"),
     ("--camera", "scanner.camera", str, "camera index, /dev/videoN or rtsp:// URL"),
     ("--serial-port", "scanner.serial_port", str, "serial scanner device"),

@@ -61,6 +61,7 @@ def test_values_from_file(tmp_path):
     ("[pins]\nrelay_active_low = 1\n", ["pins.relay_active_low", "true or false"]),
     ("[pins]\nred = 17\n", ["pins.red", "GPIO17 is already used by 'pins.green'"]),
     ("[sync]\ncollector_url = 'ftp://x'\n", ["sync.collector_url", "http:// or https://"]),
+    ("[journal]\nseal_key = 'not-a-key'\n", ["journal.seal_key", "collector keygen"]),
     ("[venue\nname = 'x'\n", ["not valid TOML"]),
     ("venue = 3\n", ["'venue' must be a table"]),
 ])

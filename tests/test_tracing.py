@@ -3,6 +3,7 @@ of the collector, and who was there at the time."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import requests
@@ -11,6 +12,7 @@ from collector_helpers import ADMIN_TOKEN, RunningCollector, open_store
 from kiosk.app import Pipeline
 from kiosk.config import load_config
 from kiosk.journal import TRACING_KEY_STATE, Journal
+from kiosk.seal import generate_keypair, sealer_for
 from kiosk.sync.fetcher import Fetcher
 from kiosk.sync.uploader import Uploader
 
@@ -21,14 +23,14 @@ STRANGER = "036088007777||Lê Thị Lan|09091999|Nữ|Đà Nẵng|05052022"
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)  # 09:00 in Vietnam
 
 
-def kiosk_day(tmp_path, collector, device, venue, scans):
+def kiosk_day(tmp_path, collector, device, venue, scans, seal_key=""):
     """One kiosk: fetch from the collector, scan `(minutes after T0, code)`, upload."""
     path = tmp_path / f"{device}.db"
     cfg = load_config(None, search=False, overrides={
         "journal.path": str(path), "device.id": device, "venue.code": venue,
-        "sync.collector_url": collector.url})
+        "sync.collector_url": collector.url, "journal.seal_key": seal_key})
     token = collector.token(device)
-    with Journal(path) as journal:
+    with Journal(path, sealer=sealer_for(seal_key) if seal_key else None) as journal:
         with Fetcher(journal, url=collector.url, token=token) as fetcher:
             assert fetcher.fetch_all()["tracing_key"] == "updated"
         clock = [T0]
@@ -58,6 +60,35 @@ def test_a_case_is_traced_across_kiosks_by_identifier(tmp_path):
     people = {(p["venue_code"], p["name_masked"], p["is_case"]) for p in body["people"]}
     assert people == {("CHO-BEN-THANH", "Nguyễn T*** H", True), ("CHO-BEN-THANH", "Trần V*** M", False),
                       ("BX-MIEN-DONG", "Nguyễn T*** H", True)}
+
+
+def test_sealed_personal_fields_open_only_at_the_collector(tmp_path):
+    """The kiosk's SD card holds no name or ID; the collector's tracing answer does."""
+    private, public = generate_keypair()
+    with RunningCollector(open_store("sqlite", tmp_path), seal_private_key=private) as collector:
+        kiosk_day(tmp_path, collector, "kiosk-market", "CHO-BEN-THANH", [(0, CASE), (5, NEIGHBOUR)],
+                  seal_key=public)
+        answer = requests.get(f"{collector.url}/v1/trace", timeout=10,
+                              headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                              params={"subject": f"cccd:{CASE_ID}", "window_minutes": 30}).json()
+    on_card = b"".join(p.read_bytes() for p in tmp_path.glob("kiosk-market.db*"))
+    assert "Nguyễn Thị Hoa".encode() not in on_card and CASE_ID.encode() not in on_card
+    people = {p["name_masked"]: p for p in answer["people"]}
+    case = people["Nguyễn T*** H"]
+    assert case["sealed"] and case["opened"] and case["is_case"]
+    assert json.loads(case["personal"])["id"] == CASE_ID
+    assert json.loads(people["Trần V*** M"]["personal"])["name"] == "Trần Văn Minh"
+
+
+def test_without_the_seal_key_the_collector_keeps_fields_sealed(tmp_path):
+    _, public = generate_keypair()
+    with RunningCollector(open_store("sqlite", tmp_path)) as collector:
+        kiosk_day(tmp_path, collector, "kiosk-market", "CHO-BEN-THANH", [(0, CASE)], seal_key=public)
+        answer = requests.get(f"{collector.url}/v1/trace", timeout=10,
+                              headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                              params={"venue": "CHO-BEN-THANH", "at": T0.isoformat()}).json()
+    (person,) = answer["people"]
+    assert person["sealed"] and not person["opened"] and CASE_ID not in person["personal"]
 
 
 def test_trace_refuses_both_subject_and_hash(tmp_path):
