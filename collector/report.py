@@ -105,15 +105,26 @@ def _chart(v: VenueDay) -> str:
     return "".join(parts)
 
 
+def _reason_words(code: str) -> str:
+    """A reason code as the kiosk's screen says it, with the code for reference:
+    `Chứng nhận đã hết hạn / This certificate has expired (expired)`."""
+    from kiosk.display.texts import reason_text
+
+    text = reason_text(code)
+    label = f"{text.vi} / {text.en} " if text is not None else ""
+    return html.escape(label) + f"<code>({html.escape(code)})</code>"
+
+
 def to_html(report: DailyReport) -> str:
     """A self-contained page: a summary table and one chart per venue."""
     e = html.escape
     day = report.day.isoformat()
     rows = []
     for v in report.venues:
-        reasons = ", ".join(f"{e(k)} {n}" for k, n in sorted(v.fails_by_reason.items())) or "—"
+        reasons = "<br>".join(f"{_reason_words(k)}: <b>{n}</b>"
+                              for k, n in sorted(v.fails_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))) or "—"
         rows.append(f"<tr><td>{e(v.venue_code)}</td><td>{v.entries}</td><td>{v.passes}</td>"
-                    f"<td>{v.fails}</td><td>{reasons}</td><td>{v.reviews}</td><td>{v.overrides}</td></tr>")
+                    f"<td>{v.fails}</td><td class=\"reasons\">{reasons}</td><td>{v.reviews}</td><td>{v.overrides}</td></tr>")
     charts = "".join(f"<section><h2>{e(v.venue_code)} — lượt vào theo giờ / entries per hour</h2>"
                      f"{_chart(v)}</section>" for v in report.venues)
     empty = "" if report.venues else "<p>Không có dữ liệu cho ngày này. / No entries for this day.</p>"
@@ -121,7 +132,8 @@ def to_html(report: DailyReport) -> str:
 <html lang="vi"><head><meta charset="utf-8">
 <title>Báo cáo ngày {day} / Daily report {day}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #999;padding:4px 10px;text-align:right}}td:first-child{{text-align:left}}</style>
+td,th{{border:1px solid #999;padding:4px 10px;text-align:right}}td:first-child,td.reasons{{text-align:left}}
+code{{color:#666;font-size:85%}}</style>
 </head><body>
 <h1>Báo cáo ngày {day} / Daily report {day}</h1>
 <p>Giờ Việt Nam (UTC+7). Vietnam local time (UTC+7).

@@ -229,7 +229,8 @@ def test_daily_report_page_has_a_chart_per_venue(client, day):
     assert page.count("<svg") == 2 and "<script" not in page
     assert "V-HOSP" in page and "V-MARKET" in page
     assert "<title>08:00 — 2</title>" in page  # hospital 08:xx: two scans (the override is apart)
-    assert "expired 1" in page
+    # fail reasons in the kiosk's own plain words, with the code for reference
+    assert "Chứng nhận đã hết hạn / This certificate has expired <code>(expired)</code>: <b>1</b>" in page
 
 
 def test_report_and_trace_need_the_admin_token(client, day):
