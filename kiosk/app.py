@@ -112,9 +112,11 @@ class Pipeline:
         try:
             self.rules = load_rules(self.cfg, self.journal)
         except ConfigError as exc:
+            if text is None:
+                raise  # the config's own rules file is wrong: stop startup and say so
+            log.error("ignoring the rules fetched from the collector: %s", exc)
             if self.rules is None:
-                raise
-            log.error("keeping the current venue rules: %s", exc)
+                self.rules = load_rules(self.cfg)  # the built-in rules of the venue type
         self._rules_text = text
 
     def handle(self, text: str, *, source: str, engine: str) -> Event | None:
@@ -133,8 +135,7 @@ class Pipeline:
             return provisioned
         verdict, credential = self._checks.evaluate(
             text, now=now, trust=self.trust, rules=self.rules,
-            history=self._history, clock_synced=clock_plausible(now),
-            **self._extra_check_args())
+            history=self._history, clock_synced=clock_plausible(now))
         entry = self.journal.record(scan, verdict, credential,
                                     venue=self.cfg.venue.code, device=self.cfg.device.id)
         if not entry.logged:
@@ -149,10 +150,6 @@ class Pipeline:
         if self.rules is not None:
             window = max(window, self.rules.history_window)
         return self.journal.seen_subject(subject_key, self.clock() - window)
-
-    def _extra_check_args(self) -> dict[str, Any]:
-        denied = getattr(self.trust, "is_denied", None)
-        return {"denied": denied} if denied is not None else {}
 
     def _provision(self, scan: Scan) -> Event | None:
         """A technician's `KP1:` code configures the device (only when signed with the

@@ -165,3 +165,25 @@ def test_rules_fetched_from_the_collector_replace_the_builtin_ones(pipeline):
     pipeline.journal.set_state(FETCHED_RULES_KEY, "[cccd]\nidentity = 'maybe'\n")
     pipeline.refresh_rules()
     assert pipeline.rules.cccd.identity == "pass"
+
+
+def test_fetched_rules_that_no_longer_parse_fall_back_to_the_builtin_ones(journal_path):
+    """An upgrade may tighten the rules schema: the kiosk must still start."""
+    from kiosk.checks.rules import FETCHED_RULES_KEY
+
+    cfg = load_config(None, search=False, overrides={"journal.path": str(journal_path)})
+    with Journal(journal_path) as journal:
+        journal.set_state(FETCHED_RULES_KEY, "[cccd]\nidentity = 'wave-through'\n")
+        pipe = Pipeline(cfg, journal)
+        assert pipe.rules.venue_type == "supermarket"
+        assert pipe.handle(CCCD, source="serial", engine="serial").verdict.outcome.value == "review"
+
+
+def test_a_broken_rules_file_in_the_config_stops_startup(journal_path, tmp_path):
+    from kiosk.errors import ConfigError
+
+    bad = tmp_path / "rules.toml"
+    bad.write_text("[cccd]\nidentity = 'wave-through'\n", encoding="utf-8")
+    cfg = load_config(None, search=False, overrides={"journal.path": str(journal_path), "rules.path": str(bad)})
+    with Journal(journal_path) as journal, pytest.raises(ConfigError, match="cccd.identity"):
+        Pipeline(cfg, journal)
