@@ -213,6 +213,7 @@ class Kiosk:
         self.display: Any = None           # set while run() runs: the screen and the pins
         self.pins: Any = None
         self.pin_history: list[tuple[float, str, int]] = []
+        self.worker_error: KioskError | None = None
 
     # --- worker: source -> decode -> check -> journal --------------------------------
     def _work(self) -> None:
@@ -231,17 +232,25 @@ class Kiosk:
                         break
                     if item is None:
                         continue
-                    if isinstance(item, Frame):
-                        self._note_frame(item.image)
-                        codes = [(c.text, c.engine) for c in decoder.decode(item.image).codes]
-                    else:
-                        codes = [(item.text, "serial" if self.cfg.scanner.kind == "serial" else "text")]
-                    for text, engine in codes:
-                        self._process(text, source=self.cfg.scanner.kind, engine=engine)
-                        if self.max_scans is not None and self.logged >= self.max_scans:
-                            return
+                    try:
+                        if isinstance(item, Frame):
+                            self._note_frame(item.image)
+                            codes = [(c.text, c.engine) for c in decoder.decode(item.image).codes]
+                        else:
+                            codes = [(item.text, "serial" if self.cfg.scanner.kind == "serial" else "text")]
+                        for text, engine in codes:
+                            self._process(text, source=self.cfg.scanner.kind, engine=engine)
+                    except Exception:  # noqa: BLE001 - one bad frame must not stop the gate
+                        self.errors += 1
+                        log.exception("frame %s skipped after an unexpected error (%d so far)",
+                                      getattr(item, "index", "-"), self.errors)
+                    if self.max_scans is not None and self.logged >= self.max_scans:
+                        return
         except KioskError as exc:
+            # The source cannot even be set up (a wrong replay path, say): stop the kiosk
+            # and say why, rather than run on with nothing to read.
             log.error("scanner stopped: %s", exc)
+            self.worker_error = exc
             self.faults.add("scanner_fault")
         finally:
             self._source = None
@@ -260,10 +269,10 @@ class Kiosk:
     def _process(self, text: str, *, source: str, engine: str) -> None:
         try:
             event = self.pipeline.handle(text, source=source, engine=engine)
-        except KioskError as exc:
+        except JournalError as exc:
             # A journal that cannot commit must not signal: count it and show the fault.
             self.errors += 1
-            self.faults.add("disk_full" if "full" in str(exc).lower() else "scanner_fault")
+            self.faults.add("disk_full")
             log.error("entry not committed, nothing signalled: %s", exc)
             return
         if event is None:
@@ -344,6 +353,8 @@ class Kiosk:
             self.pin_history = pins.history  # what the simulated pins did, kept past close()
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
+        if self.worker_error is not None:
+            raise self.worker_error
         return 0
 
     def _next_event(self) -> Event | None:
