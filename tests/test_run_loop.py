@@ -139,3 +139,34 @@ def test_kiosk_started_on_a_full_disk_shows_the_fault_and_opens_when_space_retur
             entry = journal.record(Scan("after the disk was freed"), Verdict(Outcome.PASS, Reason.OK, "opaque"),
                                    venue="V", device="D")
             assert journal.get(entry.id) is not None
+
+
+def test_one_bad_frame_is_skipped_and_the_gate_keeps_working(journal_path, tmp_path, monkeypatch):
+    import segno
+
+    from kiosk.scanner.decoder import Decoder
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        segno.make(f"https://kiosk.invalid/person-{i}", error="m").save(str(frames / f"{i}.png"), scale=8)
+    real_decode, calls = Decoder.decode, []
+
+    def flaky(self, image):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a decoder bug on one strange frame")
+        return real_decode(self, image)
+
+    monkeypatch.setattr(Decoder, "decode", flaky)
+    cfg = load_config(None, search=False, overrides={
+        "journal.path": str(journal_path), "scanner.kind": "replay", "scanner.replay_path": str(frames),
+        "scanner.replay_interval_s": 0.05, "display.backend": "headless", "pins.backend": "mock"})
+    events = []
+    with Journal(journal_path) as journal:
+        kiosk = Kiosk(cfg, headless=True, journal=journal, on_event=events.append)
+        assert kiosk.run() == 0
+        assert kiosk.errors == 1
+        assert [e.scan.text for e in events] == ["https://kiosk.invalid/person-1"]
+        assert journal.counts()["entries"] == 1
+        kiosk.close()
