@@ -387,7 +387,12 @@ class Kiosk:
         from kiosk.display.guard import admit_last
 
         now = self.pipeline.clock()
-        entry = admit_last(self.journal, now=now, within_s=GUARD_WINDOW_S)
+        try:
+            entry = admit_last(self.journal, now=now, within_s=GUARD_WINDOW_S)
+        except JournalError as exc:
+            self.faults.add("disk_full")
+            log.error("guard override not logged, door not opened: %s", exc)
+            return None
         if entry is None:
             return None
         verdict = Verdict(Outcome.PASS, Reason.OVERRIDE, entry.scheme, entry.name_masked)
@@ -406,10 +411,9 @@ class Kiosk:
         if not clock_plausible(now):
             faults.add("clock_unsynced")
         faults |= _status_faults(self.cfg, self.journal, self.pipeline.trust, now)
-        counts = self.journal.counts(today=now)
+        today, pending = self.journal.screen_counts(now=now)
         return ScreenState(kind="idle", venue_name=self.cfg.venue.name, checkin_url=self.cfg.venue.checkin_url,
-                           today_count=counts["today"], pending_uploads=counts["pending_upload"],
-                           faults=tuple(sorted(faults)))
+                           today_count=today, pending_uploads=pending, faults=tuple(sorted(faults)))
 
     def _install_sigterm(self) -> Any:
         if threading.current_thread() is not threading.main_thread():
