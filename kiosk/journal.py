@@ -96,10 +96,17 @@ def _m003_trust(db: sqlite_utils.Database) -> None:
     db["denylist"].create({"hash": str, "note": str}, pk="hash")
 
 
+def _m004_override_index(db: sqlite_utils.Database) -> None:
+    # The guard button asks "has this fail been answered yet?": without an index that is
+    # a scan of three weeks of entries.
+    db.execute("CREATE INDEX entries_override ON entries(override_of) WHERE override_of IS NOT NULL")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_entries", _m001_entries),
     ("002_state", _m002_state),
     ("003_trust", _m003_trust),
+    ("004_override_index", _m004_override_index),
 ]
 
 
