@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from kiosk.config import Config
 from kiosk.errors import ConfigError, JournalError, KioskError
+from kiosk.health import clock_synchronised_flag
 from kiosk.journal import Entry, Journal
 from kiosk.model import Outcome, Reason, Scan, Verdict, utcnow
 
@@ -408,7 +409,9 @@ class Kiosk:
         src = self._source
         if src is not None and getattr(src, "fault", None):
             faults.add("camera_fault" if self.cfg.scanner.kind in ("camera", "replay") else "scanner_fault")
-        if not clock_plausible(now):
+        if not clock_plausible(now) or clock_synchronised_flag() is False:
+            # Not synchronised yet (a Pi has no RTC): the banner tells the guard. Verdicts
+            # go to review only when the clock is plainly wrong (see clock_plausible).
             faults.add("clock_unsynced")
         faults |= _status_faults(self.cfg, self.journal, self.pipeline.trust, now)
         today, pending = self.journal.screen_counts(now=now)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from kiosk.config import Config
+from kiosk.health import clock_synchronised_flag
 
 __all__ = ["Check", "Doctor", "OK", "WARN", "FAIL", "SKIP", "CHECKS", "overall", "register"]
 
@@ -53,7 +54,6 @@ HTTP_TIMEOUT_S = 5.0
 #: The module answers 02 00 00 <len> <data> <crc>; in every mode it keeps this protocol.
 GM65_QUERY = bytes.fromhex("7E 00 07 01 00 0D 01 AB CD")
 GM65_ANSWER_PREFIX = b"\x02\x00\x00"
-SYNC_FLAG = Path("/run/systemd/timesync/synchronized")
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,7 @@ def clock_synchronised() -> bool | None:
             return out.stdout.strip() == "yes"
     except (OSError, subprocess.TimeoutExpired):
         pass  # no timedatectl (container) or no D-Bus: fall back to the flag file
-    if SYNC_FLAG.exists():
-        return True
-    return None
+    return True if clock_synchronised_flag() else None
 
 
 class Doctor:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["DISK_FULL", "MIN_FREE_BYTES", "WARN_FREE_BYTES", "DiskSpace", "disk_space",
-           "disk_fault", "is_disk_full_error"]
+           "disk_fault", "is_disk_full_error", "clock_synchronised_flag", "TIMESYNC_DIR"]
 
 DISK_FULL = "disk_full"
 #: Below this the kiosk shows `disk_full`: a day of entries at a busy gate is ~5 MB, and
@@ -91,3 +91,16 @@ def _human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"
+
+
+#: systemd-timesyncd's run-time folder; it holds `synchronized` once NTP has set the clock.
+TIMESYNC_DIR = Path("/run/systemd/timesync")
+
+
+def clock_synchronised_flag(folder: Path = TIMESYNC_DIR) -> bool | None:
+    """True once systemd-timesyncd has synchronised the clock since boot, False while it
+    has not, None where timesyncd does not run (unknown). One stat: cheap enough for the
+    run loop's status refresh (timedatectl would need D-Bus)."""
+    if not folder.is_dir():
+        return None
+    return (folder / "synchronized").exists()

@@ -170,3 +170,29 @@ def test_one_bad_frame_is_skipped_and_the_gate_keeps_working(journal_path, tmp_p
         assert [e.scan.text for e in events] == ["https://kiosk.invalid/person-1"]
         assert journal.counts()["entries"] == 1
         kiosk.close()
+
+
+def test_clock_not_yet_synchronised_shows_a_banner_but_still_judges(journal_path, scanner_pty, tmp_path,
+                                                                     monkeypatch):
+    from kiosk import app, health
+
+    timesync = tmp_path / "timesync"
+    assert health.clock_synchronised_flag(timesync) is None  # no timesyncd: unknown, no banner
+    timesync.mkdir()
+    assert health.clock_synchronised_flag(timesync) is False
+    (timesync / "synchronized").touch()
+    assert health.clock_synchronised_flag(timesync) is True
+
+    monkeypatch.setattr(app, "clock_synchronised_flag", lambda: False)
+    master, port = scanner_pty
+    cfg = make_cfg(journal_path, port)
+    events = []
+    with Journal(journal_path) as journal:
+        kiosk = Kiosk(cfg, headless=True, journal=journal, on_event=events.append)
+        threading.Timer(0.3, lambda: os.write(master, b"HC1:NOT-BASE45!\r\n")).start()
+        threading.Timer(2.0, kiosk.stop).start()
+        kiosk.run()
+        assert "clock_unsynced" in kiosk.display.history[0].faults
+        # the clock is plausible, so the code is still judged on its merits
+        assert [e.verdict.reason.value for e in events] == ["bad_base45"]
+        kiosk.close()
