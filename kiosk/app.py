@@ -517,13 +517,15 @@ def open_journal_waiting(cfg: Config, *, headless: bool, stop: threading.Event) 
     return None
 
 
-def _print_event(event: Event) -> None:
+def print_event(event: Event, label: str | None = None) -> None:
+    """One readable line per verdict: time, verdict, reason, scheme, masked name."""
     v = event.verdict
     mark = {"pass": "PASS  ", "fail": "FAIL  ", "review": "REVIEW"}[v.outcome.value]
     again = "  (repeat, not logged again)" if event.repeat else ""
-    name = f"  {v.name}" if v.name else ""
-    print(f"{event.scan.at.astimezone().strftime('%H:%M:%S')}  {mark} {v.reason.value:<22} "
-          f"{v.scheme:<8}{name}{again}", flush=True)
+    shown = f"{v.scheme:<9}{v.name or ''}"
+    tail = f"{shown:<26}[{label}]" if label else shown.rstrip()
+    print(f"{event.scan.at.astimezone().strftime('%H:%M:%S')}  {mark} {v.reason.value:<22} {tail}{again}",
+          flush=True)
 
 
 # --- commands -------------------------------------------------------------------------
@@ -537,7 +539,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = _config(args)
-    on_event = _json_event if args.json else _print_event
+    on_event = json_event if args.json else print_event
     stop = threading.Event()
     journal = open_journal_waiting(cfg, headless=args.headless, stop=stop)
     if journal is None:
@@ -547,10 +549,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return kiosk.run()
 
 
-def _json_event(event: Event) -> None:
+def json_event(event: Event, label: str | None = None) -> None:
+    """One JSON line per verdict (for scripts and tests)."""
     import json
 
     out = event.verdict.as_dict()
+    if label is not None:
+        out["label"] = label
     out.update(id=event.entry.id if event.entry else None, logged=bool(event.entry and event.entry.logged),
                at=event.scan.at.isoformat(), engine=event.scan.engine)
     print(json.dumps(out, ensure_ascii=False), flush=True)
@@ -568,4 +573,4 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from kiosk import demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    return demo.run_demo(args, on_event=_json_event if args.json else _print_event)
+    return demo.run_demo(args, on_event=json_event if args.json else print_event)

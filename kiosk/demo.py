@@ -91,7 +91,8 @@ def local_collector(folder: Path, enabled: bool) -> Iterator[Any]:
         yield running
 
 
-def run_demo(args: argparse.Namespace, *, on_event: Callable[[Any], None]) -> int:
+def run_demo(args: argparse.Namespace, *, on_event: Callable[[Any, str | None], None]) -> int:
+    """The demo; `on_event(event, label)` reports each verdict with what the code was."""
     from kiosk.app import Kiosk
     from kiosk.config import replace
     from kiosk.display.screen import display_available
@@ -118,8 +119,9 @@ def run_demo(args: argparse.Namespace, *, on_event: Callable[[Any], None]) -> in
             token = collector.token(cfg.device.id)
         payloads = prepare_demo(cfg, journal, demo_dir / "frames", collector=collector, token=token)
         print(f"demo: {len(payloads)} codes rendered into {demo_dir / 'frames'}; journal {journal_path}", flush=True)
+        labels = {payload: label for label, payload in payloads}  # what each demo code is
         with Kiosk(cfg, headless=headless, demo_dir=demo_dir / "frames", journal=journal,
-                   on_event=on_event) as kiosk:
+                   on_event=lambda event: on_event(event, labels.get(event.scan.text))) as kiosk:
             kiosk.run()
         if collector is not None:
             _upload(cfg, journal, token, collector)
