@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from kiosk.errors import ConfigError
-from kiosk.schema import describe, parse_table
+from kiosk.schema import describe, parse_table, read_toml
 from kiosk.schema import option as _opt
 
 __all__ = [
@@ -245,18 +244,7 @@ def load_config(path: str | os.PathLike | None = None, *,
     where = "<built-in defaults>"
     if chosen is not None:
         where = str(chosen)
-        try:
-            raw = chosen.read_bytes()
-        except FileNotFoundError:
-            raise ConfigError(f"{where}: config file not found") from None
-        except OSError as exc:
-            raise ConfigError(f"{where}: cannot read config file: {exc.strerror}") from None
-        try:
-            data = tomllib.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ConfigError(f"{where}: not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+        data = read_toml(chosen, "config")
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value)
     return _build(where, data)

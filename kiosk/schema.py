@@ -21,11 +21,14 @@ file, the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import os
+import tomllib
+from pathlib import Path
 from typing import Any, Mapping
 
 from kiosk.errors import ConfigError
 
-__all__ = ["describe", "coerce", "option", "parse_table"]
+__all__ = ["describe", "coerce", "option", "parse_table", "read_toml"]
 
 
 def option(default: Any, *, lo: float | None = None, hi: float | None = None,
@@ -100,3 +103,20 @@ def parse_table(where: str, name: str, cls: type, table: Any) -> Any:
                               + ", ".join(fields))
         values[key] = coerce(where, f"{name}.{key}", fields[key], value)
     return cls(**values)
+
+
+def read_toml(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """A TOML file as a dict; ConfigError naming the file (`what`: "config", "rules")."""
+    where = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: {what} file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {what} file: {exc.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None

@@ -45,7 +45,7 @@ from kiosk.checks.dcc import TEST_DETECTED, parse_date, parse_datetime
 from kiosk.config import VENUE_TYPES
 from kiosk.errors import ConfigError
 from kiosk.schema import option as _opt
-from kiosk.schema import parse_table
+from kiosk.schema import parse_table, read_toml
 from kiosk.model import Credential, Outcome, Reason, Verdict, mask_name
 
 __all__ = ["Rules", "DccRules", "Hd1Rules", "load_rules", "load_rules_file", "builtin_rules",
@@ -133,19 +133,8 @@ def parse_rules(data: Mapping[str, Any], where: str) -> Rules:
 
 def load_rules_file(path: str | Path) -> Rules:
     """Read and validate one rules file."""
+    data = read_toml(path, "rules")
     where = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: rules file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read rules file: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     return parse_rules(data, where)
 
 
