@@ -16,7 +16,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
 from kiosk.checks.cose import CheckFailed, CoseMessage, unseal, verify
-from kiosk.checks.result import Checked, check_times
+from kiosk.checks.result import Checked, check_times, signer_keys
 from kiosk.checks.trust import KIND_DSC
 from kiosk.model import Credential, Reason
 
@@ -201,15 +201,7 @@ def check(text: str, *, now: datetime, trust: Any) -> Checked:
 
 
 def _signer(msg: CoseMessage, trust: Any):
-    kid = msg.kid
-    if kid is None:
-        raise CheckFailed(Reason.UNKNOWN_KEY, "no kid in the COSE headers")
-    keys = trust.keys_for(kid) if trust is not None else []
-    if not keys:
-        raise CheckFailed(Reason.UNKNOWN_KEY, f"kid {kid.hex()} not in the trust list")
-    dscs = [k for k in keys if k.kind == KIND_DSC]
-    if not dscs:
-        raise CheckFailed(Reason.KEY_USAGE, "kid belongs to a declaration issuer, not a DCC signer")
+    dscs = signer_keys(msg.kid, trust, KIND_DSC, "a declaration issuer, not a DCC signer")
     # Several certificates can share a kid (it is only 8 bytes): any one that verifies.
     if len(dscs) == 1:
         return dscs[0]

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from kiosk.checks.cose import CheckFailed, CoseMessage, seal, sign1, unseal, verify
 from kiosk.checks.dcc import parse_date
-from kiosk.checks.result import Checked, check_times
+from kiosk.checks.result import Checked, check_times, signer_keys
 from kiosk.checks.trust import KIND_HD1
 from kiosk.model import Credential, Reason
 
@@ -174,15 +174,7 @@ def check(text: str, *, now: datetime, trust: Any) -> Checked:
     )
     revocation = [hashlib.sha256(msg.signature).hexdigest()]
     try:
-        kid = msg.kid
-        if kid is None:
-            raise CheckFailed(Reason.UNKNOWN_KEY, "no kid")
-        keys = trust.keys_for(kid) if trust is not None else []
-        if not keys:
-            raise CheckFailed(Reason.UNKNOWN_KEY, f"kid {kid.hex()} not in the trust list")
-        issuers = [k for k in keys if k.kind == KIND_HD1]
-        if not issuers:
-            raise CheckFailed(Reason.KEY_USAGE, "kid belongs to a DCC signer, not a declaration issuer")
+        issuers = signer_keys(msg.kid, trust, KIND_HD1, "a DCC signer, not a declaration issuer")
         if msg.alg not in ALLOWED_ALGS:
             raise CheckFailed(Reason.BAD_SIGNATURE, f"algorithm {msg.alg!r} not allowed for HD1")
         last: CheckFailed | None = None

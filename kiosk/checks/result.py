@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from kiosk.checks.cose import CheckFailed
 from kiosk.model import Credential, Reason
 
-__all__ = ["Checked", "check_times", "CLOCK_SKEW"]
+__all__ = ["Checked", "check_times", "signer_keys", "CLOCK_SKEW"]
 
 #: A code issued seconds ago on a device whose clock runs a little ahead must not be
 #: "not yet valid" here: tolerate this much difference on `iat`.
@@ -30,3 +31,18 @@ def check_times(iat: datetime | None, exp: datetime | None, now: datetime) -> No
         raise CheckFailed(Reason.NOT_YET_VALID, f"issued at {iat.isoformat()}")
     if exp is not None and now > exp:  # valid through the exp second itself (DK, ES cases)
         raise CheckFailed(Reason.EXPIRED, f"expired at {exp.isoformat()}")
+
+
+def signer_keys(kid: bytes | None, trust: Any, kind: str, other: str) -> list[Any]:
+    """The trusted keys of `kind` for a COSE kid, or the failed step: unknown_key when
+    the kid is missing or not in the trust list, key_usage when it belongs to `other`
+    (a DCC signer's kid on a declaration, or the reverse)."""
+    if kid is None:
+        raise CheckFailed(Reason.UNKNOWN_KEY, "no kid in the COSE headers")
+    keys = trust.keys_for(kid) if trust is not None else []
+    if not keys:
+        raise CheckFailed(Reason.UNKNOWN_KEY, f"kid {kid.hex()} not in the trust list")
+    chosen = [k for k in keys if k.kind == kind]
+    if not chosen:
+        raise CheckFailed(Reason.KEY_USAGE, f"kid belongs to {other}")
+    return chosen
