@@ -214,7 +214,7 @@ def test_wiring_pin_map_matches_the_default_config() -> None:
 
 PROBE = r"""#!/bin/sh
 # Runs inside the booted root folder, then powers it off.
-exec > /root/probe.txt 2>&1
+exec > /var/tmp/kiosk-probe.txt 2>&1
 sleep 15
 echo "== running"
 systemctl show kiosk -p ActiveState -p SubState -p NRestarts -p WatchdogUSec -p MainPID
@@ -264,10 +264,10 @@ def test_installed_units_run_under_a_real_systemd(debian_root: Path, source: Pat
                                              'replay_interval_s = 1.0\nreplay_loop = true')
                     .replace('backend = "auto"\n\n[display]', 'backend = "mock"\n\n[display]')
                     .replace('[display]\nbackend = "auto"', '[display]\nbackend = "headless"'))
-    (root / "root/probe.sh").write_text(PROBE)
-    (root / "root/probe.sh").chmod(0o755)
+    (root / "var/tmp/kiosk-probe.sh").write_text(PROBE)
+    (root / "var/tmp/kiosk-probe.sh").chmod(0o755)
     (root / "etc/systemd/system/probe.service").write_text(
-        "[Unit]\nAfter=kiosk.service\n[Service]\nType=oneshot\nTimeoutStartSec=300\nExecStart=/root/probe.sh\n"
+        "[Unit]\nAfter=kiosk.service\n[Service]\nType=oneshot\nTimeoutStartSec=300\nExecStart=/var/tmp/kiosk-probe.sh\n"
         "[Install]\nWantedBy=multi-user.target\n")
     (root / "etc/systemd/system/multi-user.target.wants/probe.service").symlink_to(
         "/etc/systemd/system/probe.service")
@@ -275,7 +275,7 @@ def test_installed_units_run_under_a_real_systemd(debian_root: Path, source: Pat
         subprocess.run(["umount", "-l", str(root / fs)], capture_output=True)
     boot = subprocess.run(["systemd-nspawn", "-D", str(root), "-b", "--register=no", "--keep-unit", "-q"],
                           capture_output=True, text=True, timeout=400)
-    report = (root / "root/probe.txt").read_text() if (root / "root/probe.txt").exists() else ""
+    report = (root / "var/tmp/kiosk-probe.txt").read_text() if (root / "var/tmp/kiosk-probe.txt").exists() else ""
     assert "== end" in report, boot.stdout[-3000:] + boot.stderr[-2000:] + report
 
     running = _show(report, "running")
