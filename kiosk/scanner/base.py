@@ -198,6 +198,17 @@ class Source(abc.ABC):
         self._fault = None
         self._backoff.reset()
 
+    def _wait_until(self, due: float, timeout: float) -> bool:
+        """Sleep until `due` (this source's clock) if that comes within `timeout`; False,
+        after sleeping `timeout`, when it does not (the read then returns nothing)."""
+        wait = due - self._clock()
+        if wait > timeout:
+            time.sleep(timeout)
+            return False
+        if wait > 0:
+            time.sleep(wait)
+        return True
+
     def _frame(self, image: Any) -> "Frame":
         """A delivered image as the next greyscale Frame; the device works again."""
         if image.ndim == 3:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 
 from kiosk.scanner.base import Frame, Source
@@ -68,12 +67,8 @@ class CameraSource(Source):
     def _read_item(self, timeout: float) -> Frame | None:
         if self._is_file:
             # A file reads as fast as the disk; pace it like the camera it stands in for.
-            wait = self._next_due - self._clock()
-            if wait > timeout:
-                time.sleep(timeout)
+            if not self._wait_until(self._next_due, timeout):
                 return None
-            if wait > 0:
-                time.sleep(wait)
             self._next_due = max(self._next_due, self._clock() - 1.0) + 1.0 / self.fps
         ok, image = self._cap.read()
         if not ok or image is None:

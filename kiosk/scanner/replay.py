@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from pathlib import Path
 
 from kiosk.scanner.base import EndOfStream, Frame, Source
@@ -92,12 +91,8 @@ class ReplaySource(Source):
             log.warning("replay: skipping %s: not a readable image", path)
 
     def _read_item(self, timeout: float) -> Frame | None:
-        wait = self._next_due - self._clock()
-        if wait > timeout:
-            time.sleep(timeout)
+        if not self._wait_until(self._next_due, timeout):
             return None
-        if wait > 0:
-            time.sleep(wait)
         image = self._next_image()
         self._next_due = self._clock() + self.interval_s
         return self._frame(image)
