@@ -195,8 +195,7 @@ class Kiosk:
         self.max_scans = max_scans
         self.on_event = on_event
         self._own_journal = journal is None
-        self.journal = journal or Journal(cfg.journal_path(), repeat_window_s=cfg.journal.repeat_window_s,
-                                          sealer=_sealer(cfg))
+        self.journal = journal or open_journal(cfg)
         self.pipeline = Pipeline(cfg, self.journal)
         self.events: "queue.Queue[Event]" = queue.Queue()
         self.guard_presses: "queue.Queue[float]" = queue.Queue()
@@ -290,7 +289,7 @@ class Kiosk:
 
         from kiosk import watchdog
 
-        previous_handler = self._install_sigterm()
+        previous_handler = on_sigterm(self.stop_event)
         self._worker = threading.Thread(target=self._work, name="scanner", daemon=True)
         with open_display(self.cfg, headless=self.headless) as display, Signals(self.cfg.pins) as pins:
             self.display, self.pins = display, pins
@@ -418,11 +417,6 @@ class Kiosk:
         return ScreenState(kind="idle", venue_name=self.cfg.venue.name, checkin_url=self.cfg.venue.checkin_url,
                            today_count=today, pending_uploads=pending, faults=tuple(sorted(faults)))
 
-    def _install_sigterm(self) -> Any:
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        return signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
-
     def stop(self) -> None:
         self.stop_event.set()
 
@@ -466,6 +460,20 @@ def _sealer(cfg: Config) -> Callable[[bytes], str] | None:
     return sealer_for(cfg.journal.seal_key)
 
 
+def open_journal(cfg: Config) -> Journal:
+    """The configured journal, with its repeat window and, if a collector key is set,
+    personal fields sealed to it."""
+    return Journal(cfg.journal_path(), repeat_window_s=cfg.journal.repeat_window_s, sealer=_sealer(cfg))
+
+
+def on_sigterm(stop: threading.Event) -> Any:
+    """SIGTERM sets `stop` (systemd's stop, a clean shutdown). Returns the previous
+    handler to restore, or None off the main thread, where signals cannot be caught."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+
 def open_journal_waiting(cfg: Config, *, headless: bool, stop: threading.Event) -> Journal | None:
     """Open the journal; while the disk is too full for that, show the `disk_full` fault
     on the screen and lights and try again every JOURNAL_RETRY_S, petting the watchdog
@@ -473,11 +481,8 @@ def open_journal_waiting(cfg: Config, *, headless: bool, stop: threading.Event) 
     if stopped (SIGTERM) while waiting. Any other journal error is raised."""
     from kiosk.health import disk_fault, is_disk_full_error
 
-    def attempt() -> Journal:
-        return Journal(cfg.journal_path(), repeat_window_s=cfg.journal.repeat_window_s, sealer=_sealer(cfg))
-
     try:
-        return attempt()
+        return open_journal(cfg)
     except JournalError as exc:
         if not (is_disk_full_error(exc) or disk_fault(cfg.journal_path())):
             raise
@@ -486,8 +491,7 @@ def open_journal_waiting(cfg: Config, *, headless: bool, stop: threading.Event) 
     from kiosk.display import ScreenState, open_display
     from kiosk.display.signals import Signals
 
-    previous = (signal.signal(signal.SIGTERM, lambda *_: stop.set())
-                if threading.current_thread() is threading.main_thread() else None)
+    previous = on_sigterm(stop)
     try:
         with open_display(cfg, headless=headless) as display, Signals(cfg.pins) as pins:
             display.show(ScreenState(kind="idle", venue_name=cfg.venue.name, checkin_url=cfg.venue.checkin_url,
@@ -503,7 +507,7 @@ def open_journal_waiting(cfg: Config, *, headless: bool, stop: threading.Event) 
                         stop.set()
                 if time.monotonic() >= next_try:
                     try:
-                        journal = attempt()
+                        journal = open_journal(cfg)
                     except JournalError as exc:
                         log.warning("journal still cannot be opened: %s", exc)
                         next_try = time.monotonic() + JOURNAL_RETRY_S

@@ -93,10 +93,9 @@ def local_collector(folder: Path, enabled: bool) -> Iterator[Any]:
 
 def run_demo(args: argparse.Namespace, *, on_event: Callable[[Any, str | None], None]) -> int:
     """The demo; `on_event(event, label)` reports each verdict with what the code was."""
-    from kiosk.app import Kiosk
+    from kiosk.app import Kiosk, open_journal
     from kiosk.config import replace
     from kiosk.display.screen import display_available
-    from kiosk.journal import Journal
 
     cfg = demo_config(args)
     headless = args.headless or not display_available()
@@ -112,7 +111,7 @@ def run_demo(args: argparse.Namespace, *, on_event: Callable[[Any, str | None], 
     # (`kiosk sync` does that with the user's token).
     wants_local = not args.no_collector and "sync.collector_url" not in (getattr(args, "overrides", None) or {})
     with local_collector(demo_dir, wants_local) as collector, \
-            Journal(journal_path, repeat_window_s=cfg.journal.repeat_window_s) as journal:
+            open_journal(cfg) as journal:
         token = ""
         if collector is not None:
             cfg = replace(cfg, **{"sync.collector_url": collector.url})
