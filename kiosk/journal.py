@@ -449,12 +449,14 @@ class Journal:
     def screen_counts(self, *, now: datetime) -> tuple[int, int]:
         """(people logged today, entries waiting for upload): the idle screen's two numbers,
         from two indexed queries, cheap enough to refresh every few seconds."""
+        return self._today_count(now), self.pending_count()
+
+    def _today_count(self, now: datetime) -> int:
         self._check_open()
         start = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-        today = self.db.conn.execute(
+        return self.db.conn.execute(
             "SELECT count(*) FROM entries WHERE scanned_at>=? AND override_of IS NULL",
             (_iso(start),)).fetchone()[0]
-        return today, self.pending_count()
 
     def counts(self, *, today: datetime | None = None) -> dict[str, Any]:
         self._check_open()
@@ -462,13 +464,13 @@ class Journal:
         by = dict(conn.execute("SELECT outcome, count(*) FROM entries GROUP BY outcome").fetchall())
         reasons = dict(conn.execute("SELECT reason, count(*) FROM entries GROUP BY reason").fetchall())
         out = {
-            "entries": conn.execute("SELECT count(*) FROM entries").fetchone()[0],
+            "entries": sum(by.values()),
             "pending_upload": self.pending_count(),
             "by_verdict": {k: by.get(k, 0) for k in ("pass", "fail", "review")},
             "by_reason": reasons,
         }
         if today is not None:
-            out["today"] = self.screen_counts(now=today)[0]
+            out["today"] = self._today_count(today)
         return out
 
     def integrity(self) -> str:
