@@ -33,6 +33,18 @@ def make_cfg(journal_path, port, **extra):
     return load_config(None, search=False, overrides=overrides)
 
 
+def scan_once(journal, cfg, master: int, line: bytes, *, seconds: float = 2.0):
+    """Run the kiosk, have the pty scanner send `line`, stop after `seconds`. Returns the
+    kiosk (its display history stays readable) and the events it signalled."""
+    events = []
+    kiosk = Kiosk(cfg, headless=True, journal=journal, on_event=events.append)
+    threading.Timer(0.3, lambda: os.write(master, line + b"\r\n")).start()
+    threading.Timer(seconds, kiosk.stop).start()
+    kiosk.run()
+    kiosk.close()
+    return kiosk, events
+
+
 def test_fail_then_guard_override_then_pass(journal_path, scanner_pty):
     master, port = scanner_pty
     cfg = make_cfg(journal_path, port)
@@ -91,15 +103,10 @@ def test_fail_then_guard_override_then_pass(journal_path, scanner_pty):
 def test_provisioning_qr_is_not_a_person_and_unsigned_is_refused(journal_path, scanner_pty, tmp_path):
     master, port = scanner_pty
     cfg = make_cfg(journal_path, port)
-    events = []
     with Journal(journal_path) as journal:
-        kiosk = Kiosk(cfg, headless=True, journal=journal, on_event=events.append)
-        threading.Timer(0.3, lambda: os.write(master, b"KP1:forged-configuration\r\n")).start()
-        threading.Timer(2.0, kiosk.stop).start()
-        kiosk.run()
+        _, events = scan_once(journal, cfg, master, b"KP1:forged-configuration")
         assert [(e.verdict.outcome.value, e.verdict.scheme) for e in events] == [("fail", "provision")]
         assert journal.counts()["entries"] == 0
-        kiosk.close()
 
 
 def test_serial_unplugged_shows_scanner_fault(journal_path, tmp_path):
@@ -186,13 +193,8 @@ def test_clock_not_yet_synchronised_shows_a_banner_but_still_judges(journal_path
     monkeypatch.setattr(app, "clock_synchronised_flag", lambda: False)
     master, port = scanner_pty
     cfg = make_cfg(journal_path, port)
-    events = []
     with Journal(journal_path) as journal:
-        kiosk = Kiosk(cfg, headless=True, journal=journal, on_event=events.append)
-        threading.Timer(0.3, lambda: os.write(master, b"HC1:NOT-BASE45!\r\n")).start()
-        threading.Timer(2.0, kiosk.stop).start()
-        kiosk.run()
-        assert "clock_unsynced" in kiosk.display.history[0].faults
-        # the clock is plausible, so the code is still judged on its merits
-        assert [e.verdict.reason.value for e in events] == ["bad_base45"]
-        kiosk.close()
+        kiosk, events = scan_once(journal, cfg, master, b"HC1:NOT-BASE45!")
+    assert "clock_unsynced" in kiosk.display.history[0].faults
+    # the clock is plausible, so the code is still judged on its merits
+    assert [e.verdict.reason.value for e in events] == ["bad_base45"]
