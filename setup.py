@@ -48,6 +48,7 @@ setup(
             "pytest>=8,<10",
             "hypothesis>=6.100,<7",
             "httpx>=0.27,<1",
+            "schemathesis>=4.0,<5",        # property-based API test of the collector
         ],
     },
     entry_points={
