@@ -11,12 +11,15 @@ import pytest
 from kiosk.cli import main
 from kiosk.config import load_config, replace
 from kiosk.display import KINDS, SIZES, ScreenState, open_display, render_state
+from kiosk.display import layouts
 from kiosk.display import screen as screen_mod
 from kiosk.display import texts
 from kiosk.display.cli import sample_states
 from kiosk.display.fonts import VIETNAMESE_SAMPLE, find_fonts, missing_glyphs
-from kiosk.display.screen import (BACKGROUNDS, BadScreenState, HeadlessDisplay, PygameDisplay, display_available,
-                                  draw_text, safe_name)
+from kiosk.display.backends import HeadlessDisplay, PygameDisplay, display_available, headless, window
+from kiosk.display.draw import draw_text
+from kiosk.display.layouts import BACKGROUNDS
+from kiosk.display.screen import BadScreenState, PreviewShape, safe_name
 from kiosk.errors import ConfigError, DeviceClosed
 from kiosk.model import Outcome, Reason, Verdict
 
@@ -141,8 +144,8 @@ def test_banner_shows_faults_on_any_screen(fonts):
     plain = pixels(render_state(state("pass", reason=Reason.OK), (800, 480), fonts))
     with_banner = pixels(render_state(state("pass", reason=Reason.OK, faults=("offline",)), (800, 480), fonts))
     top = slice(0, 30)
-    assert (with_banner[top] == np.array(screen_mod.BANNER_BG)).all(axis=2).mean() > 0.5
-    assert not (plain[top] == np.array(screen_mod.BANNER_BG)).all(axis=2).any()
+    assert (with_banner[top] == np.array(layouts.BANNER_BG)).all(axis=2).mean() > 0.5
+    assert not (plain[top] == np.array(layouts.BANNER_BG)).all(axis=2).any()
 
 
 def test_idle_with_a_camera_fault_shows_the_fault_not_scan_here(fonts):
@@ -161,7 +164,7 @@ def test_idle_qr_code_reads_back_as_the_venue_checkin_url(fonts):
 def test_scanning_draws_the_preview_and_a_target_box(fonts):
     frame = np.full((240, 320), 128, np.uint8)
     arr = pixels(render_state(state("scanning", preview=frame), (800, 480), fonts))
-    assert (arr == np.array(screen_mod.TARGET)).all(axis=2).sum() > 200
+    assert (arr == np.array(layouts.TARGET)).all(axis=2).sum() > 200
     assert (arr == 128).all(axis=2).mean() > 0.1
     # A colour camera frame comes as BGR (OpenCV): a blue scene must look blue.
     bgr = np.zeros((240, 320, 3), np.uint8)
@@ -170,7 +173,7 @@ def test_scanning_draws_the_preview_and_a_target_box(fonts):
     assert (arr_colour == np.array([0, 0, 200])).all(axis=2).mean() > 0.1
     # Without a camera the box is still drawn.
     arr = pixels(render_state(state("scanning"), (800, 480), fonts))
-    assert (arr == np.array(screen_mod.TARGET)).all(axis=2).sum() > 200
+    assert (arr == np.array(layouts.TARGET)).all(axis=2).sum() > 200
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -227,7 +230,7 @@ def test_headless_display_records_states_and_events(tmp_path):
 def test_auto_backend_runs_headless_without_a_display(monkeypatch):
     for var in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(screen_mod, "_dri_cards", lambda: [])
+    monkeypatch.setattr(window, "_dri_cards", lambda: [])
     with open_display(cfg_with(**{"display.backend": "auto"})) as display:
         assert isinstance(display, HeadlessDisplay)
 
@@ -308,23 +311,52 @@ def test_importing_the_display_package_loads_no_hardware_library():
 def test_no_desktop_with_a_drm_card_uses_kms(monkeypatch):
     for var in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(screen_mod, "_dri_cards", lambda: [Path("/dev/dri/card1")])
-    screen_mod._prepare_video_driver()
+    monkeypatch.setattr(window, "_dri_cards", lambda: [Path("/dev/dri/card1")])
+    window._prepare_video_driver()
     import os
 
     assert os.environ["SDL_VIDEODRIVER"] == "kmsdrm"
     monkeypatch.setenv("DISPLAY", ":0")
     monkeypatch.delenv("SDL_VIDEODRIVER")
-    screen_mod._prepare_video_driver()
+    window._prepare_video_driver()
     assert "SDL_VIDEODRIVER" not in os.environ
 
 
 def test_headless_history_is_bounded_for_long_runs():
     with HeadlessDisplay() as display:
-        for i in range(screen_mod.HISTORY_MAX + 5):
+        for i in range(headless.HISTORY_MAX + 5):
             display.show(state("idle", today_count=i))
-        assert len(display.history) == screen_mod.HISTORY_MAX
-        assert display.history[-1].today_count == screen_mod.HISTORY_MAX + 4
+        assert len(display.history) == headless.HISTORY_MAX
+        assert display.history[-1].today_count == headless.HISTORY_MAX + 4
+
+
+#: What a headless display may keep after 10,000 scanning states, all told: its bounded
+#: history of small states. One 720p frame alone is 0.9 MB; keeping frames kept ~900 MB.
+HEADLESS_RETAINED_MAX = 4 * 1024 * 1024
+
+
+def test_headless_display_memory_stays_flat_over_10000_preview_frames():
+    """Issue 16: `kiosk run --headless` grew from 67 MB to 534 MB in 5 minutes, because
+    every recorded scanning state kept its camera frame."""
+    import gc
+    import tracemalloc
+
+    with HeadlessDisplay() as display:
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(10_000):
+                # A new frame each time, as a camera delivers them.
+                display.show(state("scanning", today_count=i, preview=np.zeros((720, 1280), np.uint8)))
+            gc.collect()
+            retained = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert retained < HEADLESS_RETAINED_MAX, f"{retained / 2**20:.0f} MB retained"
+        assert len(display.history) == headless.HISTORY_MAX
+        last = display.history[-1]
+        assert last.today_count == 9_999 and last.preview == PreviewShape((720, 1280), "uint8")
+        assert last.frame is None
 
 
 def test_kiosk_screens_as_a_user_runs_it(tmp_path):

@@ -1,8 +1,10 @@
 """What citizens and guards see and hear: the screen, lights, buzzer, door relay and
 guard button.
 
-- `ScreenState`, `render_state()`, `open_display()`: the pygame screen (or a headless
-  twin that records the states shown).
+- `kiosk.display.screen.ScreenState`: what one screen shows (the run loop's side).
+- `kiosk.display.layouts.render_state()`: draws a state (on `kiosk.display.draw`).
+- `kiosk.display.backends.open_display()`: the pygame window / KMS screen, or a
+  headless twin that records the states shown (`backends.base.Display` is the interface).
 - `kiosk.display.signals.Signals`: lights, buzzer, relay and guard button on gpiozero.
 - `kiosk.display.guard.admit_last()`: the guard button's journal action.
 
@@ -14,18 +16,14 @@ import os
 # pygame greets on stdout when imported; the kiosk's stdout carries JSON and file lists.
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
-from kiosk.display.screen import (  # noqa: E402 - after the environment is set
-    FAULT_KINDS,
-    KINDS,
-    SIZES,
-    VERDICT_KINDS,
+from kiosk.display.backends import (  # noqa: E402 - after the environment is set
     Display,
     DisplayError,
     HeadlessDisplay,
-    ScreenState,
     open_display,
-    render_state,
 )
+from kiosk.display.layouts import render_state  # noqa: E402
+from kiosk.display.screen import FAULT_KINDS, KINDS, SIZES, VERDICT_KINDS, ScreenState  # noqa: E402
 
 __all__ = [
     "Display",
