@@ -23,7 +23,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from collector import report as report_mod
 from collector.config import CollectorConfig
+from collector import publish as publish_mod
 from collector.storage import DOCUMENTS, EnrolError, Store
+from kiosk.checks.signed import CONTENT_TYPE as SIGNED_CONTENT_TYPE
+from kiosk.checks.signed import DOCUMENTS as SIGNED_DOCUMENTS
+from kiosk.checks.signed import open_document, peek
 from kiosk.seal import subject_hash as subject_hash_of
 from collector.tracing import trace as trace_query
 
@@ -239,9 +243,13 @@ def admin_auth(request: Request,
 # --- the app ------------------------------------------------------------------------
 
 def create_app(store: Store, config: CollectorConfig | None = None, *,
-               clock: Callable[[], datetime] = utcnow) -> FastAPI:
-    """Build the API around an open Store. `clock` is injectable for tests."""
+               clock: Callable[[], datetime] = utcnow, publisher: Any = None) -> FastAPI:
+    """Build the API around an open Store. `clock` is injectable for tests; `publisher`
+    is the publishing key (else `config.publisher_key_file`, else none: documents are
+    served as they were signed elsewhere, and nothing is re-signed)."""
     cfg = config or CollectorConfig(db_url=store.url)
+    if publisher is None and cfg.publisher_key_file:
+        publisher = publish_mod.load_signing_key(cfg.publisher_key_file)
     app = FastAPI(title="Kiosk collector", version="1",
                   description="Receives check-in kiosk logs exactly once; reports and tracing "
                               "for the health department. Times are UTC (ISO 8601); report days "
@@ -287,6 +295,13 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         return BatchAck(accepted=result.accepted, duplicates=result.duplicates, batch_id=batch.batch_id)
 
     def _serve_document(name: str, request: Request) -> Response:
+        if publisher is not None:
+            if name == "tracing_key" and store.document(name) is None:
+                import json
+
+                publish_mod.publish(store, name, json.dumps({"key": store.tracing_key()}).encode(),
+                                    key=publisher, now=clock())
+            publish_mod.refresh_due(store, name, key=publisher, now=clock())
         doc = store.document(name)
         if doc is None:
             raise HTTPException(404, f"no {name} published yet")
@@ -296,42 +311,60 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
             return Response(status_code=304, headers=headers)
         return Response(doc.body, media_type=doc.content_type, headers=headers)
 
-    doc_responses = {200: {"description": "the document", "headers": {"ETag": {"schema": {"type": "string"}}}},
+    doc_responses = {200: {"description": "the signed envelope (application/cose)",
+                           "headers": {"ETag": {"schema": {"type": "string"}}}},
                      304: {"description": "unchanged since the ETag in If-None-Match"},
                      404: {"description": "nothing published yet"}}
 
-    @app.get("/v1/trust", tags=["devices"], responses=doc_responses)
-    def get_trust(request: Request, device: Annotated[str, Depends(device_auth)]) -> Response:
-        """The trust list (EU DCC gateway format plus HD1 issuers), with ETag."""
-        return _serve_document("trust", request)
+    def _document_route(name: str) -> Callable:
+        def get_document(request: Request, device: Annotated[str, Depends(device_auth)]) -> Response:
+            return _serve_document(name, request)
+        get_document.__doc__ = (f"The {name} document in a COSE_Sign1 envelope signed by the "
+                                "publishing key (kiosk.checks.signed), with ETag.")
+        return get_document
 
-    @app.get("/v1/tracing-key", tags=["devices"], response_model=TracingKey)
-    def get_tracing_key(device: Annotated[str, Depends(device_auth)]) -> TracingKey:
-        """The key under which kiosks hash a person's identifier (HMAC-SHA256), so that
-        tracing can follow one person across every kiosk of this collector."""
-        return TracingKey(key=store.tracing_key())
+    # One GET per registered kind of signed document (trust, rules, denylist, revocations, ...).
+    for kind in SIGNED_DOCUMENTS.values():
+        app.get(f"/v1/{kind.path}", tags=["devices"], responses=doc_responses,
+                name=f"get_{kind.name}")(_document_route(kind.name))
 
-    @app.get("/v1/rules", tags=["devices"], responses=doc_responses)
-    def get_rules(request: Request, device: Annotated[str, Depends(device_auth)]) -> Response:
-        """Venue rules (TOML or JSON, as published), with ETag."""
-        return _serve_document("rules", request)
-
-    @app.get("/v1/denylist", tags=["devices"], responses=doc_responses)
-    def get_denylist(request: Request, device: Annotated[str, Depends(device_auth)]) -> Response:
-        """The deny list: JSON list of {"hash", "note"}, with ETag."""
-        return _serve_document("denylist", request)
+    @app.get("/v1/revocations/chunks/{seq}", tags=["devices"],
+             responses={404: {"description": "no such chunk"}})
+    def get_revocation_chunk(seq: int, device: Annotated[str, Depends(device_auth)]) -> Response:
+        """One chunk of 16-byte revocation hashes; its SHA-256 is in the signed index."""
+        body = store.revocation_chunk(seq)
+        if body is None:
+            raise HTTPException(404, f"no revocation chunk {seq}")
+        return Response(body, media_type="application/octet-stream",
+                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
     @app.put("/v1/{name}", tags=["admin"], status_code=204, dependencies=[Depends(admin_auth)],
-             responses={404: {"description": "not a published document"}})
+             responses={400: {"description": "not a valid document, or not signed"},
+                        404: {"description": "not a published document"}})
     async def put_document(name: str, request: Request) -> Response:
-        """Publish a new trust list, rules or deny list (admin). Same as `collector publish`."""
+        """Publish a document (admin). A signed envelope (application/cose) is stored as
+        it is, once it verifies with this collector's publishing key if it has one; any
+        other body is validated and signed here, which needs `publisher_key_file`."""
         if name not in DOCUMENTS:
             raise HTTPException(404, f"no document {name!r}; one of {', '.join(DOCUMENTS)}")
         body = await request.body()
         if len(body) > MAX_DOCUMENT_BYTES:
             raise HTTPException(413, f"document larger than {MAX_DOCUMENT_BYTES} bytes")
         ctype = request.headers.get("content-type", "application/octet-stream")
-        store.publish(name, body, content_type=ctype, now=clock())
+        try:
+            if ctype.startswith(SIGNED_CONTENT_TYPE):
+                if publisher is not None:
+                    held = store.document(name)
+                    open_document(body, publisher.public_key(), name=name, now=clock(),
+                                  held_version=peek(held.body).version + 1 if held else None)
+                store.publish(name, body, content_type=SIGNED_CONTENT_TYPE, now=clock())
+            elif publisher is None:
+                raise HTTPException(400, "this collector holds no publishing key (publisher_key_file): "
+                                         "send a signed envelope (Content-Type: application/cose)")
+            else:
+                publish_mod.publish(store, name, body, key=publisher, now=clock(), content_type=ctype)
+        except ValueError as exc:  # TrustError and SignedDocError are ValueErrors
+            raise HTTPException(400, f"{name}: {exc}") from None
         return Response(status_code=204)
 
     @app.get("/v1/reports/daily.csv", tags=["admin"], response_class=PlainTextResponse,

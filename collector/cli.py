@@ -36,7 +36,9 @@ def _store(args: argparse.Namespace):
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the collector's HTTP API (uvicorn). SQLite ./collector.db unless --db says otherwise.
 
+    HTTPS with --tls-cert/--tls-key (or behind a TLS reverse proxy: see the README).
     Example: collector serve --db postgresql://collector@127.0.0.1/collector --port 8470
+    Example: collector serve --host 0.0.0.0 --port 8443 --tls-cert fullchain.pem --tls-key privkey.pem
     """
     import uvicorn
 
@@ -44,15 +46,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from collector.storage import Store
 
     cfg = _config(args)
-    store = Store(cfg.db_url)
-    print(f"collector: {store.dialect} database, listening on http://{cfg.host}:{cfg.port} "
+    tls = {"ssl_certfile": args.tls_cert or cfg.tls_cert, "ssl_keyfile": args.tls_key or cfg.tls_key}
+    if bool(tls["ssl_certfile"]) != bool(tls["ssl_keyfile"]):
+        raise config_mod.CollectorConfigError("--tls-cert and --tls-key go together")
+    for path in filter(None, tls.values()):
+        if not Path(path).is_file():
+            raise config_mod.CollectorConfigError(f"TLS file {path} not found")
+    tls = {k: v for k, v in tls.items() if v}
+    app = create_app(Store(cfg.db_url), cfg)
+    store = app.state.store
+    scheme = "https" if tls else "http"
+    print(f"collector: {store.dialect} database, listening on {scheme}://{cfg.host}:{cfg.port} "
           f"(OpenAPI at /docs)", file=sys.stderr, flush=True)
     if not cfg.admin_token:
         print("collector: no admin token set (COLLECTOR_ADMIN_TOKEN): reports and tracing are closed",
               file=sys.stderr, flush=True)
     try:
         # uvicorn turns SIGTERM/SIGINT into a graceful shutdown.
-        uvicorn.run(create_app(store, cfg), host=cfg.host, port=cfg.port, log_level=args.log_level)
+        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=args.log_level, **tls)
     finally:
         store.close()
     return 0
@@ -69,22 +80,96 @@ def cmd_enrol_code(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
-    """Publish a trust list, venue rules or deny list file for kiosks to fetch.
+def _signing_key(args: argparse.Namespace):
+    from collector.publish import load_signing_key
 
-    Example: collector publish trust trustlist.json
+    path = args.key or _config(args).publisher_key_file
+    if not path:
+        raise config_mod.CollectorConfigError(
+            "no publishing key: give --key FILE or set publisher_key_file "
+            "(make one with `collector publisher-keygen --out FILE`)")
+    return load_signing_key(path)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Sign a trust list, venue rules or deny list file with the publishing key and
+    publish it for kiosks to fetch (version = the published one + 1).
+
+    Example: collector publish trust trustlist.json --key /etc/collector/publisher.pem
     """
+    from collector.publish import publish
+
     body = Path(args.file).read_bytes()
     ctype = args.content_type or ("application/toml" if args.file.endswith(".toml") else "application/json")
-    if ctype == "application/json":
-        try:
-            json.loads(body)
-        except ValueError as exc:
-            print(f"collector: error: {args.file}: not valid JSON: {exc}", file=sys.stderr)
-            return 2
+    key = _signing_key(args)
+    valid_for = timedelta(days=args.valid_days) if args.valid_days else None
     with _store(args) as store:
-        doc = store.publish(args.name, body, content_type=ctype, now=_now())
-    print(f"published {args.name}: {len(body)} bytes, ETag {doc.etag}")
+        try:
+            doc = publish(store, args.name, body, key=key, now=_now(), content_type=ctype,
+                          valid_for=valid_for)
+        except ValueError as exc:
+            print(f"collector: error: {args.file}: {exc}", file=sys.stderr)
+            return 2
+    print(f"published {args.name}: {len(body)} bytes signed, ETag {doc.etag}")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    """Publish revocations: each line of FILE is a hex hash (EU DCC revocation design:
+    first 16 bytes of SHA-256 of the UVCI, of country+UVCI or of the signature),
+    `uvci:<UVCI>` or `country-uvci:<CC>:<UVCI>`. --remove withdraws them again.
+
+    Example: collector revoke revoked.txt --key /etc/collector/publisher.pem
+    """
+    from collector.publish import publish_revocation_index, revoke
+    from kiosk.checks.revocation import parse_line
+
+    hashes: list[str] = []
+    for number, line in enumerate(Path(args.file).read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            hashes += parse_line(line)
+        except ValueError as exc:
+            print(f"collector: error: {args.file} line {number}: {exc}", file=sys.stderr)
+            return 2
+    key = _signing_key(args)
+    with _store(args) as store:
+        if hashes:
+            count = revoke(store, hashes, key=key, now=_now(), remove=args.remove)
+        else:  # an empty file still publishes a fresh (signed) index
+            publish_revocation_index(store, key=key, now=_now())
+            count = 0
+    print(f"{'withdrew' if args.remove else 'revoked'} {count} hashes; "
+          f"revocation index version {_index_version(args)}")
+    return 0
+
+
+def _index_version(args: argparse.Namespace) -> int:
+    from kiosk.checks.signed import peek
+
+    with _store(args) as store:
+        doc = store.document("revocations")
+    return peek(doc.body).version if doc else 0
+
+
+def cmd_publisher_keygen(args: argparse.Namespace) -> int:
+    """Make the health department's publishing key: it signs every document kiosks trust.
+
+    The private key goes to FILE (mode 0600; the collector's publisher_key_file); the
+    public half is printed for every kiosk's sync.publisher_key (`kiosk provision
+    --publisher-key` or a provisioning QR).
+    Example: collector publisher-keygen --out /etc/collector/publisher.pem
+    """
+    from collector.publish import write_signing_key
+    from kiosk.checks.signed import generate_private_key, private_key_pem, public_key_text
+
+    key = generate_private_key()
+    try:
+        write_signing_key(args.out, private_key_pem(key))
+    except FileExistsError:
+        print(f"collector: error: {args.out} exists; not overwriting a publishing key", file=sys.stderr)
+        return 2
+    print(f"publisher_key_file = \"{args.out}\"   # collector config: keep it secret")
+    print(f"publisher_key = \"{public_key_text(key)}\"   # kiosk config, [sync] section")
     return 0
 
 
@@ -144,13 +229,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help=f"port (default {config_mod.DEFAULT_PORT})")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain (or tls_cert)")
+    p.add_argument("--tls-key", metavar="PEM", help="... and this private key (or tls_key)")
     p = _add(sub, "enrol-code", cmd_enrol_code)
     p.add_argument("--device", required=True, metavar="ID", help="the device id the code is for")
     p.add_argument("--ttl-hours", type=float, default=24 * 7, help="how long the code stays valid")
     p = _add(sub, "publish", cmd_publish)
-    p.add_argument("name", choices=DOCUMENTS)
+    p.add_argument("name", choices=[d for d in DOCUMENTS if d not in ("revocations", "tracing_key")])
     p.add_argument("file")
     p.add_argument("--content-type", help="default: application/json (application/toml for .toml)")
+    p.add_argument("--key", metavar="FILE", help="publishing key (default: publisher_key_file)")
+    p.add_argument("--valid-days", type=float, help="valid-until = now + this (default: per document)")
+    p = _add(sub, "revoke", cmd_revoke)
+    p.add_argument("file", help="hashes, uvci:<UVCI> or country-uvci:<CC>:<UVCI>, one per line")
+    p.add_argument("--remove", action="store_true", help="withdraw these revocations")
+    p.add_argument("--key", metavar="FILE", help="publishing key (default: publisher_key_file)")
+    p = _add(sub, "publisher-keygen", cmd_publisher_keygen)
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the private key")
     p = _add(sub, "report", cmd_report)
     p.add_argument("--date", help="YYYY-MM-DD (default: today in Vietnam)")
     p.add_argument("--html", action="store_true", help="the HTML page instead of CSV")

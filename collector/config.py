@@ -11,6 +11,9 @@ Precedence: command-line flags, then environment variables, then the TOML file
     max_body_bytes = 8388608                                 # env COLLECTOR_MAX_BODY_BYTES
     max_inflated_bytes = 67108864                            # env COLLECTOR_MAX_INFLATED_BYTES
     seal_private_key = "base64 X25519 key"                   # env COLLECTOR_SEAL_PRIVATE_KEY
+    publisher_key_file = "/etc/collector/publisher.pem"      # env COLLECTOR_PUBLISHER_KEY_FILE
+    tls_cert = "/etc/collector/tls/fullchain.pem"            # env COLLECTOR_TLS_CERT
+    tls_key = "/etc/collector/tls/privkey.pem"               # env COLLECTOR_TLS_KEY
 
 The seal key (from `collector keygen`) opens the personal fields kiosks seal to its public
 half (their `journal.seal_key`), for tracing answers only; without it they stay sealed.
@@ -52,6 +55,9 @@ class CollectorConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     max_inflated_bytes: int = MAX_INFLATED_BYTES
     seal_private_key: str = ""
+    publisher_key_file: str = ""   # Ed25519 PEM from `collector publisher-keygen`: signs documents
+    tls_cert: str = ""             # PEM certificate chain: `collector serve` speaks HTTPS
+    tls_key: str = ""              # its private key
 
     def __repr__(self) -> str:  # never print the admin token or the key
         shown = dataclasses.replace(self, admin_token="***" if self.admin_token else "",

@@ -22,6 +22,9 @@ from typing import Any, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from kiosk.checks.signed import DOCUMENTS as SIGNED_DOCUMENTS
+from kiosk.checks.signed import SignedDocError, peek
+
 __all__ = [
     "Store", "BatchResult", "Document", "EnrolError", "REPORT_TZ", "DOCUMENTS",
     "local_day", "metadata",
@@ -32,8 +35,9 @@ __all__ = [
 REPORT_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 #: A one-time enrolment code is valid this long after it is minted.
 ENROL_CODE_TTL = timedelta(days=7)
-#: Documents the collector publishes to kiosks (GET /v1/<name>).
-DOCUMENTS = ("trust", "rules", "denylist")
+#: Documents the collector publishes to kiosks (GET /v1/<name>), each a signed envelope
+#: (kiosk.checks.signed; one register() there adds a kind).
+DOCUMENTS = tuple(SIGNED_DOCUMENTS)
 #: Characters of an enrolment code: no 0/O/1/I/L, so a technician can type it from paper.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 10
@@ -92,6 +96,19 @@ documents = sa.Table(
     sa.Column("content_type", sa.String(64), nullable=False),
     sa.Column("etag", sa.String(80), nullable=False),
     sa.Column("updated_at", sa.DateTime(), nullable=False),
+)
+
+#: Revocation hashes (16 bytes each, EU DCC revocation design) in immutable chunks; the
+#: signed "revocations" index lists them, kiosks fetch the chunks after the last they hold.
+revocation_chunks = sa.Table(
+    "revocation_chunks", metadata,
+    sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("version", sa.Integer(), nullable=False),  # the index version that added it
+    sa.Column("op", sa.String(8), nullable=False),        # add | remove
+    sa.Column("count", sa.Integer(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
 )
 
 #: Collector-wide secrets (the tracing key), made once on first use.
@@ -303,9 +320,17 @@ class Store:
 
     # --- documents (trust list, rules, deny list) ----------------------------------
     def publish(self, name: str, body: bytes, *, content_type: str, now: datetime) -> Document:
-        """Store a new version of a published document; its ETag is a hash of the body."""
-        if name not in DOCUMENTS:
-            raise ValueError(f"unknown document {name!r}; one of {', '.join(DOCUMENTS)}")
+        """Store a new version of a published document; its ETag is a hash of the body.
+        Only signed envelopes of `name` are stored (collector.publish signs them)."""
+        if name not in SIGNED_DOCUMENTS:
+            raise ValueError(f"unknown document {name!r}; one of {', '.join(SIGNED_DOCUMENTS)}")
+        try:
+            held = peek(body).name
+        except SignedDocError as exc:
+            raise ValueError(f"{name}: only signed documents are published ({exc}); "
+                             "`collector publish` signs them") from None
+        if held != name:
+            raise ValueError(f"the envelope holds {held!r}, not {name!r}")
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         stmt = self._insert(documents).values(
             name=name, body=body, content_type=content_type, etag=etag, updated_at=_naive_utc(now))
@@ -323,6 +348,29 @@ class Store:
             return None
         return Document(row["name"], bytes(row["body"]), row["content_type"], row["etag"],
                         _aware(row["updated_at"]))
+
+    # --- revocation chunks ----------------------------------------------------------
+    def add_revocation_chunks(self, bodies: Sequence[tuple[str, int, bytes]], *, version: int,
+                              now: datetime) -> None:
+        """Append chunks [(op, count, body)] in one transaction, in order."""
+        with self.engine.begin() as conn:
+            for op, count, body in bodies:
+                conn.execute(revocation_chunks.insert().values(
+                    version=version, op=op, count=count, sha256=hashlib.sha256(body).hexdigest(),
+                    body=body, created_at=_naive_utc(now)))
+
+    def revocation_index(self) -> list[dict[str, Any]]:
+        """Every chunk's seq, version, op, count and SHA-256 (hex), oldest first."""
+        c = revocation_chunks.c
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.select(c.seq, c.version, c.op, c.count, c.sha256)
+                                                  .order_by(c.seq)).mappings()]
+
+    def revocation_chunk(self, seq: int) -> bytes | None:
+        with self.engine.connect() as conn:
+            body = conn.execute(sa.select(revocation_chunks.c.body).where(
+                revocation_chunks.c.seq == seq)).scalar()
+        return None if body is None else bytes(body)
 
     # --- report & tracing -----------------------------------------------------------
     def day_counts(self, day: date) -> list[dict[str, Any]]:
