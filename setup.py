@@ -31,6 +31,7 @@ setup(
         "cbor2>=5.6,<7",
         "base45>=0.4.4,<0.6",
         "segno>=1.6,<2",
+        "tomli-w>=1.0,<2",               # the one TOML writer (config show, provisioning)
     ],
     extras_require={
         # Pin backends: RPi.GPIO on a Pi 4 and older, lgpio on a Pi 5.

@@ -34,12 +34,12 @@ import logging
 import os
 import tempfile
 import tomllib
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from kiosk.checks import cose
 from kiosk.config import Config, load_config
 from kiosk.errors import ConfigError, KioskError
 
@@ -60,10 +60,7 @@ MAX_VALIDITY = timedelta(days=30)
 CLOCK_SKEW = timedelta(minutes=10)
 #: Refuse to inflate more than this (a QR holds ~3 kB; zip bombs stop here).
 MAX_INFLATED_BYTES = 16 * 1024
-MAX_TEXT_CHARS = 8_000
 ALG_EDDSA = -8
-HDR_ALG, HDR_KID = 1, 4
-TAG_COSE_SIGN1 = 18
 CONFIG_FILE_MODE = 0o640
 ENROL_TIMEOUT_S = 15.0
 
@@ -172,75 +169,43 @@ def _kid(public: Any) -> bytes:
 
 # --- the QR container ----------------------------------------------------------------
 
-def _sig_structure(protected: bytes, payload: bytes) -> bytes:
-    import cbor2
-
-    return cbor2.dumps(["Signature1", protected, b"", payload])
-
-
 def make_qr_text(settings: Mapping[str, Any], private_key: Any, *, now: datetime,
                  validity: timedelta = DEFAULT_VALIDITY, enrol_code: str = "",
                  device: str = "") -> str:
     """Sign a provisioning request. `settings` are dotted config keys."""
-    import base45
-    import cbor2
-
     _check_settings(settings)
     if not timedelta(0) < validity <= MAX_VALIDITY:
         raise ProvisionError("bad_payload", f"validity must be between 0 and {MAX_VALIDITY}")
-    payload = cbor2.dumps({
+    payload = {
         "v": PAYLOAD_VERSION, "iat": int(now.timestamp()), "exp": int((now + validity).timestamp()),
         "dev": device, "set": dict(settings), "enrol": enrol_code,
-    })
-    protected = cbor2.dumps({HDR_ALG: ALG_EDDSA, HDR_KID: _kid(private_key.public_key())})
-    signature = private_key.sign(_sig_structure(protected, payload))
-    cose = cbor2.dumps(cbor2.CBORTag(TAG_COSE_SIGN1, [protected, {}, payload, signature]))
-    return PREFIX + base45.b45encode(zlib.compress(cose, 9)).decode("ascii")
+    }
+    signed = cose.sign1(payload, private_key, kid=_kid(private_key.public_key()), alg=ALG_EDDSA)
+    return cose.seal(PREFIX, signed)
 
 
 def read_qr_text(text: str, public_key: Any, *, now: datetime) -> ProvisionRequest:
     """Verify and decode a provisioning QR; raise ProvisionError with a reason code."""
-    import base45
-    import cbor2
-    from cryptography.exceptions import InvalidSignature
+    from kiosk.model import Reason
 
-    if not text.startswith(PREFIX):
-        raise ProvisionError("bad_payload", f"not a provisioning QR (expected {PREFIX})")
-    if len(text) > MAX_TEXT_CHARS:
-        raise ProvisionError("bad_payload", "too long for a QR code")
     try:
-        packed = base45.b45decode(text[len(PREFIX):])
-        inflater = zlib.decompressobj()
-        raw = inflater.decompress(packed, MAX_INFLATED_BYTES)
-        if inflater.unconsumed_tail:
-            raise ProvisionError("bad_payload", "inflates beyond the size limit")
-        obj = cbor2.loads(raw)
-    except ProvisionError:
-        raise
-    except (ValueError, zlib.error, cbor2.CBORDecodeError) as exc:
-        raise ProvisionError("bad_payload", f"cannot decode: {exc}") from None
-    if isinstance(obj, cbor2.CBORTag):
-        obj = obj.value if obj.tag == TAG_COSE_SIGN1 else None
-    if not (isinstance(obj, (list, tuple)) and len(obj) == 4 and isinstance(obj[0], bytes)
-            and isinstance(obj[2], bytes) and isinstance(obj[3], bytes)):
-        # Anything that is not a COSE_Sign1 (a bare CBOR map, say) carries no signature.
-        raise ProvisionError("unsigned", "not signed: no COSE_Sign1 envelope")
-    protected_raw, _unprotected, payload, signature = obj
+        raw = cose.unpack(text, PREFIX, max_bytes=MAX_INFLATED_BYTES)
+    except cose.CheckFailed as exc:
+        raise ProvisionError("bad_payload", f"not a provisioning QR: {exc}") from None
     try:
-        protected = cbor2.loads(protected_raw) if protected_raw else {}
-    except (ValueError, cbor2.CBORDecodeError):
-        protected = {}
-    if not signature or not isinstance(protected, Mapping) or protected.get(HDR_ALG) != ALG_EDDSA:
+        msg = cose.parse_sign1(raw)
+    except cose.CheckFailed as exc:
+        if exc.reason is Reason.BAD_COSE:
+            # Anything that is not a COSE_Sign1 (a bare CBOR map, say) carries no signature.
+            raise ProvisionError("unsigned", f"not signed: no COSE_Sign1 envelope ({exc.detail})") from None
+        raise ProvisionError("bad_payload", f"payload is not a CBOR map: {exc.detail}") from None
+    if not msg.signature or msg.protected.get(cose.HDR_ALG) != ALG_EDDSA:
         raise ProvisionError("unsigned", "not signed with EdDSA")
     try:
-        public_key.verify(signature, _sig_structure(protected_raw, payload))
-    except InvalidSignature:
-        raise ProvisionError("bad_signature", "signature does not match the provisioning key") from None
-    try:
-        claims = cbor2.loads(payload)
-    except (ValueError, cbor2.CBORDecodeError) as exc:
-        raise ProvisionError("bad_payload", f"payload is not CBOR: {exc}") from None
-    return _request(claims, now=now, digest=hashlib.sha256(payload).hexdigest())
+        cose.verify(msg, public_key)
+    except cose.CheckFailed as exc:
+        raise ProvisionError("bad_signature", f"signature does not match the provisioning key ({exc.detail})") from None
+    return _request(msg.claims, now=now, digest=hashlib.sha256(msg.payload).hexdigest())
 
 
 def _request(claims: Any, *, now: datetime, digest: str) -> ProvisionRequest:
@@ -275,29 +240,22 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
 
 # --- writing the config ----------------------------------------------------------------
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, str):
-        text = str.__str__(value)
-        escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-        return '"' + escaped + '"'
-    raise ConfigError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
-
-
 def _render(data: Mapping[str, Mapping[str, Any]]) -> str:
-    out = ["# Kiosk configuration, written by `kiosk provision`. Every key is optional;",
-           "# see kiosk.example.toml for all keys and what each allows.", ""]
-    for section in sorted(data):
-        out.append(f"[{section}]")
-        for key in sorted(data[section]):
-            out.append(f"{key} = {_toml_value(data[section][key])}")
-        out.append("")
-    return "\n".join(out)
+    import tomli_w
+
+    header = ("# Kiosk configuration, written by `kiosk provision`. Every key is optional;\n"
+              "# see kiosk.example.toml for all keys and what each allows.\n\n")
+    try:
+        return header + tomli_w.dumps({section: dict(sorted(data[section].items())) for section in sorted(data)})
+    except TypeError:  # a value TOML cannot hold (None, bytes...): name its key
+        for section, table in data.items():
+            for key, value in table.items():
+                try:
+                    tomli_w.dumps({key: value})
+                except TypeError:
+                    raise ConfigError(f"key '{section}.{key}' = {value!r} is not allowed: TOML cannot hold "
+                                      f"a {type(value).__name__}") from None
+        raise
 
 
 def apply_settings(config_path: str | os.PathLike, settings: Mapping[str, Any]) -> Config:

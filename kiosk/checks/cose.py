@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signatur
 
 from kiosk.model import Reason
 
-__all__ = ["CheckFailed", "CoseMessage", "ALGORITHMS", "unseal", "seal", "sign1", "verify"]
+__all__ = ["CheckFailed", "CoseMessage", "ALGORITHMS", "unseal", "unpack", "parse_sign1", "seal", "sign1",
+           "sig_structure", "verify"]
 
 #: COSE header labels and the CBOR tags around a COSE_Sign1 / CWT.
 HDR_ALG = 1
@@ -95,8 +96,9 @@ class CoseMessage:
 
     @property
     def alg(self) -> Any:
-        alg = self.protected.get(HDR_ALG)
-        return alg if alg is not None else self.unprotected.get(HDR_ALG)
+        """The algorithm, from the protected header only: an unprotected one is not
+        covered by the signature, so whoever relays the code could change it."""
+        return self.protected.get(HDR_ALG)
 
 
 def _loads_exact(data: bytes, reason: Reason, what: str) -> Any:
@@ -112,10 +114,18 @@ def _loads_exact(data: bytes, reason: Reason, what: str) -> Any:
     return value
 
 
-def unseal(text: str, prefix: str) -> CoseMessage:
+def unseal(text: str, prefix: str, *, max_bytes: int = MAX_INFLATED_BYTES) -> CoseMessage:
     """Undo prefix, base45, zlib and COSE_Sign1 framing; decode the CWT claims.
 
     Raises CheckFailed(bad_prefix | bad_base45 | bad_compression | bad_cose | bad_cbor).
+    """
+    return parse_sign1(unpack(text, prefix, max_bytes=max_bytes))
+
+
+def unpack(text: str, prefix: str, *, max_bytes: int = MAX_INFLATED_BYTES) -> bytes:
+    """Undo prefix, base45 and zlib (inflating at most `max_bytes`): the COSE bytes.
+
+    Raises CheckFailed(bad_prefix | bad_base45 | bad_compression).
     """
     if not text.startswith(prefix):
         raise CheckFailed(Reason.BAD_PREFIX, f"expected {prefix}")
@@ -130,17 +140,21 @@ def unseal(text: str, prefix: str) -> CoseMessage:
         raise CheckFailed(Reason.BAD_BASE45, "empty")
     try:
         inflater = zlib.decompressobj()
-        raw = inflater.decompress(packed, MAX_INFLATED_BYTES)
+        raw = inflater.decompress(packed, max_bytes)
         if inflater.unconsumed_tail:
             raise CheckFailed(Reason.BAD_COMPRESSION, "inflates beyond the size limit")
         if not inflater.eof:
             raise CheckFailed(Reason.BAD_COMPRESSION, "truncated zlib stream")
     except zlib.error as exc:
         raise CheckFailed(Reason.BAD_COMPRESSION, str(exc)) from None
-    return parse_sign1(raw)
+    return raw
 
 
 def parse_sign1(raw: bytes) -> CoseMessage:
+    """Decode a (tagged or untagged) COSE_Sign1 and its CWT claims map; nothing verified.
+
+    Raises CheckFailed(bad_cose | bad_cbor).
+    """
     obj = _loads_exact(raw, Reason.BAD_COSE, "COSE")
     # Some issuers wrap the COSE_Sign1 in a CWT tag as well (test case CO28): unwrap both.
     for _ in range(2):
@@ -206,8 +220,10 @@ def verify(msg: CoseMessage, public_key: Any) -> None:
 
 def sign1(claims: Mapping[Any, Any], private_key: Any, *, kid: bytes, alg: int | None = None,
           kid_unprotected: bool = False) -> bytes:
-    """Make a tagged COSE_Sign1 over a CWT claims map (for issuing declarations, demo
-    material and tests). The algorithm follows the key type unless given."""
+    """Make a tagged COSE_Sign1 over a CWT claims map (for issuing declarations,
+    provisioning QRs, signed documents, demo material and tests). The algorithm follows
+    the key type unless given: ES256/384/512 for EC keys, PS256 for RSA, EdDSA for
+    Ed25519/Ed448 (deterministic: the same claims and key give the same bytes)."""
     if alg is None:
         if isinstance(private_key, ec.EllipticCurvePrivateKey):
             alg = {32: -7, 48: -35, 66: -36}[(private_key.curve.key_size + 7) // 8]
