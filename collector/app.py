@@ -17,12 +17,13 @@ from typing import Annotated, Any, Callable, Literal, Mapping, Optional
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
-from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from collector import report as report_mod
+from collector import hardening, validation
 from collector.config import CollectorConfig
+from collector.limits import MAX_ENTRIES_PER_BATCH
 from collector import publish as publish_mod
 from collector.storage import DOCUMENTS, EnrolError, Store
 from kiosk.checks.signed import CONTENT_TYPE as SIGNED_CONTENT_TYPE
@@ -33,18 +34,11 @@ from collector.tracing import trace as trace_query
 
 __all__ = ["create_app", "Batch", "UploadEntry", "BatchAck", "MAX_ENTRIES_PER_BATCH"]
 
-#: Entries per batch; the kiosk's `sync.batch_size` allows at most this many.
-MAX_ENTRIES_PER_BATCH = 10_000
-#: Inflate in steps of this many bytes so a gzip bomb is stopped as soon as it passes the limit.
-INFLATE_CHUNK = 64 * 1024
 #: Longest published document (trust list, rules, deny list) accepted by PUT.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 CODE_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
-#: Device ids and venue codes are free text in the kiosk's config (Vietnamese letters
-#: included): refuse only what cannot be a name, so one odd code never blocks an outbox.
-ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,64}$"
 
 
 def utcnow() -> datetime:
@@ -60,8 +54,8 @@ class UploadEntry(BaseModel):
 
     id: str = Field(pattern=UUID_PATTERN, description="UUID made at scan time; the dedupe key")
     scanned_at: AwareDatetime
-    device_id: str = Field(pattern=ID_PATTERN)
-    venue_code: str = Field(pattern=ID_PATTERN)
+    device_id: validation.DeviceId
+    venue_code: validation.VenueCode
     outcome: Literal["pass", "fail", "review"]
     reason: str = Field(pattern=CODE_PATTERN, description="stable reason code (DESIGN.md)")
     scheme: str = Field(pattern=CODE_PATTERN)
@@ -73,7 +67,7 @@ class UploadEntry(BaseModel):
 
 
 class Batch(BaseModel):
-    device_id: str = Field(pattern=ID_PATTERN)
+    device_id: validation.DeviceId
     batch_id: str = Field(min_length=1, max_length=64)
     entries: list[UploadEntry] = Field(max_length=MAX_ENTRIES_PER_BATCH)
 
@@ -85,7 +79,7 @@ class BatchAck(BaseModel):
 
 
 class Enrolment(BaseModel):
-    device_id: str = Field(pattern=ID_PATTERN)
+    device_id: validation.DeviceId
     code: str = Field(min_length=4, max_length=64)
 
 
@@ -118,74 +112,6 @@ class TraceAnswer(BaseModel):
     windows: list[dict[str, Any]]
     count: int
     people: list[TracePerson]
-
-
-# --- gzip bodies with limits ---------------------------------------------------------
-
-class LimitedGzipRequest(Request):
-    """A request whose body is read with a size limit and inflated (gzip) with another,
-    so neither a huge upload nor a small gzip bomb can exhaust memory."""
-
-    max_body: int = 0
-    max_inflated: int = 0
-
-    async def body(self) -> bytes:
-        if not hasattr(self, "_body"):
-            declared = self.headers.get("content-length")
-            if declared is not None and declared.isascii() and declared.isdigit() \
-                    and int(declared) > self.max_body:
-                raise HTTPException(413, f"body larger than {self.max_body} bytes")
-            chunks, size = [], 0
-            async for chunk in self.stream():
-                size += len(chunk)
-                if size > self.max_body:
-                    raise HTTPException(413, f"body larger than {self.max_body} bytes")
-                chunks.append(chunk)
-            raw = b"".join(chunks)
-            encoding = self.headers.get("content-encoding", "identity").strip().lower()
-            if encoding == "gzip":
-                raw = _inflate(raw, self.max_inflated)
-            elif encoding not in ("", "identity"):
-                raise HTTPException(415, f"unsupported Content-Encoding {encoding!r}; use gzip")
-            self._body = raw
-        return self._body
-
-
-def _inflate(data: bytes, limit: int) -> bytes:
-    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    out, size = [], 0
-    try:
-        chunk = d.decompress(data, INFLATE_CHUNK)
-        while True:
-            size += len(chunk)
-            if size > limit:
-                raise HTTPException(413, f"body larger than {limit} bytes once decompressed")
-            out.append(chunk)
-            if not d.unconsumed_tail:
-                break
-            chunk = d.decompress(d.unconsumed_tail, INFLATE_CHUNK)
-        if not d.eof:
-            raise HTTPException(400, "gzip body is truncated")
-    except zlib.error as exc:
-        raise HTTPException(400, f"body is not valid gzip: {exc}") from None
-    return b"".join(out)
-
-
-def _limited_route(cfg: CollectorConfig) -> type[APIRoute]:
-    class Route(APIRoute):
-        def get_route_handler(self) -> Callable:
-            handler = super().get_route_handler()
-
-            async def limited(request: Request) -> Response:
-                # Authenticate before the body is parsed: no token means 401, whatever the body.
-                if request.method == "POST" and request.url.path == "/v1/batches":
-                    _device_from_header(request)
-                req = LimitedGzipRequest(request.scope, request.receive)
-                req.max_body, req.max_inflated = cfg.max_body_bytes, cfg.max_inflated_bytes
-                return await handler(req)
-
-            return limited
-    return Route
 
 
 # --- auth ------------------------------------------------------------------------
@@ -256,8 +182,11 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
                               "are Vietnam local time (UTC+7).")
     app.state.store = store
     app.state.config = cfg
-    # Every route reads its body through the size-limited, gzip-aware request.
-    app.router.route_class = _limited_route(cfg)
+    # Body limits off the event loop, enrolment rate limits, no-store, no CDN docs, every
+    # status in the OpenAPI document (collector.hardening). Authenticate an upload before
+    # its body is read: no token means 401, whatever the body.
+    hardening.install(app, cfg, engine=store.engine, clock=clock,
+                      pre_auth={("POST", "/v1/batches"): _device_from_header})
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:
@@ -266,15 +195,14 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         return {"status": "ok"}
 
     @app.post("/v1/devices", response_model=EnrolmentAck, tags=["devices"],
-              responses={401: {"description": "unknown or expired code"},
-                         403: {"description": "code minted for another device"},
-                         409: {"description": "code already used"}})
+              responses={401: {"description": hardening.ENROL_REFUSED}},
+              dependencies=[Depends(hardening.enrol_rate_limit)])
     def enrol(body: Enrolment) -> EnrolmentAck:
         """Trade a one-time enrolment code (from `collector enrol-code`) for a device token."""
         try:
             token = store.enrol(body.device_id, body.code, now=clock())
-        except EnrolError as exc:
-            raise HTTPException(exc.status, str(exc)) from None
+        except EnrolError:
+            raise hardening.enrol_refused() from None  # one answer: no oracle for guessers
         return EnrolmentAck(device_id=body.device_id, token=token)
 
     @app.post("/v1/batches", response_model=BatchAck, tags=["devices"],
@@ -290,6 +218,7 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         others = sorted({e.device_id for e in batch.entries} - {device})
         if others:
             raise HTTPException(403, f"entries of another device ({', '.join(others)}) in {device!r}'s batch")
+        validation.check_entry_times(batch.entries, clock())
         result = store.insert_batch([e.model_dump() for e in batch.entries],
                                     batch_id=batch.batch_id, now=clock())
         return BatchAck(accepted=result.accepted, duplicates=result.duplicates, batch_id=batch.batch_id)
@@ -382,16 +311,18 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         return HTMLResponse(report_mod.to_html(report_mod.build(day, store.day_counts(day))))
 
     @app.get("/v1/trace", tags=["admin"], response_model=TraceAnswer, dependencies=[Depends(admin_auth)])
-    def trace(venue: Optional[str] = None, at: Optional[AwareDatetime] = None,
+    def trace(venue: Annotated[Optional[str], Query(max_length=validation.NAME_MAX)] = None,
+              at: Optional[AwareDatetime] = None,
               window_minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 60,
-              subject_hash: Optional[str] = None,
-              subject: Annotated[Optional[str], Query(
+              subject_hash: Annotated[Optional[str], Query(max_length=128)] = None,
+              subject: Annotated[Optional[str], Query(max_length=200,
                   description="the case's identifier as kiosks key it: cccd:<12-digit ID>, "
                               "dcc:<UVCI> or hd1:<idh>")] = None) -> TraceAnswer:
         """Who was at `venue` within `window_minutes` of `at`; or, with `subject` (or its
         `subject_hash`), who was near each visit of that person, at any kiosk."""
         from datetime import timedelta
 
+        validation.check_time(("query", "at"), at, clock())
         if subject is not None:
             if subject_hash is not None:
                 raise HTTPException(400, "give subject or subject_hash, not both")

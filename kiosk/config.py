@@ -134,7 +134,9 @@ class PinsConfig:
 
 @dataclass(frozen=True)
 class SyncConfig:
-    collector_url: str = _opt("http://127.0.0.1:8470", doc="the health department's collector")
+    collector_url: str = _opt("http://127.0.0.1:8470", doc="the health department's collector; https:// unless on loopback")
+    publisher_key: str = _opt("", doc="the health department's publishing key (base64 Ed25519, `collector publisher-keygen`): only documents it signed are taken in; empty: none are")
+    ca_file: str = _opt("", doc="PEM file of the CA that signed the collector's TLS certificate; empty: the system's CAs")
     device_token: Secret = _opt(Secret(""), doc="bearer token from enrolment")
     batch_size: int = _opt(500, lo=1, hi=10000, doc="entries per upload")
     batch_max_age_s: float = _opt(10.0, lo=0.0, hi=3600.0, doc="upload a partial batch once its oldest entry is this old")
@@ -215,6 +217,36 @@ def _cross_check(cfg: Config) -> None:
     if not (url.startswith("http://") or url.startswith("https://")):
         raise ConfigError(f"{cfg.source}: key 'sync.collector_url' = {url!r} is not allowed; "
                           "expected an http:// or https:// URL")
+    if url.startswith("http://") and not _loopback(url):
+        raise ConfigError(f"{cfg.source}: key 'sync.collector_url' = {url!r} is not allowed; "
+                          "expected an https:// URL (plain http:// only on loopback: 127.0.0.1, ::1, localhost)")
+    if cfg.sync.publisher_key:
+        from kiosk.checks.signed import load_public_key
+
+        try:
+            load_public_key(cfg.sync.publisher_key)
+        except ValueError as exc:
+            raise ConfigError(f"{cfg.source}: key 'sync.publisher_key' is not allowed; {exc}") from None
+    if cfg.sync.ca_file and not Path(cfg.sync.ca_file).is_file():
+        raise ConfigError(f"{cfg.source}: key 'sync.ca_file' = {cfg.sync.ca_file!r} is not allowed; "
+                          "expected a readable PEM file of the collector's CA")
+
+
+def _loopback(url: str) -> bool:
+    """True when the URL's host is this machine (the only place plain HTTP is allowed)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

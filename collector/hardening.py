@@ -1,0 +1,156 @@
+"""What the collector does for every route, so each route does not have to remember it:
+
+- bodies read with the route's limits, off the event loop (collector.limits);
+- enrolment rate limits per source address and per device id, in the database
+  (collector.ratelimit), and one answer for every refused code;
+- `Cache-Control: no-store` on every answer that does not set its own (reports, tracing,
+  tokens and the tracing key must never sit in a browser's or a proxy's cache);
+- no `/docs` or `/redoc` pages (they load their scripts from a public CDN, on the same
+  origin as the admin pages); the OpenAPI document stays at `/openapi.json`;
+- the OpenAPI document lists every status a route answers: the route's own, plus 401
+  where it takes a token, 400/413/415/422 where it takes a body, 422 where it takes
+  parameters and 429 where it is rate limited.
+
+    >>> from fastapi import FastAPI
+    >>> from collector.config import CollectorConfig
+    >>> app = FastAPI()
+    >>> install(app, CollectorConfig(db_url="sqlite://"), engine=None)
+    >>> [r.path for r in app.routes if getattr(r, "path", "").startswith("/docs")]
+    []
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.routing import APIRoute
+from fastapi.security.base import SecurityBase
+from starlette.concurrency import run_in_threadpool
+
+from collector import limits, ratelimit
+
+__all__ = ["install", "enrol_rate_limit", "ENROL_REFUSED", "enrol_refused"]
+
+#: The one answer for an unknown, expired, used or another device's code: which of those
+#: it was would tell a guesser which codes exist.
+ENROL_REFUSED = "enrolment code not accepted (unknown, expired, already used or for another device)"
+NO_STORE = (b"cache-control", b"no-store")
+_DOC_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+_ERROR_SCHEMA = {"application/json": {"schema": {
+    "type": "object", "properties": {"detail": {}}, "required": ["detail"]}}}
+STATUS_WORDS = {
+    400: "malformed body: not JSON, not valid UTF-8, or broken gzip",
+    401: "no token, or a wrong one",
+    413: "body too large, on the wire or once decompressed",
+    415: "unsupported Content-Encoding (use gzip)",
+    422: "a value is missing, malformed or out of range; `detail` names it",
+    429: "too many attempts; wait for Retry-After seconds",
+}
+
+
+def enrol_refused() -> HTTPException:
+    return HTTPException(401, ENROL_REFUSED)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def enrol_rate_limit(request: Request) -> None:
+    """Count an enrolment attempt against its source address and the device id it names;
+    429 with Retry-After once either is over its limit."""
+    limiter: ratelimit.RateLimiter = request.app.state.rate_limiter
+    now = request.app.state.clock()
+    body = await request.json()
+    device = body.get("device_id") if isinstance(body, dict) else None
+    keys = [(f"enrol-addr:{request.client.host if request.client else '-'}", ratelimit.ENROL_PER_ADDRESS)]
+    if isinstance(device, str) and device:
+        keys.append((f"enrol-device:{device}", ratelimit.ENROL_PER_DEVICE))
+    waits = [await run_in_threadpool(limiter.hit, key, limit=limit, window=ratelimit.ENROL_WINDOW_S, now=now)
+             for key, limit in keys]
+    wait = max((w for w in waits if w), default=None)
+    if wait:
+        raise HTTPException(429, f"too many enrolment attempts; try again in {wait} s",
+                            headers={"Retry-After": str(wait)})
+
+
+class _NoStore:
+    """ASGI middleware: `Cache-Control: no-store` unless the answer set its own."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_no_store(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append(NO_STORE)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
+
+
+def _walk(dependant: Any) -> list[Any]:
+    """The dependant and every sub-dependant, depth first."""
+    out = [dependant]
+    for d in dependant.dependencies:
+        out += _walk(d)
+    return out
+
+
+def _statuses(route: APIRoute) -> dict[int, str]:
+    every = _walk(route.dependant)
+    calls = [d.call for d in every]
+    codes: list[int] = []
+    if any(isinstance(c, SecurityBase) for c in calls):
+        codes.append(401)
+    if route.body_field is not None:
+        codes += [400, 413, 415, 422]
+    if any(d.query_params or d.path_params or d.header_params or d.cookie_params for d in every):
+        codes.append(422)
+    if enrol_rate_limit in calls:
+        codes.append(429)
+    return {c: STATUS_WORDS[c] for c in codes}
+
+
+def _document_statuses(app: FastAPI) -> None:
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = plain()
+        for route in app.routes:
+            if not isinstance(route, APIRoute) or not route.include_in_schema:
+                continue
+            extra = _statuses(route)
+            for method in route.methods:
+                op = schema["paths"].get(route.path_format, {}).get(method.lower())
+                if op is None:
+                    continue
+                for code, words in extra.items():
+                    op["responses"].setdefault(str(code), {"description": words, "content": _ERROR_SCHEMA})
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install(app: FastAPI, cfg: Any, *, engine: Any, clock: Callable[[], datetime] = _utcnow,
+            pre_auth: Mapping[tuple[str, str], Callable[[Request], Any]] | None = None) -> None:
+    """Set all of the above on a new app, before its routes are added."""
+    app.router.route_class = limits.limited_route(
+        batch=limits.BodyLimit(cfg.max_body_bytes, cfg.max_inflated_bytes), pre_auth=pre_auth)
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) not in _DOC_PATHS]
+    app.docs_url = app.redoc_url = None
+    app.state.clock = clock
+    if engine is not None:
+        app.state.rate_limiter = ratelimit.RateLimiter(engine)
+    app.add_middleware(_NoStore)
+    _document_statuses(app)

@@ -1,0 +1,179 @@
+"""Request body limits: per route, on the wire and once inflated, read off the event loop.
+
+Every request body is read through `LimitedRequest`: the `Content-Length` is checked
+before a byte is read, the stream is cut off at the route's wire limit, a gzip body is
+inflated in bounded steps (`zlib.decompressobj(...).decompress(data, max_length)`) in a
+worker thread and stopped as soon as it passes the route's inflated limit or an inflate
+ratio no kiosk upload comes near, and JSON is parsed in a worker thread too (with the
+strict parser of pydantic-core, which refuses lone surrogates and invalid UTF-8). So a
+63 MiB gzip bomb sent to the unauthenticated enrolment route costs about 1 KiB of memory
+and the event loop keeps answering `/healthz`.
+
+    >>> limits_for("POST", "/v1/devices").max_inflated
+    1024
+    >>> inflate(gzip.compress(b"x" * 10), BodyLimit(100, 100))
+    b'xxxxxxxxxx'
+"""
+
+from __future__ import annotations
+
+import gzip  # noqa: F401  (doctest)
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import pydantic_core
+from fastapi import HTTPException, Request, Response
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+__all__ = [
+    "BodyLimit", "LimitedRequest", "limited_route", "limits_for", "inflate", "parse_json",
+    "ENROL_LIMIT", "BATCH_LIMIT", "DOCUMENT_LIMIT", "DEFAULT_LIMIT",
+    "MAX_ENTRIES_PER_BATCH", "MAX_ENTRY_BYTES", "MAX_INFLATE_RATIO", "INFLATE_CHUNK",
+]
+
+#: Entries per batch: the kiosk's `sync.batch_size` allows at most this many.
+MAX_ENTRIES_PER_BATCH = 10_000
+#: One uploaded entry as JSON, generously: a kiosk's sealed entry is about 700 bytes.
+MAX_ENTRY_BYTES = 2048
+#: Inflate in steps of this many bytes, so a bomb is stopped as soon as it passes a limit.
+INFLATE_CHUNK = 64 * 1024
+#: Kiosk batches (random UUIDs, hashes and sealed fields) inflate about 3-10x; a body that
+#: inflates more than this is refused once it is past RATIO_FLOOR bytes.
+MAX_INFLATE_RATIO = 100
+RATIO_FLOOR = 64 * 1024
+
+
+@dataclass(frozen=True)
+class BodyLimit:
+    """`max_body`: bytes on the wire; `max_inflated`: bytes once gzip is undone."""
+
+    max_body: int
+    max_inflated: int
+
+
+#: `POST /v1/devices`: a device id and a code, about 100 bytes.
+ENROL_LIMIT = BodyLimit(1024, 1024)
+#: `POST /v1/batches`: the largest batch a kiosk sends (10,000 entries), sent plain or gzip.
+BATCH_LIMIT = BodyLimit(MAX_ENTRIES_PER_BATCH * MAX_ENTRY_BYTES, MAX_ENTRIES_PER_BATCH * MAX_ENTRY_BYTES)
+#: `PUT /v1/{name}`: a published document (the kiosk refuses larger ones).
+DOCUMENT_LIMIT = BodyLimit(16 * 1024 * 1024, 16 * 1024 * 1024)
+#: Every other route: none takes a body.
+DEFAULT_LIMIT = BodyLimit(4096, 4096)
+
+_ROUTES: Mapping[tuple[str, str], BodyLimit] = {
+    ("POST", "/v1/devices"): ENROL_LIMIT,
+    ("POST", "/v1/batches"): BATCH_LIMIT,
+}
+
+
+def limits_for(method: str, path_format: str, *, batch: BodyLimit | None = None) -> BodyLimit:
+    """The limit of a route (by its path template, `/v1/{name}` for documents)."""
+    if method == "PUT" and path_format.startswith("/v1/"):
+        return DOCUMENT_LIMIT
+    if batch is not None and (method, path_format) == ("POST", "/v1/batches"):
+        return batch
+    return _ROUTES.get((method, path_format), DEFAULT_LIMIT)
+
+
+def _too_large(limit: int, what: str = "") -> HTTPException:
+    return HTTPException(413, f"body larger than {limit} bytes{what}")
+
+
+def inflate(data: bytes, limit: BodyLimit) -> bytes:
+    """Undo gzip in bounded steps; 413 past the inflated limit or the ratio, 400 if broken."""
+    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    ratio_cap = max(RATIO_FLOOR, MAX_INFLATE_RATIO * len(data))
+    out, size = [], 0
+    try:
+        chunk = d.decompress(data, INFLATE_CHUNK)
+        while True:
+            size += len(chunk)
+            if size > limit.max_inflated:
+                raise _too_large(limit.max_inflated, " once decompressed")
+            if size > ratio_cap:
+                raise HTTPException(413, f"body inflates more than {MAX_INFLATE_RATIO} times its size "
+                                         "once decompressed; no kiosk upload does")
+            out.append(chunk)
+            if not d.unconsumed_tail:
+                break
+            chunk = d.decompress(d.unconsumed_tail, INFLATE_CHUNK)
+        if not d.eof:
+            raise HTTPException(400, "gzip body is truncated")
+        if d.unused_data:
+            raise HTTPException(400, "data after the end of the gzip body")
+    except zlib.error as exc:
+        raise HTTPException(400, f"body is not valid gzip: {exc}") from None
+    return b"".join(out)
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON: invalid UTF-8 and lone surrogates are a 400 with the parser's words.
+
+    >>> parse_json(b'{"a": "\\\\ud800"}')
+    Traceback (most recent call last):
+    ...
+    fastapi.exceptions.HTTPException: 400: body is not valid JSON: unexpected end of hex escape at line 1 column 14
+    """
+    try:
+        return pydantic_core.from_json(body, allow_inf_nan=False)
+    except ValueError as exc:
+        raise HTTPException(400, f"body is not valid JSON: {exc}") from None
+
+
+class LimitedRequest(Request):
+    """A request whose body is read within `limit`, inflated and parsed in a worker thread."""
+
+    limit: BodyLimit = DEFAULT_LIMIT
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            max_body = self.limit.max_body
+            declared = self.headers.get("content-length")
+            if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_body:
+                raise _too_large(max_body)
+            chunks, size = [], 0
+            async for chunk in self.stream():
+                size += len(chunk)
+                if size > max_body:
+                    raise _too_large(max_body)
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+            encoding = self.headers.get("content-encoding", "identity").strip().lower()
+            if encoding == "gzip":
+                raw = await run_in_threadpool(inflate, raw, self.limit)
+            elif encoding not in ("", "identity"):
+                raise HTTPException(415, f"unsupported Content-Encoding {encoding!r}; use gzip")
+            self._body = raw
+        return self._body
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            self._json = await run_in_threadpool(parse_json, body)
+        return self._json
+
+
+def limited_route(*, batch: BodyLimit | None = None,
+                  pre_auth: Mapping[tuple[str, str], Callable[[Request], Any]] | None = None) -> type[APIRoute]:
+    """An APIRoute class reading bodies through LimitedRequest with the route's limit.
+    `pre_auth[(method, path)]` runs (in a worker thread) before the body is read, so an
+    unauthenticated upload is refused without reading or inflating it."""
+    checks = dict(pre_auth or {})
+
+    class Route(APIRoute):
+        def get_route_handler(self) -> Callable:
+            handler = super().get_route_handler()
+            path = self.path_format
+
+            async def limited(request: Request) -> Response:
+                check = checks.get((request.method, path))
+                if check is not None:
+                    await run_in_threadpool(check, request)
+                req = LimitedRequest(request.scope, request.receive)
+                req.limit = limits_for(request.method, path, batch=batch)
+                return await handler(req)
+
+            return limited
+    return Route
