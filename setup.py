@@ -1,65 +1,100 @@
-"""Packaging for the check-in kiosk (`kiosk`) and its collector (extra `[collector]`)."""
+"""Packaging: two distributions from this one repository.
+
+- `kiosk` (this file: `pip install .`): the appliance. The `kiosk` package with its
+  camera, screen and GPIO libraries, and the `collector` package, so `kiosk demo` can run
+  a local collector (its server libraries come with the `[collector]` extra).
+- `kiosk-collector` (`packages/collector/setup.py`: `pip install ./packages/collector`):
+  the health department's server. The `collector` package and the kiosk's pure library
+  code it shares (checks, signed documents, seal, reason texts), with only LIBRARY and
+  COLLECTOR below: no OpenCV, pygame, zxing-cpp, gpiozero, numpy, pyzbar or pyserial.
+  `tests/test_collector_install.py` installs it in a fresh virtual environment.
+
+Both carry the same `collector` package, so install one of them into an environment,
+not both. The requirement lists live here only; packages/collector/setup.py reads them.
+
+Floors: every `>=` below was installed together with the others at their newest and the
+tests named in bench/RESULTS.md ("Dependency floors") passed with it; each has wheels for
+x86_64 and aarch64 (manylinux2014/manylinux_2_17 or pure Python) for Python 3.11.
+"""
 
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
+VERSION = "0.1.0"
 
-setup(
-    name="kiosk",
-    version="0.1.0",
-    description="Check-in kiosk for venue entrances: scan, decide, journal, signal, upload",
-    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
-    long_description_content_type="text/markdown",
-    license="Apache-2.0",
-    python_requires=">=3.11",
-    packages=find_packages(include=["kiosk", "kiosk.*", "collector", "collector.*"]),
-    package_data={"kiosk": ["*.toml", "rules/*.toml", "data/*"], "collector": ["*.toml", "templates/*"]},
-    install_requires=[
-        # Every one of these has wheels for Raspberry Pi OS 64-bit (aarch64) and x86_64.
-        "numpy>=1.24,<3",
-        "opencv-python-headless>=4.8,<6",
-        "zxing-cpp>=2.2,<4",
-        "pyzbar>=0.1.9,<0.2",            # needs the libzbar0 system package
-        "pyserial>=3.5,<4",
-        "gpiozero>=2.0,<3",
-        "sqlite-utils>=3.36,<5",
-        "requests>=2.31,<3",
-        "pygame>=2.5,<3",
-        "cryptography>=42,<52",
-        "cbor2>=5.6,<7",
-        "base45>=0.4.4,<0.6",
-        "segno>=1.6,<2",
-        "tomli-w>=1.0,<2",               # the one TOML writer (config show, provisioning)
-    ],
-    extras_require={
-        # Pin backends: RPi.GPIO on a Pi 4 and older, lgpio on a Pi 5.
-        "pi": [
-            "RPi.GPIO>=0.7.1,<0.8; platform_machine=='aarch64' or platform_machine=='armv7l'",
-            "lgpio>=0.2.2,<0.3; platform_machine=='aarch64' or platform_machine=='armv7l'",
-        ],
-        "collector": [
-            "fastapi>=0.110,<1",
-            "uvicorn>=0.29,<1",
-            "sqlalchemy>=2.0,<3",
-            "psycopg[binary]>=3.1,<4",
-        ],
-        "dev": [
-            "pytest>=8,<10",
-            "hypothesis>=6.100,<7",
-            "httpx>=0.27,<1",
-            "schemathesis>=4.0,<5",        # property-based API test of the collector
-        ],
-    },
-    entry_points={
-        "console_scripts": [
-            "kiosk=kiosk.cli:main",
-            "collector=collector.cli:main",
-        ],
-    },
-    classifiers=[
-        "Programming Language :: Python :: 3.11",
-        "Operating System :: POSIX :: Linux",
-    ],
-)
+#: Pure code both ends run: COSE and signed documents, the seal, the sync protocol.
+LIBRARY = [
+    "requests>=2.31,<3",
+    "cryptography>=42,<52",
+    "cbor2>=5.6,<7",
+    "base45>=0.4.4,<0.6",
+    "segno>=1.6,<2",
+    "tomli-w>=1.0,<2",               # the one TOML writer (config show, provisioning)
+]
+
+#: The appliance only: camera, decoders, screen, pins, journal.
+APPLIANCE = [
+    "numpy>=1.24,<3",
+    "opencv-python-headless>=4.8,<6",
+    "zxing-cpp>=2.2,<4",
+    "pyzbar>=0.1.9,<0.2",            # needs the libzbar0 system package
+    "pyserial>=3.5,<4",
+    "gpiozero>=2.0,<3",
+    "sqlite-utils>=3.36,<5",
+    "pygame>=2.5,<3",
+]
+
+#: The collector's server.
+COLLECTOR = [
+    "fastapi>=0.110,<1",
+    "uvicorn>=0.29,<1",
+    "sqlalchemy>=2.0,<3",
+    "psycopg[binary]>=3.1,<4",
+]
+
+#: Pin backends: RPi.GPIO on a Pi 4 and older, lgpio on a Pi 5.
+PI = [
+    "RPi.GPIO>=0.7.1,<0.8; platform_machine=='aarch64' or platform_machine=='armv7l'",
+    "lgpio>=0.2.2,<0.3; platform_machine=='aarch64' or platform_machine=='armv7l'",
+]
+
+#: Everything the tests need beyond the above (scripts/setup.sh --dev installs it; the
+#: system packages the tests need are listed once, in scripts/setup.sh).
+DEV = [
+    "pytest>=8,<10",
+    "hypothesis>=6.100,<7",
+    "httpx>=0.27,<1",
+    "schemathesis>=4.0,<5",        # property-based API test of the collector
+]
+
+PACKAGE_DATA = {"kiosk": ["*.toml", "rules/*.toml", "data/*"], "collector": ["*.toml", "templates/*"]}
+CLASSIFIERS = [
+    "Programming Language :: Python :: 3.11",
+    "Operating System :: POSIX :: Linux",
+]
+
+# setuptools runs this file as __main__; packages/collector/setup.py loads it under
+# another name for the lists above.
+if __name__ == "__main__":
+    setup(
+        name="kiosk",
+        version=VERSION,
+        description="Check-in kiosk for venue entrances: scan, decide, journal, signal, upload",
+        long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+        long_description_content_type="text/markdown",
+        license="Apache-2.0",
+        python_requires=">=3.11",
+        packages=find_packages(include=["kiosk", "kiosk.*", "collector", "collector.*"]),
+        package_data=PACKAGE_DATA,
+        install_requires=LIBRARY + APPLIANCE,
+        extras_require={"pi": PI, "collector": COLLECTOR, "dev": DEV},
+        entry_points={
+            "console_scripts": [
+                "kiosk=kiosk.cli:main",
+                "collector=collector.cli:main",
+            ],
+        },
+        classifiers=CLASSIFIERS,
+    )
