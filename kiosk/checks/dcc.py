@@ -156,14 +156,17 @@ def _name(nam: Mapping[str, Any]) -> str | None:
     return name or None
 
 
-def revocation_hashes(country: str | None, uvci: str, signature: bytes) -> list[str]:
+def revocation_hashes(country: str | None, uvci: str, signature: bytes, alg: Any = None) -> list[str]:
     """Hex hashes under which this certificate may be revoked: UVCI, country+UVCI and
     signature (EU revocation hash types), full SHA-256 and the 128-bit prefix the
-    gateway distributes."""
+    gateway distributes (for ECDSA of the signature's r, as the EU design says)."""
+    from kiosk.checks.revocation import hashes_for
+
     digests = [hashlib.sha256(uvci.encode("utf-8")).hexdigest(),
                hashlib.sha256(((country or "") + uvci).encode("utf-8")).hexdigest(),
                hashlib.sha256(signature).hexdigest()]
-    return digests + [d[:32] for d in digests]
+    eu = hashes_for(country, uvci, signature, alg)
+    return digests + [d[:32] for d in digests] + [h for h in eu if h not in (d[:32] for d in digests)]
 
 
 def check(text: str, *, now: datetime, trust: Any) -> Checked:
@@ -184,7 +187,7 @@ def check(text: str, *, now: datetime, trust: Any) -> Checked:
         claims={"ver": hc["ver"], "type": hc["type"], "entry": entry,
                 "iat": cwt.get("iat"), "exp": cwt.get("exp"), "iss": cwt["iss"]},
     )
-    revocation = revocation_hashes(cwt["iss"], uvci, msg.signature)
+    revocation = revocation_hashes(cwt["iss"], uvci, msg.signature, msg.alg)
     try:
         key = _signer(msg, trust)
         verify(msg, key.public_key)

@@ -55,6 +55,8 @@ USAGE_OIDS = {
 _STATE_GENERATION = "trust.generation"
 _STATE_IMPORTED_AT = "trust.imported_at"
 _STATE_REVOCATIONS_AT = "trust.revocations_at"
+#: The valid-until time of the signed trust list held: past it the list is stale.
+_STATE_VALID_UNTIL = "trust.valid_until"
 
 
 def subject_hash(subject_key: str) -> str:
@@ -115,17 +117,89 @@ def parse_key(kid: bytes, kind: str, country: str, raw: bytes) -> TrustKey:
         public_key = cert.public_key()
     except (ValueError, TypeError) as exc:
         raise TrustError(f"certificate key cannot be used: {exc}") from None
-    usages: frozenset[str] | None = None
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        found = {USAGE_OIDS[o.dotted_string] for o in eku if o.dotted_string in USAGE_OIDS}
-        usages = frozenset(found) if found else None
-    except x509.ExtensionNotFound:
-        pass
-    except ValueError:  # a malformed extension: treat as no restriction, the signature still decides
-        pass
-    return TrustKey(kid, kind, country, public_key, usages,
+    return TrustKey(kid, kind, country, public_key, _usages(cert),
                     cert.not_valid_before_utc, cert.not_valid_after_utc)
+
+
+_OID_EKU = "2.5.29.37"
+
+
+def _der(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the DER item at `pos`; ValueError if cut."""
+    if pos + 2 > len(data):
+        raise ValueError("truncated")
+    tag, length = data[pos], data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4 or pos + n > len(data):
+            raise ValueError("bad length")
+        length = int.from_bytes(data[pos:pos + n], "big")
+        pos += n
+    if pos + length > len(data):
+        raise ValueError("truncated")
+    return tag, pos, pos + length
+
+
+def _oid(raw: bytes) -> str:
+    if not raw:
+        raise ValueError("empty OID")
+    arcs, value = [raw[0] // 40, raw[0] % 40], 0
+    for byte in raw[1:]:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    if raw[-1] & 0x80:
+        raise ValueError("cut OID")
+    return ".".join(map(str, arcs))
+
+
+def _usages(cert: x509.Certificate) -> frozenset[str] | None:
+    """The DCC types a DSC may sign, from its extended key usage, read from the DER
+    itself. No extension, or one without any OID (EU test case CO15): None, all types.
+    A malformed extension signs nothing (an empty set): a key whose restriction cannot
+    be read must not be taken as unrestricted."""
+    data = cert.tbs_certificate_bytes
+    try:
+        _, pos, end = _der(data, 0)
+        while pos < end:   # tbsCertificate's fields; extensions are [3] EXPLICIT
+            tag, start, stop = _der(data, pos)
+            if tag == 0xA3:
+                _, epos, eend = _der(data, start)
+                while epos < eend:
+                    _, f, fend = _der(data, epos)
+                    _, oid_start, oid_end = _der(data, f)
+                    if _oid(data[oid_start:oid_end]) == _OID_EKU:
+                        tag, vstart, vend = _der(data, oid_end)
+                        if tag == 0x01:   # critical flag
+                            tag, vstart, vend = _der(data, vend)
+                        return _eku_value(data[vstart:vend]) if tag == 0x04 else frozenset()
+                    epos = fend
+                return None
+            pos = stop
+    except ValueError:
+        return frozenset()
+    return None
+
+
+def _eku_value(value: bytes) -> frozenset[str] | None:
+    try:
+        tag, pos, end = _der(value, 0)
+        if tag != 0x30 or end != len(value):
+            return frozenset()
+        found: set[str] = set()
+        while pos < end:
+            tag, start, stop = _der(value, pos)
+            if tag != 0x06:
+                return frozenset()
+            oid = _oid(value[start:stop])
+            if oid in USAGE_OIDS:
+                found.add(USAGE_OIDS[oid])
+            pos = stop
+    except ValueError:
+        return frozenset()
+    return frozenset(found) if found else None
 
 
 def parse_list(json_bytes: bytes | str) -> tuple[list[tuple[bytes, str, str, bytes]], int]:
@@ -182,6 +256,7 @@ class TrustStore:
         self._revoked: set[str] = set()
         self._denied: set[str] = set()
         self._imported_at: datetime | None = None
+        self._valid_until: datetime | None = None
 
     @classmethod
     def from_list(cls, json_bytes: bytes | str, *, now: datetime | None = None) -> "TrustStore":
@@ -191,14 +266,17 @@ class TrustStore:
         return store
 
     # --- imports ---------------------------------------------------------------------
-    def import_list(self, json_bytes: bytes | str, *, now: datetime) -> ImportResult:
+    def import_list(self, json_bytes: bytes | str, *, now: datetime,
+                    valid_until: datetime | None = None) -> ImportResult:
         """Replace the whole trust list atomically. A bad list raises TrustError and
-        leaves the current one in place."""
+        leaves the current one in place. From a signed document `now` is its issued-at
+        time and `valid_until` its own: the list's age counts from when it was signed."""
         rows, skipped = parse_list(json_bytes)
         if self.journal is None:
             with self._lock:
                 self._rows = rows
                 self._imported_at = now
+                self._valid_until = valid_until
                 self._cache = {}
                 self._generation = None
             return ImportResult(len(rows), skipped, now)
@@ -210,6 +288,7 @@ class TrustStore:
                 "INSERT OR IGNORE INTO trust_keys(kid, kind, country, raw, imported_at) VALUES (?,?,?,?,?)",
                 [(base64.b64encode(k).decode(), kind, c, raw, _iso(now)) for k, kind, c, raw in rows])
             j.set_state(_STATE_IMPORTED_AT, _iso(now), now=now)
+            j.set_state(_STATE_VALID_UNTIL, _iso(valid_until) if valid_until else "", now=now)
             j.set_state(_STATE_GENERATION, uuid.uuid4().hex, now=now)
         return ImportResult(len(rows), skipped, now)
 
@@ -232,6 +311,28 @@ class TrustStore:
             if now is not None:
                 j.set_state(_STATE_REVOCATIONS_AT, _iso(now), now=now)
         return len(items)
+
+    def apply_revocations(self, *, add: Iterable[str] = (), remove: Iterable[str] = ()) -> int:
+        """A delta of the revocation list (hex hashes), in the caller's transaction when
+        there is one. Returns how many rows changed."""
+        plus = sorted({h.lower() for h in add})
+        minus = sorted({h.lower() for h in remove})
+        if self.journal is None:
+            with self._lock:
+                before = len(self._revoked)
+                self._revoked.update(plus)
+                self._revoked.difference_update(minus)
+                return abs(len(self._revoked) - before)
+        changed = 0
+        with self.journal.atomic():
+            conn = self.journal.db.conn
+            for i in range(0, len(plus), REVOCATION_CHUNK):
+                changed += conn.executemany("INSERT OR IGNORE INTO revocations(hash) VALUES (?)",
+                                            [(h,) for h in plus[i:i + REVOCATION_CHUNK]]).rowcount
+            for i in range(0, len(minus), REVOCATION_CHUNK):
+                changed += conn.executemany("DELETE FROM revocations WHERE hash=?",
+                                            [(h,) for h in minus[i:i + REVOCATION_CHUNK]]).rowcount
+        return changed
 
     def import_denylist(self, hashes: Iterable[str], *, note: str = "") -> int:
         """Replace the deny list (hex `subject_hash()` values)."""
@@ -317,12 +418,21 @@ class TrustStore:
         raw = self.journal.get_state(_STATE_IMPORTED_AT)
         return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
 
+    def valid_until(self) -> datetime | None:
+        """The signed trust list's own valid-until time (None: imported by hand)."""
+        if self.journal is None:
+            return self._valid_until
+        raw = self.journal.get_state(_STATE_VALID_UNTIL)
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
+
     def age(self, now: datetime) -> timedelta | None:
         """How old the trust list is, or None when none was ever imported."""
         at = self.imported_at()
         return None if at is None else now - at
 
     def stale(self, now: datetime, max_age: timedelta) -> bool:
-        """True when there is no list or it is older than `max_age` (show a warning)."""
+        """True when there is no list, it is older than `max_age` or past its own
+        valid-until time (show a warning; the list stays in use meanwhile)."""
         age = self.age(now)
-        return age is None or age > max_age
+        until = self.valid_until()
+        return age is None or age > max_age or (until is not None and now >= until)

@@ -1,18 +1,31 @@
-"""Fetch the trust list, venue rules and deny list from the collector, with ETags.
+"""Fetch the collector's signed documents (trust list, rules, deny list, revocations,
+tracing key ... every kind in `kiosk.checks.signed.DOCUMENTS` with an importer here).
 
-Each document is requested with `If-None-Match: <ETag we hold>`; 304 means nothing to
-do. A new version is checked and swapped in as a whole, in one transaction, and only
-then is its ETag stored: a half-imported list is never in use, and a failed import is
-fetched again next time. A 404 (nothing published yet) leaves what the kiosk has.
+Each document arrives in a COSE_Sign1 envelope signed by the health department's
+publishing key, which the kiosk pinned at provisioning (`sync.publisher_key`). An
+envelope that is unsigned, signed by another key, older than the version held or past
+its valid-until is refused ("refused: <reason>") and the document held stays in use;
+the screen shows why (`collector_untrusted`). A new version is checked and swapped in
+as a whole, in one transaction together with its version and ETag, so a half-imported
+document is never in use and a failed import is fetched again next time. `304 Not
+Modified` only saves the download: freshness is the signed document's own times.
 
-- trust: `kiosk.checks.trust.TrustStore(journal).import_list(body, now=now)`
+- trust: `TrustStore(journal).import_list(body, now=<iat>, valid_until=<exp>)`
 - rules: the text as published (TOML or JSON), in journal state `rules.fetched`
 - denylist: the journal's `denylist` table, replaced whole. JSON: a list of hex hashes
   or of `{"hash": ..., "note": ...}` objects (or `{"entries": [...]}` holding that list).
+- revocations: a signed index of chunks of 16-byte hashes (EU DCC revocation design);
+  the chunks after the last one applied are fetched, each checked against the SHA-256
+  in the index and applied in its own transaction: an update is a delta, and a cut
+  connection resumes at the chunk it lost.
+- tracing_key: `{"key": hex}`, in journal state (kiosk.journal.TRACING_KEY_STATE).
+
+A new kind is `register_importer(name, fn)` beside `kiosk.checks.signed.register(name)`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -20,23 +33,38 @@ from typing import Any, Callable
 
 import requests
 
+from kiosk.checks.signed import DOCUMENTS as SIGNED_DOCUMENTS
+from kiosk.checks.signed import SignedDocError, SignedDocument, load_public_key, open_document
 from kiosk.errors import SyncError, TrustError
 from kiosk.model import utcnow
 from kiosk.sync import state
 
-__all__ = ["Fetcher", "DOCUMENTS", "parse_denylist", "MAX_DOCUMENT_BYTES"]
+__all__ = ["Fetcher", "DOCUMENTS", "IMPORTERS", "register_importer", "parse_denylist",
+           "MAX_DOCUMENT_BYTES", "HELD_KEY", "REVOCATION_CURSOR_KEY", "refused"]
 
 log = logging.getLogger("kiosk.sync")
 
-DOCUMENTS = ("trust", "rules", "denylist")
 #: A tracing key shorter than this is refused (HMAC-SHA256 wants 32 bytes).
 TRACING_KEY_MIN_BYTES = 16
-#: A published document larger than this is refused rather than held in memory.
+#: A published document (or revocation chunk) larger than this is refused rather than held in memory.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-#: TrustStore's "imported at" state key: the trust list's age is measured from it.
-TRUST_CONFIRMED_KEY = "trust.imported_at"
+#: Journal state: {name: {"version", "iat", "exp"}} of each signed document held.
+HELD_KEY = "sync.documents"
+#: Journal state: the seq of the last revocation chunk applied.
+REVOCATION_CURSOR_KEY = "revocations.cursor"
+#: Bytes read per step when streaming a chunk (so a huge answer stops at the limit).
+STREAM_STEP = 256 * 1024
 _HEX = re.compile(r"^[0-9a-f]{16,128}$")
 _NOTE_MAX = 200
+
+
+def refused(results: dict[str, str]) -> list[str]:
+    """Names of documents the last fetch refused (signature, key, version, expiry).
+
+    >>> refused({"trust": "refused: other_key: ...", "rules": "unchanged"})
+    ['trust']
+    """
+    return [name for name, result in results.items() if str(result).startswith("refused")]
 
 
 def parse_denylist(body: bytes) -> list[tuple[str, str]]:
@@ -68,22 +96,112 @@ def parse_denylist(body: bytes) -> list[tuple[str, str]]:
     return list(out.items())
 
 
-def _default_trust_importer(journal: Any) -> Callable[[bytes, Any], Any]:
-    def importer(body: bytes, now: Any) -> Any:
-        try:
-            from kiosk.checks.trust import TrustStore
-        except ImportError as exc:  # the trust store ships with the checks package
-            raise TrustError(f"no trust store to import into: {exc}") from exc
-        return TrustStore(journal).import_list(body, now=now)
-    return importer
+# --- importers: one per kind of document --------------------------------------------
+
+Importer = Callable[["Fetcher", SignedDocument], None]
+
+
+def _import_trust(fetcher: "Fetcher", doc: SignedDocument) -> None:
+    from kiosk.checks.trust import TrustStore
+
+    TrustStore(fetcher.journal).import_list(doc.body, now=doc.issued_at, valid_until=doc.valid_until)
+
+
+def _import_rules(fetcher: "Fetcher", doc: SignedDocument) -> None:
+    fetcher.journal.set_state(state.RULES_KEY, _check_rules(doc.body, doc.content_type), now=fetcher.clock())
+
+
+def _import_denylist(fetcher: "Fetcher", doc: SignedDocument) -> None:
+    items = parse_denylist(doc.body)
+    with fetcher.journal.atomic():
+        conn = fetcher.journal.db.conn
+        conn.execute("DELETE FROM denylist")
+        conn.executemany("INSERT INTO denylist(hash, note) VALUES (?, ?)", items)
+
+
+def _import_tracing_key(fetcher: "Fetcher", doc: SignedDocument) -> None:
+    from kiosk.journal import TRACING_KEY_STATE
+
+    try:
+        key = json.loads(doc.body)["key"]
+        if len(bytes.fromhex(key)) < TRACING_KEY_MIN_BYTES:
+            raise ValueError("too short")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TrustError(f"the collector's tracing key is not a hex key: {exc}") from None
+    if fetcher.journal.get_state(TRACING_KEY_STATE) != key:
+        fetcher.journal.set_state(TRACING_KEY_STATE, key, now=fetcher.clock())
+
+
+def _revocation_index(body: bytes) -> list[dict[str, Any]]:
+    try:
+        index = json.loads(body)
+        chunks = index["chunks"]
+        if index.get("hash_bytes", 16) != 16 or not isinstance(chunks, list):
+            raise ValueError("expected 16-byte hashes and a list of chunks")
+        out = []
+        for c in chunks:
+            seq, count, op, digest = int(c["seq"]), int(c["count"]), c["op"], str(c["sha256"])
+            if op not in ("add", "remove") or count < 0 or not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ValueError(f"chunk {seq}: bad op, count or sha256")
+            out.append({"seq": seq, "count": count, "op": op, "sha256": digest})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TrustError(f"revocation index is malformed: {exc}") from None
+    return sorted(out, key=lambda c: c["seq"])
+
+
+def _import_revocations(fetcher: "Fetcher", doc: SignedDocument) -> None:
+    from kiosk.checks.trust import TrustStore
+
+    store = TrustStore(fetcher.journal)
+    cursor = int(fetcher.journal.get_state(REVOCATION_CURSOR_KEY) or 0)
+    for chunk in _revocation_index(doc.body):
+        if chunk["seq"] <= cursor:
+            continue  # applied in an earlier sync: the delta starts after it
+        raw = fetcher.get_bytes(f"/v1/revocations/chunks/{chunk['seq']}", what=f"revocation chunk {chunk['seq']}")
+        if hashlib.sha256(raw).hexdigest() != chunk["sha256"] or len(raw) != 16 * chunk["count"]:
+            raise TrustError(f"revocation chunk {chunk['seq']} does not match the signed index")
+        hashes = [raw[i:i + 16].hex() for i in range(0, len(raw), 16)]
+        with fetcher.journal.atomic():
+            if chunk["op"] == "add":
+                store.apply_revocations(add=hashes)
+            else:
+                store.apply_revocations(remove=hashes)
+            fetcher.journal.set_state(REVOCATION_CURSOR_KEY, str(chunk["seq"]), now=fetcher.clock())
+        cursor = chunk["seq"]
+
+
+#: name -> importer. Only documents with an importer are fetched.
+IMPORTERS: dict[str, Importer] = {
+    "trust": _import_trust, "rules": _import_rules, "denylist": _import_denylist,
+    "revocations": _import_revocations, "tracing_key": _import_tracing_key,
+}
+
+
+def register_importer(name: str, importer: Importer) -> None:
+    """Fetch the signed document `name` (registered in kiosk.checks.signed) too."""
+    if name not in SIGNED_DOCUMENTS:
+        raise ValueError(f"register {name!r} in kiosk.checks.signed first")
+    IMPORTERS[name] = importer
+
+
+def _documents() -> tuple[str, ...]:
+    return tuple(n for n in SIGNED_DOCUMENTS if n in IMPORTERS)
+
+
+DOCUMENTS = _documents()
 
 
 class Fetcher:
-    """Pulls the collector's documents into the journal. Close it (or use `with`)."""
+    """Pulls the collector's signed documents into the journal. Close it (or use `with`).
 
-    def __init__(self, journal: Any, *, url: str, token: str, timeout_s: float = 10.0,
+    `publisher_key`: the pinned key (text of `sync.publisher_key`, or a key object);
+    without it every document is refused. `ca_file`: the collector's CA (PEM), for
+    requests' `verify=`; empty: the system's CAs.
+    """
+
+    def __init__(self, journal: Any, *, url: str, token: str, publisher_key: Any = "",
+                 ca_file: str = "", timeout_s: float = 10.0,
                  session: requests.Session | None = None,
-                 trust_importer: Callable[[bytes, Any], Any] | None = None,
                  clock: Callable[[], Any] = utcnow) -> None:
         self.journal = journal
         self.url = url.rstrip("/")
@@ -91,8 +209,21 @@ class Fetcher:
         self.timeout_s = timeout_s
         self.session = session or requests.Session()
         self._own_session = session is None
-        self.import_trust = trust_importer or _default_trust_importer(journal)
+        if self._own_session and ca_file:
+            self.session.verify = ca_file
+        if isinstance(publisher_key, str):
+            try:
+                publisher_key = load_public_key(publisher_key) if publisher_key.strip() else None
+            except ValueError as exc:
+                raise TrustError(f"sync.publisher_key: {exc}") from None
+        self.publisher_key = publisher_key
         self.clock = clock
+
+    @classmethod
+    def from_config(cls, cfg: Any, journal: Any, *, token: str, **kwargs: Any) -> "Fetcher":
+        s = cfg.sync
+        return cls(journal, url=s.collector_url, token=token, publisher_key=s.publisher_key,
+                   ca_file=s.ca_file, timeout_s=s.timeout_s, **kwargs)
 
     def __enter__(self) -> "Fetcher":
         return self
@@ -107,93 +238,91 @@ class Fetcher:
     def etags(self) -> dict[str, str]:
         return dict(self.journal.get_json(state.ETAGS_KEY) or {})
 
+    def held(self) -> dict[str, dict[str, Any]]:
+        """What the kiosk holds of each signed document: version, iat, exp."""
+        return dict(self.journal.get_json(HELD_KEY) or {})
+
+    def _get(self, path: str, what: str, headers: dict[str, str] | None = None) -> requests.Response:
+        try:
+            return self.session.get(f"{self.url}{path}", timeout=self.timeout_s, stream=True,
+                                    headers={"Authorization": f"Bearer {self.token}", **(headers or {})})
+        except requests.RequestException as exc:
+            raise SyncError(f"cannot fetch {what}: {exc}") from exc
+
+    def _read(self, resp: requests.Response, what: str) -> bytes:
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_DOCUMENT_BYTES:
+            resp.close()
+            raise TrustError(f"{what} is larger than {MAX_DOCUMENT_BYTES} bytes")
+        parts, size = [], 0
+        try:
+            for part in resp.iter_content(STREAM_STEP):
+                size += len(part)
+                if size > MAX_DOCUMENT_BYTES:
+                    raise TrustError(f"{what} is larger than {MAX_DOCUMENT_BYTES} bytes")
+                parts.append(part)
+        except requests.RequestException as exc:
+            raise SyncError(f"fetching {what} was cut: {exc}") from exc
+        finally:
+            resp.close()
+        return b"".join(parts)
+
+    def get_bytes(self, path: str, *, what: str) -> bytes:
+        """GET one immutable resource (a revocation chunk) with the size limit."""
+        resp = self._get(path, what)
+        if resp.status_code != 200:
+            resp.close()
+            raise SyncError(f"fetching {what}: collector answered {resp.status_code}")
+        return self._read(resp, what)
+
     def fetch(self, name: str) -> str:
         """Fetch one document: returns "updated", "unchanged" or "absent"; raises SyncError
-        (network, HTTP error) or TrustError (the document itself is bad)."""
-        if name not in DOCUMENTS:
+        (network, HTTP error), SignedDocError (refused envelope) or TrustError (the
+        document inside is bad). The document held stays in use on any error."""
+        if name not in IMPORTERS or name not in SIGNED_DOCUMENTS:
             raise ValueError(f"unknown document {name!r}")
-        etag = self.etags().get(name)
-        headers = {"Authorization": f"Bearer {self.token}"}
-        if etag:
-            headers["If-None-Match"] = etag
-        try:
-            resp = self.session.get(f"{self.url}/v1/{name}", headers=headers, timeout=self.timeout_s)
-        except requests.RequestException as exc:
-            raise SyncError(f"cannot fetch {name}: {exc}") from exc
-        if resp.status_code == 304:
-            if name == "trust":
-                # The list we hold is confirmed current: its age (the screen's "trust list
-                # stale" warning) counts from now, not from when it last changed.
-                self.journal.set_state(TRUST_CONFIRMED_KEY, state._iso(self.clock()))
-            return "unchanged"
-        if resp.status_code == 404:
-            return "absent"
+        kind = SIGNED_DOCUMENTS[name]
+        held = self.held().get(name)
+        etag = self.etags().get(name) if held else None
+        resp = self._get(f"/v1/{kind.path}", name, {"If-None-Match": etag} if etag else None)
+        if resp.status_code in (304, 404):
+            resp.close()
+            return "unchanged" if resp.status_code == 304 else "absent"
         if resp.status_code != 200:
+            resp.close()
             raise SyncError(f"fetching {name}: collector answered {resp.status_code}")
-        body = resp.content
-        if len(body) > MAX_DOCUMENT_BYTES:
-            raise TrustError(f"{name} is larger than {MAX_DOCUMENT_BYTES} bytes")
-        new_etag = resp.headers.get("ETag")
-        now = self.clock()
-        if name == "trust":
-            self.import_trust(body, now)
-            self._set_etag(name, new_etag, now)
-        elif name == "rules":
-            text = _check_rules(body, resp.headers.get("Content-Type", ""))
-            with self.journal.atomic():
-                self.journal.set_state(state.RULES_KEY, text, now=now)
-                self._set_etag(name, new_etag, now)
-        else:
-            items = parse_denylist(body)
-            with self.journal.atomic():
-                conn = self.journal.db.conn
-                conn.execute("DELETE FROM denylist")
-                conn.executemany("INSERT INTO denylist(hash, note) VALUES (?, ?)", items)
-                self._set_etag(name, new_etag, now)
-        return "updated"
+        body = self._read(resp, name)
+        doc = open_document(body, self.publisher_key, name=name, now=self.clock(),
+                            held_version=held["version"] if held else None)
+        if held is None or doc.version != held["version"]:
+            IMPORTERS[name](self, doc)
+        with self.journal.atomic():
+            docs = self.held()
+            docs[name] = doc.meta()
+            self.journal.set_json(HELD_KEY, docs, now=self.clock())
+            self._set_etag(name, resp.headers.get("ETag"))
+        return "updated" if held is None or doc.version != held["version"] else "unchanged"
 
-    def _set_etag(self, name: str, etag: str | None, now: Any) -> None:
+    def _set_etag(self, name: str, etag: str | None) -> None:
         with self.journal.atomic():
             tags = self.etags()
             if etag:
                 tags[name] = etag
             else:
                 tags.pop(name, None)
-            self.journal.set_json(state.ETAGS_KEY, tags, now=now)
-
-    def fetch_tracing_key(self) -> str:
-        """Fetch the collector's tracing key, under which the journal keys people from now
-        on: "updated", "unchanged" or "absent" (a collector without one)."""
-        from kiosk.journal import TRACING_KEY_STATE
-
-        try:
-            resp = self.session.get(f"{self.url}/v1/tracing-key", timeout=self.timeout_s,
-                                    headers={"Authorization": f"Bearer {self.token}"})
-        except requests.RequestException as exc:
-            raise SyncError(f"cannot fetch the tracing key: {exc}") from exc
-        if resp.status_code == 404:
-            return "absent"
-        if resp.status_code != 200:
-            raise SyncError(f"fetching the tracing key: collector answered {resp.status_code}")
-        try:
-            key = resp.json()["key"]
-            if len(bytes.fromhex(key)) < TRACING_KEY_MIN_BYTES:
-                raise ValueError("too short")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise TrustError(f"the collector's tracing key is not a hex key: {exc}") from None
-        if self.journal.get_state(TRACING_KEY_STATE) == key:
-            return "unchanged"
-        self.journal.set_state(TRACING_KEY_STATE, key, now=self.clock())
-        return "updated"
+            self.journal.set_json(state.ETAGS_KEY, tags, now=self.clock())
 
     def fetch_all(self) -> dict[str, str]:
         """Fetch every document; a failure of one does not stop the others. Returns
-        {name: "updated" | "unchanged" | "absent" | "error: ..."} and stores it with
-        the time in journal state `sync.fetch`."""
+        {name: "updated" | "unchanged" | "absent" | "refused: ..." | "error: ..."} and
+        stores it with the time in journal state `sync.fetch`."""
         results: dict[str, str] = {}
-        for name in (*DOCUMENTS, "tracing_key"):
+        for name in _documents():
             try:
-                results[name] = self.fetch_tracing_key() if name == "tracing_key" else self.fetch(name)
+                results[name] = self.fetch(name)
+            except SignedDocError as exc:
+                log.error("fetch %s refused: %s", name, exc)
+                results[name] = f"refused: {exc}"
             except (SyncError, TrustError) as exc:
                 log.warning("fetch %s: %s", name, exc)
                 results[name] = f"error: {exc}"
