@@ -293,25 +293,28 @@ def replace(cfg: Config, **dotted: Any) -> Config:
 
 
 def to_toml(cfg: Config) -> str:
-    """Render a config as TOML with a comment per key (what is allowed and why)."""
+    """Render a config as TOML with a comment per key (what is allowed and why).
+
+    Values are written by tomli-w, so any text (newlines, quotes, Vietnamese) reads back
+    as it was; the comments are ours, one above each key.
+    """
+    import tomli_w
+
     out: list[str] = []
     for name, cls in _SECTION_TYPES.items():
         section = getattr(cfg, name)
         out.append(f"[{name}]")
         for f in dataclasses.fields(cls):
-            value = getattr(section, f.name)
-            out.append(f"# {f.metadata.get('doc', '')} ({describe(f)})")
-            out.append(f"{f.name} = {_toml_value(value)}")
+            out.append(f"# {f.metadata.get('doc', '')} ({describe(f)})".replace("\n", " "))
+            out.append(tomli_w.dumps({f.name: _plain(getattr(section, f.name))}).rstrip("\n"))
         out.append("")
     return "\n".join(out)
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    text = str.__str__(value) if isinstance(value, Secret) else value
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _plain(value: Any) -> Any:
+    """A config value as plain TOML data: tuples as lists, `Secret` as its text."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str.__str__(value)
+    return value
