@@ -27,17 +27,19 @@ STOP_TIMEOUT_S = 10.0
 class LocalCollector:
     """uvicorn serving `create_app(store)` on 127.0.0.1 in a daemon thread."""
 
-    def __init__(self, store: Any, config: CollectorConfig | None = None, **config_fields: Any) -> None:
+    def __init__(self, store: Any, config: CollectorConfig | None = None, *, publisher: Any = None,
+                 **config_fields: Any) -> None:
         import uvicorn
 
         from collector.app import create_app
 
         self.store = store
+        self.publisher = publisher  # the publishing key: signs the tracing key, re-signs documents
         self.config = config or CollectorConfig(db_url=store.url, **config_fields)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(store, self.config), log_level="warning",
+        self.server = uvicorn.Server(uvicorn.Config(create_app(store, self.config, publisher=publisher), log_level="warning",
                                                     lifespan="off", access_log=False))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="collector", daemon=True)

@@ -55,10 +55,13 @@ def prepare_demo(cfg: Config, journal: Any, frames_dir: Path, *, collector: Any 
     now = utcnow()
     material = demo_material(now)
     if collector is not None:
+        from collector.publish import publish
         from kiosk.sync.fetcher import Fetcher
 
-        collector.store.publish("trust", material.trust_list_json, content_type="application/json", now=now)
-        with Fetcher(journal, url=collector.url, token=token, timeout_s=cfg.sync.timeout_s) as fetcher:
+        # Signed with the demo's own publishing key, which this kiosk pins.
+        publish(collector.store, "trust", material.trust_list_json, key=collector.publisher, now=now)
+        with Fetcher(journal, url=collector.url, token=token, timeout_s=cfg.sync.timeout_s,
+                     publisher_key=collector.publisher.public_key()) as fetcher:
             fetched = fetcher.fetch_all()
         if fetched.get("trust") not in ("updated", "unchanged"):
             raise SyncError(f"demo: the local collector's trust list did not arrive: {fetched.get('trust')}")
@@ -87,7 +90,10 @@ def local_collector(folder: Path, enabled: bool) -> Iterator[Any]:
         yield None
         return
     folder.mkdir(parents=True, exist_ok=True)
-    with Store(f"sqlite:///{folder / LOCAL_COLLECTOR_DB}") as store, LocalCollector(store) as running:
+    from kiosk.checks.signed import generate_private_key
+
+    with Store(f"sqlite:///{folder / LOCAL_COLLECTOR_DB}") as store, \
+            LocalCollector(store, publisher=generate_private_key()) as running:
         yield running
 
 
