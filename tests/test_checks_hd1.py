@@ -149,3 +149,26 @@ def test_travel_rule_from_a_rules_file(issuer, tmp_path):
     rules = load_rules_file(path)
     assert outcome(declaration(key, kid, travel=("HN", "BD")), store, rules=rules) == ("fail", "travel")
     assert outcome(declaration(key, kid, travel=("HN",)), store, rules=rules) == ("pass", "ok")
+
+
+# The declaration's age runs from when the person declared (`at`), not from when the QR
+# was signed (`iat`): here the issuer signed it 10 hours after the declaration.
+SIGNED_LATER = timedelta(hours=10)
+MARGIN = timedelta(minutes=1)
+
+
+@pytest.mark.parametrize("venue", ["hospital", "school", "supermarket"])
+@pytest.mark.parametrize("age, want", [
+    (-MARGIN, ("pass", "ok")),                         # just under the venue's limit
+    (MARGIN, ("fail", "declaration_too_old")),         # just over it
+])
+def test_declaration_age_limit_counts_from_the_declared_at_time(issuer, venue, age, want):
+    key, kid, store = issuer
+    rules = builtin_rules(venue)
+    limit = timedelta(hours=rules.hd1.max_age_hours)
+    declared = NOW
+    text = declaration(key, kid, declared_at=declared, now=declared + SIGNED_LATER, valid_for=timedelta(days=30))
+    msg = unseal(text, hd1.PREFIX)
+    assert msg.claims[-261]["at"] == int(declared.timestamp())
+    assert msg.claims[6] == int((declared + SIGNED_LATER).timestamp())   # iat differs from at
+    assert outcome(text, store, now=declared + limit + age, rules=rules) == want
