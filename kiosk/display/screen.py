@@ -40,7 +40,8 @@ __all__ = [
 
 VERDICT_KINDS = ("pass", "fail", "review")
 #: Most severe first: the banner lists them in this order.
-FAULT_KINDS = ("disk_full", "camera_fault", "scanner_fault", "clock_unsynced", "trust_stale", "offline")
+FAULT_KINDS = ("disk_full", "camera_fault", "scanner_fault", "clock_unsynced", "collector_untrusted",
+               "trust_stale", "offline")
 KINDS = ("idle", "scanning", *VERDICT_KINDS, *FAULT_KINDS)
 #: Faults that stop checking: an idle screen shows the fault instead of "scan here".
 BLOCKING_FAULTS = frozenset({"disk_full", "camera_fault", "scanner_fault"})

@@ -191,6 +191,12 @@ def _documents() -> tuple[str, ...]:
 DOCUMENTS = _documents()
 
 
+def untrusted_collector(journal: Any) -> bool:
+    """True when the last fetch refused a document (the screen's `collector_untrusted`)."""
+    last = journal.get_json(state.FETCH_KEY) or {}
+    return bool(refused(last.get("results") or {}))
+
+
 class Fetcher:
     """Pulls the collector's signed documents into the journal. Close it (or use `with`).
 
