@@ -15,6 +15,7 @@ made at scan time; the collector dedupes on them, so re-uploading is harmless.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -31,10 +32,18 @@ import sqlite_utils
 from kiosk.errors import DeviceClosed, JournalError
 from kiosk.model import Credential, Outcome, Reason, Scan, Verdict, utcnow
 
-__all__ = ["Entry", "Journal", "MIGRATIONS", "BUSY_TIMEOUT_MS", "TRACING_KEY_STATE"]
+__all__ = ["Entry", "Journal", "MIGRATIONS", "BUSY_TIMEOUT_MS", "UNVERIFIED_REASONS"]
 
-#: Journal state holding the collector's tracing key (hex), fetched by `kiosk sync`.
-TRACING_KEY_STATE = "subject.tracing_key"
+#: State rows older versions kept beside the hashes they keyed (a salt; the collector's
+#: tracing key): with them an offline search of the ID space opened every hash.
+#: Migration 005 deletes them.
+_LEGACY_KEY_STATES = ("salt", "subject.tracing_key")
+#: Reasons that mean the credential was not verified (signature, key, structure): such an
+#: entry keeps no identity, so a forged certificate cannot place its claimed person anywhere.
+UNVERIFIED_REASONS = frozenset(r.value for r in (
+    Reason.BAD_PREFIX, Reason.BAD_BASE45, Reason.BAD_COMPRESSION, Reason.BAD_COSE, Reason.BAD_CBOR,
+    Reason.BAD_SCHEMA, Reason.UNKNOWN_SCHEME, Reason.UNKNOWN_KEY, Reason.BAD_SIGNATURE,
+    Reason.KEY_USAGE, Reason.REVOKED))
 #: How long a writer waits for the other process (`kiosk sync`) to release the lock.
 BUSY_TIMEOUT_MS = 10_000
 FILE_MODE = 0o600
@@ -102,11 +111,20 @@ def _m004_override_index(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX entries_override ON entries(override_of) WHERE override_of IS NOT NULL")
 
 
+def _m005_forget_keys(db: sqlite_utils.Database) -> None:
+    # The salt and the tracing key sat beside the hashes they keyed: drop both, and the
+    # hashes they made (repeat detection restarts, as after any reboot now).
+    db.execute("DELETE FROM state WHERE key IN (%s)" % ",".join("?" * len(_LEGACY_KEY_STATES)),
+               _LEGACY_KEY_STATES)
+    db.execute("UPDATE entries SET code_hash=NULL, subject_hash=NULL")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_entries", _m001_entries),
     ("002_state", _m002_state),
     ("003_trust", _m003_trust),
     ("004_override_index", _m004_override_index),
+    ("005_forget_keys", _m005_forget_keys),
 ]
 
 
@@ -146,7 +164,9 @@ class Entry:
         return {
             "id": self.id, "scanned_at": self.scanned_at, "device_id": self.device_id,
             "venue_code": self.venue_code, "outcome": self.outcome, "reason": self.reason,
-            "scheme": self.scheme, "subject_hash": self.subject_hash,
+            # The kiosk's subject hash is keyed by a key that dies with the process: it means
+            # nothing elsewhere. The collector keys the person from the sealed identifier.
+            "scheme": self.scheme, "subject_hash": None,
             "name_masked": self.name_masked, "personal": self.personal,
             "sealed": self.sealed, "override_of": self.override_of,
         }
@@ -186,7 +206,12 @@ class Journal:
             conn.execute("PRAGMA foreign_keys=ON")
             self.db = sqlite_utils.Database(conn)
             self._migrate()
-            self._salt = self._load_salt()
+            # Repeat-scan and history hashes are keyed by a key that lives only in this
+            # process: never written, so the SD card alone cannot be searched for an ID
+            # number. A restart forgets who was seen (at most one repeat window).
+            self._key = secrets.token_bytes(32)
+            if self._sealer is not None:
+                self._seal_clear_rows()
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{self.path}: cannot open journal: {exc}") from exc
         except OSError as exc:
@@ -266,22 +291,21 @@ class Journal:
     def set_json(self, key: str, value: Any, *, now: datetime | None = None) -> None:
         self.set_state(key, json.dumps(value, ensure_ascii=False, sort_keys=True), now=now)
 
-    def _load_salt(self) -> bytes:
-        salt = self.get_state("salt")
-        if salt is None:
-            with self.atomic():
-                row = self.db.conn.execute("SELECT value FROM state WHERE key='salt'").fetchone()
-                if row is None:
-                    salt = secrets.token_hex(16)
-                    self.db.conn.execute("INSERT INTO state VALUES ('salt', ?, ?)", (salt, _iso(utcnow())))
-                else:
-                    salt = row[0]
-        return bytes.fromhex(salt)
+    def _seal_clear_rows(self) -> None:
+        """Seal personal fields an older, unsealed configuration left in clear."""
+        assert self._sealer is not None
+        with self._lock, self.atomic():
+            rows = self.db.conn.execute(
+                "SELECT seq, personal FROM entries WHERE sealed=0 AND personal IS NOT NULL").fetchall()
+            for seq, personal in rows:
+                self.db.conn.execute("UPDATE entries SET personal=?, sealed=1 WHERE seq=?",
+                                     (self._sealer(personal.encode("utf-8")), seq))
 
     def hash_id(self, text: str) -> str:
-        """Salted SHA-256 of an identifier: the same person hashes the same on this device,
-        and nothing on the SD card reveals the identifier itself."""
-        return hashlib.sha256(self._salt + text.encode("utf-8")).hexdigest()
+        """HMAC-SHA256 of an identifier under this process's in-memory key: the same
+        person hashes the same until the kiosk restarts, and nothing on the SD card can
+        recompute it."""
+        return hmac.new(self._key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
     # --- entries -------------------------------------------------------------------
     def record(self, scan: Scan, verdict: Verdict, credential: Credential | None = None, *,
@@ -290,6 +314,9 @@ class Journal:
         window is not logged twice: the earlier entry comes back with `logged=False`."""
         self._check_open()
         code_hash = self.hash_id("code:" + scan.text)
+        unverified = verdict.reason.value in UNVERIFIED_REASONS
+        if unverified:
+            credential = None  # a forged or broken credential names no one
         subject_hash = (self.subject_hash(credential.subject_key)
                         if credential is not None and credential.subject_key else None)
         personal, sealed = self._personal(credential)
@@ -297,7 +324,7 @@ class Journal:
             "id": scan.id, "scanned_at": _iso(scan.at), "device_id": device,
             "venue_code": venue, "outcome": verdict.outcome.value, "reason": verdict.reason.value,
             "scheme": verdict.scheme, "code_hash": code_hash, "subject_hash": subject_hash,
-            "name_masked": verdict.name, "personal": personal, "sealed": int(sealed),
+            "name_masked": None if unverified else verdict.name, "personal": personal, "sealed": int(sealed),
             "source": scan.source, "engine": scan.engine, "override_of": override_of,
             "uploaded_at": None, "batch_id": None,
         }
@@ -321,9 +348,16 @@ class Journal:
             tuple(row[c] for c in cols))
 
     def _personal(self, credential: Credential | None) -> tuple[str | None, bool]:
-        if credential is None or not credential.personal:
+        """The tracing fields and the identifier as JSON, sealed to the collector when a
+        sealer is set: the collector derives the cross-kiosk person key from it."""
+        if credential is None or not (credential.personal or credential.subject_key):
             return None, False
-        blob = json.dumps(dict(credential.personal), ensure_ascii=False, sort_keys=True)
+        from kiosk.seal import SUBJECT_FIELD
+
+        fields = dict(credential.personal)
+        if credential.subject_key:
+            fields[SUBJECT_FIELD] = credential.subject_key
+        blob = json.dumps(fields, ensure_ascii=False, sort_keys=True)
         if self._sealer is not None:
             return self._sealer(blob.encode("utf-8")), True
         return blob, False
@@ -338,13 +372,8 @@ class Journal:
             (code_hash, since, _iso(at)))
 
     def subject_hash(self, subject_key: str) -> str:
-        """How this person is logged: keyed with the collector's tracing key once `kiosk
-        sync` has fetched it (so tracing links devices), with this device's salt before."""
-        key = self.get_state(TRACING_KEY_STATE)
-        if key:
-            from kiosk.seal import subject_hash
-
-            return subject_hash(key, subject_key)
+        """How this person is found again on this kiosk (repeat rules): keyed with the
+        in-memory key, so it is meaningless on a copy of the card and to the collector."""
         return self.hash_id("subject:" + subject_key)
 
     def seen_subject(self, subject_key: str, since: datetime) -> list[datetime]:

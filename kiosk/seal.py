@@ -28,7 +28,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kiosk.errors import ConfigError, KioskError
 
-__all__ = ["SealError", "generate_keypair", "open_sealed", "seal", "sealer_for", "subject_hash"]
+__all__ = ["SealError", "generate_keypair", "open_sealed", "seal", "sealer_for", "subject_hash",
+           "sealer_from_config", "seal_required", "SUBJECT_FIELD"]
+
+#: The field of the (sealed) personal JSON that carries the person's identifier
+#: (`cccd:<id>`, `dcc:<UVCI>`, `hd1:<idh>`): only the collector, which opens the box,
+#: derives the cross-kiosk person key from it.
+SUBJECT_FIELD = "subject"
 
 VERSION = b"\x01"
 INFO = b"kiosk-seal-v1"
@@ -98,13 +104,40 @@ def open_sealed(private_b64: str, box_b64: str) -> bytes:
 
 
 def subject_hash(key_hex: str, subject_key: str) -> str:
-    """The keyed hash under which every kiosk of one collector logs a person:
-    HMAC-SHA256(the collector's tracing key, "subject:" + subject key), hex. The kiosks
-    and the collector compute the same value, so tracing follows one person across
-    devices, while nothing in a kiosk's journal names the person.
+    """The cross-kiosk person key: HMAC-SHA256(the collector's tracing key, "subject:" +
+    subject key), hex. Only the collector computes it, at ingest, from the identifier it
+    opens in the sealed personal fields; kiosks never hold the tracing key.
 
     >>> subject_hash("00" * 32, "cccd:079201001234")[:16]
     '33075f76aaf7a76f'
     """
     return hmac.new(bytes.fromhex(key_hex), ("subject:" + subject_key).encode("utf-8"),
                     hashlib.sha256).hexdigest()
+
+
+def seal_required(cfg: object) -> bool:
+    """Sealing is required wherever the collector is not on this machine: a journal
+    that leaves loopback holds a province's ID numbers."""
+    from kiosk.config import _loopback
+
+    return not _loopback(cfg.sync.collector_url)  # type: ignore[attr-defined]
+
+
+def sealer_from_config(cfg: object) -> Callable[[bytes], str] | None:
+    """The sealer for `journal.seal_key`; None (unsealed) only with a loopback collector.
+    A kiosk whose collector is elsewhere and that has no seal key refuses to start.
+
+    >>> from kiosk.config import load_config
+    >>> sealer_from_config(load_config(search=False)) is None   # demo defaults: loopback
+    True
+    """
+    key = cfg.journal.seal_key  # type: ignore[attr-defined]
+    if key:
+        return sealer_for(key)
+    if seal_required(cfg):
+        raise ConfigError(
+            f"{cfg.source}: key 'journal.seal_key' is required: the collector "  # type: ignore[attr-defined]
+            f"{cfg.sync.collector_url} is not on loopback, and without the collector's "  # type: ignore[attr-defined]
+            "public seal key ID numbers and names would be kept readable on the SD card; "
+            "set journal.seal_key to the key `collector keygen` printed (or `kiosk provision --seal-key`)")
+    return None

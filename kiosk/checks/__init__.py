@@ -104,6 +104,10 @@ def _evaluate(scheme: str, text: str, now: datetime, trust: Any, rules: Any,
     credential = checked.credential
     name = mask_name(credential.name) if credential is not None else None
     failed = checked.failed
+    if failed is not None:
+        # A credential that failed its checks (signature, key, structure, validity)
+        # carries no identity: what it claims is not journalled as anyone's visit.
+        credential = None
     if not clock_synced:
         # Without a trustworthy clock no validity period, declaration age or test age
         # can be judged, and even a decoding failure may be a code from "the future":
@@ -114,7 +118,7 @@ def _evaluate(scheme: str, text: str, now: datetime, trust: Any, rules: Any,
         return Verdict(Outcome.FAIL, failed.reason, scheme, name, failed.detail), credential
     assert credential is not None
     if trust is not None and checked.revocation_hashes and trust.is_revoked(checked.revocation_hashes):
-        return Verdict(Outcome.FAIL, Reason.REVOKED, scheme, name), credential
+        return Verdict(Outcome.FAIL, Reason.REVOKED, scheme, name), None
     is_denied = denied if denied is not None else (trust.is_denied if trust is not None else None)
     if is_denied is not None and credential.subject_key and is_denied(subject_hash(credential.subject_key)):
         return Verdict(Outcome.FAIL, Reason.DENIED, scheme, name), credential
