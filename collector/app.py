@@ -11,7 +11,6 @@ report, tracing and publishing endpoints take the admin token from the collector
 
 from __future__ import annotations
 
-import zlib
 from datetime import date, datetime, timezone
 from typing import Annotated, Any, Callable, Literal, Mapping, Optional
 
@@ -22,7 +21,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from collector import report as report_mod
 from collector import hardening, validation
+from collector import hardening, validation
 from collector.config import CollectorConfig
+from collector.limits import MAX_ENTRIES_PER_BATCH
 from collector.limits import MAX_ENTRIES_PER_BATCH
 from collector import publish as publish_mod
 from collector.storage import DOCUMENTS, EnrolError, Store
@@ -218,6 +219,7 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         others = sorted({e.device_id for e in batch.entries} - {device})
         if others:
             raise HTTPException(403, f"entries of another device ({', '.join(others)}) in {device!r}'s batch")
+        validation.check_entry_times(batch.entries, clock())
         validation.check_entry_times(batch.entries, clock())
         result = store.insert_batch([e.model_dump() for e in batch.entries],
                                     batch_id=batch.batch_id, now=clock())

@@ -27,10 +27,51 @@ def _config(args: argparse.Namespace) -> config_mod.CollectorConfig:
                            host=getattr(args, "host", None), port=getattr(args, "port", None))
 
 
-def _store(args: argparse.Namespace):
+def _store(args: argparse.Namespace, *, must_exist: bool = False):
+    """The Store of --db/config. `must_exist`: a command that only reads refuses a SQLite
+    path that does not exist (a typo would otherwise make an empty database)."""
     from collector.storage import Store
 
-    return Store(_config(args).db_url)
+    url = _config(args).db_url
+    if must_exist:
+        _refuse_missing_sqlite(url)
+    return Store(url)
+
+
+def _refuse_missing_sqlite(url: str) -> None:
+    import sqlalchemy as sa
+
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not parsed.database.startswith("file:") and not Path(parsed.database).exists():
+        raise config_mod.CollectorConfigError(
+            f"database {parsed.database} does not exist (check --db; `collector serve` creates it)")
+
+
+def _int_in(lo: int, hi: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number from lo to hi (`what` names it in the error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is not {what} ({lo}-{hi})")
+        return value
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line (`collector: error: ...`) and exit 2, like every other error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"collector: error: {self.prog.removeprefix('collector ')}: {message}\n")
+
+
+def _one_line(exc: BaseException) -> str:
+    """A database driver's error as one line: its first line, without SQLAlchemy's links."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -38,12 +79,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     HTTPS with --tls-cert/--tls-key (or behind a TLS reverse proxy: see the README).
     Example: collector serve --db postgresql://collector@127.0.0.1/collector --port 8470
+    Example: collector serve --db postgresql://collector@db/collector --workers 4 --host 0.0.0.0
     Example: collector serve --host 0.0.0.0 --port 8443 --tls-cert fullchain.pem --tls-key privkey.pem
     """
-    import uvicorn
-
-    from collector.app import create_app
-    from collector.storage import Store
+    from collector.serve import serve
 
     cfg = _config(args)
     tls = {"ssl_certfile": args.tls_cert or cfg.tls_cert, "ssl_keyfile": args.tls_key or cfg.tls_key}
@@ -53,20 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not Path(path).is_file():
             raise config_mod.CollectorConfigError(f"TLS file {path} not found")
     tls = {k: v for k, v in tls.items() if v}
-    app = create_app(Store(cfg.db_url), cfg)
-    store = app.state.store
-    scheme = "https" if tls else "http"
-    print(f"collector: {store.dialect} database, listening on {scheme}://{cfg.host}:{cfg.port} "
-          f"(OpenAPI at /docs)", file=sys.stderr, flush=True)
-    if not cfg.admin_token:
-        print("collector: no admin token set (COLLECTOR_ADMIN_TOKEN): reports and tracing are closed",
-              file=sys.stderr, flush=True)
-    try:
-        # uvicorn turns SIGTERM/SIGINT into a graceful shutdown.
-        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=args.log_level, **tls)
-    finally:
-        store.close()
-    return 0
+    return serve(cfg, workers=args.workers, tls=tls, log_level=args.log_level)
 
 
 def cmd_enrol_code(args: argparse.Namespace) -> int:
@@ -181,7 +207,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from collector import report
 
     day = date.fromisoformat(args.date) if args.date else _now().astimezone(REPORT_TZ).date()
-    with _store(args) as store:
+    with _store(args, must_exist=True) as store:
         rep = report.build(day, store.day_counts(day))
     sys.stdout.write(report.to_html(rep) if args.html else report.to_csv(rep))
     return 0
@@ -207,7 +233,7 @@ def cmd_count(args: argparse.Namespace) -> int:
 
     Example: collector count --device demo-kiosk
     """
-    with _store(args) as store:
+    with _store(args, must_exist=True) as store:
         print(store.count_entries(device_id=args.device))
     return 0
 
@@ -223,11 +249,13 @@ def _add(sub, name: str, handler: Callable[[argparse.Namespace], int]) -> argpar
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="collector", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="collector", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = _add(sub, "serve", cmd_serve)
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help=f"port (default {config_mod.DEFAULT_PORT})")
+    p.add_argument("--port", type=_int_in(1, 65535, "a port number"), help=f"port (default {config_mod.DEFAULT_PORT})")
+    p.add_argument("--workers", type=_int_in(1, 64, "a number of processes"), default=1, metavar="N",
+                   help="server processes sharing the port (default 1; no state is kept in one)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain (or tls_cert)")
     p.add_argument("--tls-key", metavar="PEM", help="... and this private key (or tls_key)")
@@ -256,11 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import sqlalchemy.exc
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (config_mod.CollectorConfigError, ValueError, OSError) as exc:
-        print(f"collector: error: {exc}", file=sys.stderr)
+        print(f"collector: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except sqlalchemy.exc.SQLAlchemyError as exc:  # bad URL, unreachable or refusing database
+        print(f"collector: error: database: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -40,6 +40,9 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 #: Largest body after decompression: a guard against gzip bombs.
 MAX_INFLATED_BYTES = 64 * 1024 * 1024
 ENV_PREFIX = "COLLECTOR_"
+#: An admin token shorter than this is refused: it guards every person's tracing data
+#: (`python -c "import secrets; print(secrets.token_urlsafe(32))"` makes a good one).
+MIN_ADMIN_TOKEN = 32
 
 
 class CollectorConfigError(ValueError):
@@ -59,11 +62,21 @@ class CollectorConfig:
     tls_cert: str = ""             # PEM certificate chain: `collector serve` speaks HTTPS
     tls_key: str = ""              # its private key
 
+    def __post_init__(self) -> None:
+        _check_admin_token("admin_token", self.admin_token)
+
     def __repr__(self) -> str:  # never print the admin token or the key
-        shown = dataclasses.replace(self, admin_token="***" if self.admin_token else "",
-                                    seal_private_key="***" if self.seal_private_key else "")
+        secret = {"admin_token", "seal_private_key"}
         return "CollectorConfig(" + ", ".join(
-            f"{f.name}={getattr(shown, f.name)!r}" for f in dataclasses.fields(self)) + ")"
+            f"{f.name}={('***' if getattr(self, f.name) else '') if f.name in secret else getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)) + ")"
+
+
+def _check_admin_token(where: str, token: str) -> None:
+    if token and len(token) < MIN_ADMIN_TOKEN:
+        raise CollectorConfigError(
+            f"{where}: the admin token has {len(token)} characters; at least {MIN_ADMIN_TOKEN} are "
+            "required (make one: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
 
 
 def _coerce(where: str, key: str, value: Any) -> Any:
@@ -76,9 +89,13 @@ def _coerce(where: str, key: str, value: Any) -> Any:
                 raise CollectorConfigError(f"{where}: {key} = {value!r}: expected an integer") from None
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise CollectorConfigError(f"{where}: {key} = {value!r}: expected a positive integer")
+        if key == "port" and value > 65535:
+            raise CollectorConfigError(f"{where}: port = {value}: expected 1 to 65535")
         return value
     if not isinstance(value, str):
         raise CollectorConfigError(f"{where}: {key} = {value!r}: expected a string")
+    if key == "admin_token":
+        _check_admin_token(f"{where}: admin_token", value)
     return value
 
 

@@ -14,7 +14,7 @@ import pytest
 from collector.local import LocalCollector
 
 PG_ENV = "KIOSK_TEST_PG_URL"
-ADMIN_TOKEN = "test-admin-token"
+ADMIN_TOKEN = "test-admin-token-at-least-32-characters"
 DEVICE = "kiosk-1"
 ENGINES = ("sqlite", "postgresql")
 

@@ -18,7 +18,7 @@ from collector.app import create_app
 from collector.config import CollectorConfig
 from collector.storage import Store
 
-ADMIN = "admin-secret"
+ADMIN = "admin-secret-of-at-least-32-characters"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
 

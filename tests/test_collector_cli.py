@@ -21,10 +21,11 @@ def test_every_command_has_help_with_an_example(capsys):
 
 def test_config_file_env_and_flags_in_that_order(tmp_path):
     path = tmp_path / "collector.toml"
-    path.write_text('db_url = "sqlite:///from-file.db"\nport = 9000\nadmin_token = "file"\n')
-    cfg = load(path, env={"COLLECTOR_PORT": "9100", "COLLECTOR_ADMIN_TOKEN": "env-secret"}, port=9200)
-    assert (cfg.db_url, cfg.port, cfg.admin_token) == ("sqlite:///from-file.db", 9200, "env-secret")
-    assert "env-secret" not in repr(cfg)
+    path.write_text('db_url = "sqlite:///from-file.db"\nport = 9000\nadmin_token = "file-token-%s"\n' % ("f" * 32))
+    secret = "env-secret-" + "e" * 32
+    cfg = load(path, env={"COLLECTOR_PORT": "9100", "COLLECTOR_ADMIN_TOKEN": secret}, port=9200)
+    assert (cfg.db_url, cfg.port, cfg.admin_token) == ("sqlite:///from-file.db", 9200, secret)
+    assert secret not in repr(cfg)
 
 
 @pytest.mark.parametrize("text, words", [

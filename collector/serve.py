@@ -1,0 +1,95 @@
+"""`collector serve`: bind first, then say "listening", then serve with one or N processes.
+
+The socket is bound before anything is printed, so a taken port is one line and exit 2,
+never a "listening" line followed by a traceback. With `workers > 1` the bound socket is
+shared by N uvicorn worker processes (uvicorn's supervisor restarts one that dies); each
+builds its app from the same configuration, passed down as `COLLECTOR_*` variables. The
+app holds no state in one process's memory: enrolment rate limits, tokens, the tracing
+key and every entry live in the database, so N processes (or N machines behind a load
+balancer) answer alike.
+
+    >>> sorted(config_env(CollectorConfig(db_url="sqlite:///c.db", port=9000)).items())
+    [('COLLECTOR_DB_URL', 'sqlite:///c.db'), ('COLLECTOR_PORT', '9000')]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import sys
+from typing import Any, Mapping, TextIO
+
+from collector import config as config_mod
+from collector.config import CollectorConfig, CollectorConfigError
+
+__all__ = ["serve", "bind", "worker_app", "config_env", "MAX_WORKERS"]
+
+#: More worker processes than this on one machine only adds contention: run more machines.
+MAX_WORKERS = 64
+BACKLOG = 2048
+
+
+def config_env(cfg: CollectorConfig) -> dict[str, str]:
+    """The `COLLECTOR_*` variables that rebuild `cfg` (fields left at their default are left out)."""
+    default = CollectorConfig()
+    return {config_mod.ENV_PREFIX + f.name.upper(): str(getattr(cfg, f.name))
+            for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(default, f.name)}
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or CollectorConfigError naming the address and the reason."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
+    except OSError as exc:
+        raise CollectorConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def worker_app() -> Any:
+    """uvicorn factory for each worker process: the app from the inherited configuration."""
+    from collector.app import create_app
+    from collector.storage import Store
+
+    cfg = config_mod.load()
+    return create_app(Store(cfg.db_url), cfg)
+
+
+def serve(cfg: CollectorConfig, *, workers: int = 1, tls: Mapping[str, str] | None = None,
+          log_level: str = "info", err: TextIO = sys.stderr) -> int:
+    """Open the database, bind, announce, serve until SIGTERM/SIGINT."""
+    import uvicorn
+
+    from collector.storage import Store
+
+    if not 1 <= workers <= MAX_WORKERS:
+        raise CollectorConfigError(f"--workers {workers}: expected 1 to {MAX_WORKERS}")
+    tls = dict(tls or {})
+    store = Store(cfg.db_url)  # a bad URL or an unreachable database stops here
+    try:
+        sock = bind(cfg.host, cfg.port)
+        port = sock.getsockname()[1]
+        scheme = "https" if tls else "http"
+        print(f"collector: {store.dialect} database, {workers} process{'es' if workers > 1 else ''}, "
+              f"listening on {scheme}://{cfg.host}:{port} (OpenAPI at /openapi.json)", file=err, flush=True)
+        if not cfg.admin_token:
+            print("collector: no admin token set (COLLECTOR_ADMIN_TOKEN): reports and tracing are closed",
+                  file=err, flush=True)
+        common = dict(log_level=log_level, access_log=log_level == "debug", **tls)
+        if workers == 1:
+            from collector.app import create_app
+
+            server = uvicorn.Server(uvicorn.Config(create_app(store, cfg), **common))
+            server.run(sockets=[sock])  # SIGTERM/SIGINT: graceful shutdown
+            return 0
+        store.close()
+        os.environ.update(config_env(cfg))
+        config = uvicorn.Config("collector.serve:worker_app", factory=True, workers=workers, **common)
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[sock]).run()  # restarts a worker that dies
+        return 0
+    finally:
+        store.close()
