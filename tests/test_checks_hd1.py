@@ -96,7 +96,7 @@ def test_unknown_issuer(issuer):
 def test_dsc_key_cannot_sign_declarations():
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from kiosk.checks.demo import make_dsc
+    from kiosk.demo.material import make_dsc
 
     key, kid = hd1.generate_key()
     cert = make_dsc(key, now=NOW)

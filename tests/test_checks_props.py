@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kiosk.checks import evaluate
-from kiosk.checks.demo import demo_material
+from kiosk.demo.material import demo_material
 from kiosk.checks.rules import builtin_rules
 from kiosk.checks.trust import TrustStore
 from kiosk.model import Outcome, Reason, Verdict, mask_name
@@ -102,6 +102,12 @@ def test_any_time_and_clock_state(text, now, synced):
     verdict, _ = evaluate(text, now=now, trust=STORE, rules=RULES, clock_synced=synced,
                           history=lambda key: [now - timedelta(minutes=1)])
     assert isinstance(verdict.reason, Reason)
+    # A verdict the checks reached, not the catch-all that hides a crash in one of them.
+    assert verdict.detail != "internal error", (text[:20], now)
+    assert (verdict.reason is Reason.OK) == (verdict.outcome is Outcome.PASS)
+    if not synced:
+        # Without a trustworthy clock every code goes to the guard.
+        assert (verdict.outcome, verdict.reason) == (Outcome.REVIEW, Reason.CLOCK_UNSYNCED)
 
 
 def test_non_string_input_is_a_verdict():
