@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -64,13 +65,24 @@ ALG_EDDSA = -8
 CONFIG_FILE_MODE = 0o640
 ENROL_TIMEOUT_S = 15.0
 
+#: Not a config key: the PEM text of the collector's CA. The kiosk writes it to
+#: CA_FILE_NAME beside its config and points `sync.ca_file` there.
+CA_PEM_KEY = "sync.ca_pem"
+CA_FILE_NAME = "collector-ca.pem"
+#: Keys a QR (or `kiosk provision`) may change but never blank: without them personal
+#: fields go out unsealed, or nothing the collector publishes can be trusted.
+NOT_BLANK = frozenset({"journal.seal_key", "sync.publisher_key"})
+#: A QR for "any" device is a key to every kiosk that sees it: it lives minutes.
+ANY_DEVICE = "any"
+ANY_DEVICE_VALIDITY = timedelta(minutes=15)
+
 #: What a QR (and `kiosk provision`) may set. Not `device.provisioning_key` (a QR must
 #: not replace the key that vouches for it), not the token (that comes from enrolment)
 #: and no file paths (a QR must not point the kiosk at arbitrary files).
 ALLOWED_KEYS = frozenset({
     "device.id",
     "venue.name", "venue.code", "venue.type", "venue.checkin_url",
-    "sync.collector_url", "journal.seal_key",
+    "sync.collector_url", "journal.seal_key", "sync.publisher_key", CA_PEM_KEY,
     "scanner.kind", "scanner.camera", "scanner.width", "scanner.height", "scanner.fps",
     "scanner.serial_port", "scanner.serial_baud",
     "pins.backend", "pins.green", "pins.red", "pins.buzzer", "pins.relay", "pins.button",
@@ -111,7 +123,7 @@ class ProvisionResult:
     accepted: bool
     reason: str              # applied | already_applied | no_key | unsigned | bad_signature |
     #                          expired | not_yet_valid | other_device | bad_payload | bad_config |
-    #                          enrol_failed | no_config_file
+    #                          enrol_failed | no_config_file | too_long | older | cannot_blank
     message: str
     changed: tuple[str, ...] = ()
     restart: bool = False
@@ -170,12 +182,17 @@ def _kid(public: Any) -> bytes:
 # --- the QR container ----------------------------------------------------------------
 
 def make_qr_text(settings: Mapping[str, Any], private_key: Any, *, now: datetime,
-                 validity: timedelta = DEFAULT_VALIDITY, enrol_code: str = "",
-                 device: str = "") -> str:
-    """Sign a provisioning request. `settings` are dotted config keys."""
+                 validity: timedelta | None = None, enrol_code: str = "",
+                 device: str = ANY_DEVICE) -> str:
+    """Sign a provisioning request. `settings` are dotted config keys. A QR for one
+    device (`device="bv-01"`) is good for DEFAULT_VALIDITY unless told; one for any
+    device ("any") for ANY_DEVICE_VALIDITY at most."""
     _check_settings(settings)
-    if not timedelta(0) < validity <= MAX_VALIDITY:
-        raise ProvisionError("bad_payload", f"validity must be between 0 and {MAX_VALIDITY}")
+    device = device or ANY_DEVICE
+    cap = ANY_DEVICE_VALIDITY if device == ANY_DEVICE else MAX_VALIDITY
+    validity = validity or (ANY_DEVICE_VALIDITY if device == ANY_DEVICE else DEFAULT_VALIDITY)
+    if not timedelta(0) < validity <= cap:
+        raise ProvisionError("bad_payload", f"validity must be between 0 and {cap} for device {device!r}")
     payload = {
         "v": PAYLOAD_VERSION, "iat": int(now.timestamp()), "exp": int((now + validity).timestamp()),
         "dev": device, "set": dict(settings), "enrol": enrol_code,
@@ -218,15 +235,21 @@ def _request(claims: Any, *, now: datetime, digest: str) -> ProvisionRequest:
     expires = datetime.fromtimestamp(exp, timezone.utc)
     if now + CLOCK_SKEW < issued:
         raise ProvisionError("not_yet_valid", f"issued {issued.isoformat()}, after the kiosk's clock")
+    enrol, device = claims.get("enrol", ""), claims.get("dev", "")
+    if not isinstance(enrol, str) or not isinstance(device, str):
+        raise ProvisionError("bad_payload", "'enrol'/'dev' must be strings")
+    device = device or ANY_DEVICE
+    # Capped when read, not only when made: a key holder's long-lived QR is refused here.
+    cap = ANY_DEVICE_VALIDITY if device == ANY_DEVICE else MAX_VALIDITY
+    if expires - issued > cap:
+        raise ProvisionError("too_long", f"valid for {expires - issued}; a QR for device {device!r} "
+                             f"may be valid for {cap} at most")
     if now >= expires:
         raise ProvisionError("expired", f"expired {expires.isoformat()}")
     settings = claims.get("set", {})
     if not isinstance(settings, Mapping):
         raise ProvisionError("bad_payload", "'set' is not a map")
     _check_settings(settings)
-    enrol, device = claims.get("enrol", ""), claims.get("dev", "")
-    if not isinstance(enrol, str) or not isinstance(device, str):
-        raise ProvisionError("bad_payload", "'enrol'/'dev' must be strings")
     return ProvisionRequest(settings=dict(settings), enrol_code=enrol, device=device,
                             issued_at=issued, expires_at=expires, digest=digest)
 
@@ -236,6 +259,11 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
     if bad:
         raise ProvisionError("bad_payload", f"keys not allowed here: {', '.join(bad)}; "
                              f"allowed: {', '.join(sorted(ALLOWED_KEYS))}")
+    blank = sorted(k for k in settings if k in NOT_BLANK | {CA_PEM_KEY}
+                   and not (isinstance(settings[k], str) and settings[k].strip()))
+    if blank:
+        raise ProvisionError("cannot_blank", f"{', '.join(blank)} cannot be set empty "
+                             "(only replaced by another key)")
 
 
 # --- writing the config ----------------------------------------------------------------
@@ -335,20 +363,86 @@ def provision(config_path: str | os.PathLike, settings: Mapping[str, Any], *,
     """
     current = load_config(config_path) if Path(config_path).exists() else load_config(None, search=False)
     settings = dict(settings)
+    _check_settings({k: v for k, v in settings.items() if k in NOT_BLANK | {CA_PEM_KEY}})
+    ca_pem = settings.pop(CA_PEM_KEY, None)
+    ca_path = Path(config_path).parent / CA_FILE_NAME
+    if ca_pem is not None:
+        _check_ca(ca_pem)
     # Validate the merged values before talking to the collector (raises ConfigError).
-    load_config(None, search=False, overrides=_overrides_from(current, settings))
-    if enrol_code:
-        url = settings.get("sync.collector_url", current.sync.collector_url)
-        device = settings.get("device.id", current.device.id)
-        enrol_fn = enrol or _default_enrol()
-        try:
-            token = enrol_fn(url, device, enrol_code, timeout=timeout)
-        except KioskError as exc:
-            raise ProvisionError("enrol_failed", f"enrolment at {url} as {device!r} failed: {exc}") from None
-        except OSError as exc:
-            raise ProvisionError("enrol_failed", f"enrolment at {url} as {device!r} failed: {exc}") from None
-        settings["sync.device_token"] = str.__str__(token)
-    return apply_settings(config_path, settings)
+    load_config(None, search=False, overrides={**_overrides_from(current, settings),
+                                                **({"sync.ca_file": ""} if ca_pem else {})})
+    url = settings.get("sync.collector_url", current.sync.collector_url)
+    drops_token = url != current.sync.collector_url and not enrol_code
+    tmp_ca = _write_temp(ca_path, ca_pem) if ca_pem is not None else None
+    try:
+        if enrol_code:
+            device = settings.get("device.id", current.device.id)
+            enrol_fn = enrol or _default_enrol()
+            ca_file = str(tmp_ca) if tmp_ca else current.sync.ca_file
+            kwargs = {"session": _verifying_session(ca_file)} if ca_file else {}
+            try:
+                token = enrol_fn(url, device, enrol_code, timeout=timeout, **kwargs)
+            except KioskError as exc:
+                raise ProvisionError("enrol_failed", f"enrolment at {url} as {device!r} failed: {exc}") from None
+            except OSError as exc:
+                raise ProvisionError("enrol_failed", f"enrolment at {url} as {device!r} failed: {exc}") from None
+            settings["sync.device_token"] = str.__str__(token)
+        elif drops_token:
+            # A token is the old collector's: a new collector must not learn it, and the
+            # kiosk needs a new enrolment there.
+            settings["sync.device_token"] = ""
+        if tmp_ca is not None:
+            os.replace(tmp_ca, ca_path)
+            tmp_ca = None
+            settings["sync.ca_file"] = str(ca_path)
+        cfg = apply_settings(config_path, settings)
+    finally:
+        if tmp_ca is not None:
+            tmp_ca.unlink(missing_ok=True)
+    if drops_token:
+        _drop_enrolled_token(cfg)
+    return cfg
+
+
+def _check_ca(pem: Any) -> None:
+    from cryptography import x509
+
+    try:
+        if not x509.load_pem_x509_certificates(str(pem).encode()):
+            raise ValueError("no certificate")
+    except ValueError as exc:
+        raise ProvisionError("bad_payload", f"{CA_PEM_KEY}: not a PEM certificate: {exc}") from None
+
+
+def _write_temp(final: Path, text: str) -> Path:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".kiosk-ca-", suffix=".pem.tmp", dir=final.parent)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(text.strip() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(name, 0o644)
+    return Path(name)
+
+
+def _verifying_session(ca_file: str) -> Any:
+    import requests
+
+    session = requests.Session()
+    session.verify = ca_file
+    return session
+
+
+def _drop_enrolled_token(cfg: Config) -> None:
+    """Forget the token `kiosk enrol` stored in the journal (state `sync.token`)."""
+    if not cfg.journal_path().exists():
+        return
+    from kiosk.journal import Journal
+    from kiosk.sync.state import TOKEN_KEY
+
+    with Journal(cfg.journal_path()) as journal:
+        journal.set_state(TOKEN_KEY, "")
+    log.warning("collector URL changed to %s: the device token was dropped; enrol again", cfg.sync.collector_url)
 
 
 def _overrides_from(cfg: Config, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -367,6 +461,20 @@ def _overrides_from(cfg: Config, settings: Mapping[str, Any]) -> dict[str, Any]:
 # --- the run loop's entry point -------------------------------------------------------
 
 _STATE_FILE = "provision.last"
+
+
+def _last_applied(marker: Path) -> tuple[str | None, datetime | None]:
+    """(digest, issued-at) of the QR applied last; the old format holds the digest only."""
+    try:
+        text = marker.read_text().strip()
+    except OSError:
+        return None, None  # no marker yet
+    try:
+        data = json.loads(text)
+        iat = data.get("iat")
+        return data.get("digest"), datetime.fromtimestamp(iat, timezone.utc) if isinstance(iat, int) else None
+    except (ValueError, AttributeError):
+        return text or None, None
 
 
 def handle_scan(text: str, cfg: Config, config_path: str | os.PathLike | None, *,
@@ -391,28 +499,31 @@ def handle_scan(text: str, cfg: Config, config_path: str | os.PathLike | None, *
         request = read_qr_text(text, public, now=now)
     except ProvisionError as exc:
         return refuse(exc.reason, str(exc))
-    if request.device and request.device != cfg.device.id:
+    if request.device not in (ANY_DEVICE, cfg.device.id):
         return refuse("other_device", f"this QR is for device {request.device!r}, not {cfg.device.id!r}")
     if config_path is None:
         return refuse("no_config_file", "the kiosk runs on built-in defaults; there is no config file to write")
     marker = cfg.state_path() / _STATE_FILE
+    last_digest, last_iat = _last_applied(marker)
+    if last_digest == request.digest:
+        return ProvisionResult(True, "already_applied", "this provisioning QR was applied before")
+    if last_iat is not None and request.issued_at is not None and request.issued_at < last_iat:
+        return refuse("older", f"made {request.issued_at.isoformat()}, before the QR applied last "
+                      f"({last_iat.isoformat()}): an old QR cannot undo a newer one")
     try:
-        if marker.read_text().strip() == request.digest:
-            return ProvisionResult(True, "already_applied", "this provisioning QR was applied before")
-    except OSError:
-        pass  # no marker yet
-    try:
-        provision(config_path, request.settings, enrol_code=request.enrol_code, enrol=enrol)
+        applied = provision(config_path, request.settings, enrol_code=request.enrol_code, enrol=enrol)
     except ProvisionError as exc:
         return refuse(exc.reason, str(exc))
     except ConfigError as exc:
         return refuse("bad_config", str(exc))
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(request.digest + "\n")
+        marker.write_text(json.dumps({"digest": request.digest, "iat": int(request.issued_at.timestamp())
+                                      if request.issued_at else None}) + "\n")
     except OSError as exc:
         log.warning("cannot remember the applied provisioning QR in %s: %s", marker, exc)
-    changed = tuple(sorted(request.settings)) + (("sync.device_token",) if request.enrol_code else ())
+    new_token = request.enrol_code or applied.sync.collector_url != cfg.sync.collector_url
+    changed = tuple(sorted(request.settings)) + (("sync.device_token",) if new_token else ())
     log.warning("provisioning QR applied to %s: %s", config_path, ", ".join(changed) or "nothing")
     return ProvisionResult(True, "applied", f"configured {', '.join(changed) or 'nothing'}; restarting",
                            changed=changed, restart=True)
