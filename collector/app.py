@@ -21,9 +21,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from collector import report as report_mod
 from collector import hardening, validation
-from collector import hardening, validation
 from collector.config import CollectorConfig
-from collector.limits import MAX_ENTRIES_PER_BATCH
 from collector.limits import MAX_ENTRIES_PER_BATCH
 from collector import publish as publish_mod
 from collector.storage import DOCUMENTS, EnrolError, Store
@@ -219,7 +217,6 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         others = sorted({e.device_id for e in batch.entries} - {device})
         if others:
             raise HTTPException(403, f"entries of another device ({', '.join(others)}) in {device!r}'s batch")
-        validation.check_entry_times(batch.entries, clock())
         validation.check_entry_times(batch.entries, clock())
         result = store.insert_batch([e.model_dump() for e in batch.entries],
                                     batch_id=batch.batch_id, now=clock())
