@@ -32,6 +32,7 @@ LIBRARY = [
     "base45>=0.4.4,<0.6",
     "segno>=1.6,<2",
     "tomli-w>=1.0,<2",               # the one TOML writer (config show, provisioning)
+    "jsonschema>=4.18,<5",           # EU DCC schema; pure Python (rpds-py has aarch64 wheels)
 ]
 
 #: The appliance only: camera, decoders, screen, pins, journal.

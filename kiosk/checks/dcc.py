@@ -1,11 +1,12 @@
 """EU Digital COVID Certificate (`HC1:`), Vietnam's vaccine passport (schema 1.3.0).
 
 Steps, each failing with its own reason code: prefix, base45, zlib, COSE_Sign1, CWT
-claims (1 iss, 4 exp, 6 iat, -260 -> {1: hcert}), the DCC payload's structure (schema
-1.0 to 1.3: exactly one of v/t/r), the signer key by kid from the trust list, the
-signature, the DSC's extended key usage against the certificate type, the DSC's
-validity period and the CWT's iat/exp. Venue rules (doses, days) are applied later by
-`kiosk.checks.rules.decide`.
+claims (1 iss, 4 exp, 6 iat, -260 -> {1: hcert}), the DCC payload against the EU DCC
+JSON schema of its release, 1.0.x to 1.3.x (`kiosk.checks.dcc_schema`: types, required
+members, patterns, lengths, formats, exactly one of v/t/r with one entry), the signer
+key by kid from the trust list, the signature, the DSC's extended key usage against
+the certificate type, the DSC's validity period and the CWT's iat/exp. Venue rules
+(value sets, test result, doses, days) are applied later by `kiosk.checks.rules.decide`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
 from kiosk.checks.cose import CheckFailed, CoseMessage, unseal, verify
-from kiosk.checks.result import Checked, check_times, signer_keys
+from kiosk.checks.dcc_schema import normalise, validate
+from kiosk.checks.result import Checked, StepFailed, check_times, signer_keys
 from kiosk.checks.trust import KIND_DSC
 from kiosk.model import Credential, Reason
 
@@ -28,8 +30,6 @@ TYPES = {"v": "vaccination", "t": "test", "r": "recovery"}
 TEST_DETECTED = "260373001"       # SNOMED "Detected": a positive test
 TEST_NOT_DETECTED = "260415000"
 
-_VER = re.compile(r"^\d+\.\d+\.\d+$")
-_DOB = re.compile(r"^(\d{4}(-\d{2}(-\d{2})?)?)?(T[0-9:.]*Z?)?$")
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 
 
@@ -59,48 +59,10 @@ def parse_datetime(text: Any) -> datetime | None:
     return ts.astimezone(timezone.utc)
 
 
-def _bad(why: str) -> CheckFailed:
-    return CheckFailed(Reason.BAD_SCHEMA, why)
-
-
-def _str(entry: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
-    value = entry.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str):
-        raise _bad(f"{where}.{key} must be a string")
-    return value
-
-
-def _entry(kind: str, entry: Any, i: int) -> dict[str, Any]:
-    where = f"{kind}[{i}]"
-    if not isinstance(entry, Mapping):
-        raise _bad(f"{where} is not an object")
-    for key in ("tg", "co", "is", "ci"):
-        _str(entry, key, where, required=(key == "ci"))
-    if kind == "v":
-        for key in ("dn", "sd"):
-            value = entry.get(key)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 100:
-                raise _bad(f"{where}.{key} must be a dose number from 1 to 99")
-        if parse_date(entry.get("dt")) is None:
-            raise _bad(f"{where}.dt must be a date")
-        for key in ("vp", "mp", "ma"):
-            _str(entry, key, where, required=False)
-    elif kind == "t":
-        if parse_datetime(entry.get("sc")) is None:
-            raise _bad(f"{where}.sc must be a date-time")
-        _str(entry, "tr", where)
-        _str(entry, "tt", where, required=False)
-    else:
-        for key in ("fr", "df", "du"):
-            if parse_date(entry.get(key)) is None:
-                raise _bad(f"{where}.{key} must be a date")
-    return dict(entry)
-
-
 def parse(msg: CoseMessage) -> tuple[dict[str, Any], dict[str, Any]]:
-    """CWT claims and the hcert's structure -> (cwt, hcert). Raises bad_cbor/bad_schema."""
+    """CWT claims and the hcert's structure -> (cwt, hcert). Raises bad_cbor, or
+    bad_schema (a StepFailed naming the member) when the payload does not follow the
+    EU DCC schema of its release (`kiosk.checks.dcc_schema.validate`)."""
     claims = msg.claims
     hcert_map = claims.get(CLAIM_HCERT)
     if not isinstance(hcert_map, Mapping) or not isinstance(hcert_map.get(1), Mapping):
@@ -116,36 +78,15 @@ def parse(msg: CoseMessage) -> tuple[dict[str, Any], dict[str, Any]]:
     iss = claims.get(CLAIM_ISS)
     cwt["iss"] = iss if isinstance(iss, str) else None
 
-    hc = hcert_map[1]
-    ver = hc.get("ver")
-    if not isinstance(ver, str) or not _VER.match(ver):
-        raise _bad("ver must be a version like 1.3.0")
-    nam = hc.get("nam")
-    if not isinstance(nam, Mapping):
-        raise _bad("nam must be an object")
-    for key in ("fn", "gn", "fnt", "gnt"):
-        _str(nam, key, "nam", required=False)
-    if not nam.get("fnt") and not nam.get("fn"):
-        raise _bad("nam needs fnt or fn")
-    dob = hc.get("dob")
-    if not isinstance(dob, str) or not _DOB.match(dob):
-        raise _bad("dob must be a date (YYYY, YYYY-MM or YYYY-MM-DD)")
-    present = [k for k in TYPES if hc.get(k) is not None]
-    if len(present) != 1:
-        raise _bad(f"a DCC holds exactly one of v, t, r; found {present or 'none'}")
-    kind = present[0]
-    entries = hc[kind]
-    if not isinstance(entries, (list, tuple)) or not entries:
-        raise _bad(f"{kind} must be a non-empty list")
-    parsed = [_entry(kind, e, i) for i, e in enumerate(entries)]
-    # Several entries: the one that counts is the newest.
-    if kind == "v":
-        entry = max(parsed, key=lambda e: (e["dn"], parse_date(e["dt"])))
-    elif kind == "t":
-        entry = max(parsed, key=lambda e: parse_datetime(e["sc"]))
-    else:
-        entry = max(parsed, key=lambda e: parse_date(e["fr"]))
-    return cwt, {"ver": ver, "nam": dict(nam), "dob": dob, "type": kind, "entry": entry}
+    hc = normalise(hcert_map[1])
+    problem = validate(hc)
+    if problem is not None:
+        member, message = problem
+        raise StepFailed(Reason.BAD_SCHEMA, message, step="schema", member=member)
+    kind = next(k for k in TYPES if k in hc)
+    # The schema admits exactly one entry.
+    return cwt, {"ver": hc["ver"], "nam": hc["nam"], "dob": hc["dob"], "type": kind,
+                 "entry": hc[kind][0], "hcert": hc}
 
 
 def _name(nam: Mapping[str, Any]) -> str | None:
