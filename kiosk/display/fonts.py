@@ -4,9 +4,11 @@ pygame's built-in font draws letters such as `ễ`, `ờ`, `ự` as boxes, so th
 DejaVu Sans (Debian package `fonts-dejavu-core`) or Noto Sans (`fonts-noto-core`),
 found through fontconfig or at their usual places, unless `display.font` names a file.
 
-    >>> fonts = find_fonts("")          # doctest: +SKIP
-    >>> fonts.regular.name, fonts.bold.name
-    ('DejaVuSans.ttf', 'DejaVuSans-Bold.ttf')
+    >>> fonts = find_fonts("")          # needs fonts-dejavu-core (or Noto Sans) installed
+    >>> fonts.covers_vietnamese
+    True
+    >>> missing_glyphs(fonts.bold, "Nguyễn Văn Ứng")    # every letter has a glyph
+    ''
 """
 
 from __future__ import annotations

@@ -5,9 +5,16 @@ The guard looks at the person's papers, then presses the button; the journal get
 overrides). Only a recent entry can be admitted, so a press long after the person left
 does nothing.
 
-    >>> entry = admit_last(journal, now=utcnow())      # doctest: +SKIP
-    >>> entry.reason, entry.override_of == failed.id
-    ('override', True)
+    >>> from datetime import timezone
+    >>> from kiosk.model import Outcome, Reason, Scan, Verdict
+    >>> at = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+    >>> with Journal.memory() as journal:
+    ...     failed = journal.record(Scan("HC1:...", at=at), Verdict(Outcome.FAIL, Reason.EXPIRED, "dcc"),
+    ...                             venue="V1", device="D1")
+    ...     entry = admit_last(journal, now=at + timedelta(seconds=30))
+    ...     late = admit_last(journal, now=at + timedelta(seconds=GUARD_WINDOW_S + 1))
+    >>> entry.reason, entry.override_of == failed.id, late
+    ('override', True, None)
 """
 
 from __future__ import annotations
