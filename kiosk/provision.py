@@ -21,7 +21,7 @@ the same folder, validated with `load_config`, fsynced and renamed over the old 
     >>> text = make_qr_text({"venue.name": "Bệnh viện A"}, key, now=datetime(2026, 1, 1, tzinfo=timezone.utc))
     >>> text[:4]
     'KP1:'
-    >>> read_qr_text(text, key.public_key(), now=datetime(2026, 1, 1, 1, tzinfo=timezone.utc)).settings
+    >>> read_qr_text(text, key.public_key(), now=datetime(2026, 1, 1, 0, 10, tzinfo=timezone.utc)).settings
     {'venue.name': 'Bệnh viện A'}
 """
 
