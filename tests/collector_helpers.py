@@ -12,11 +12,17 @@ from pathlib import Path
 import pytest
 
 from collector.local import LocalCollector
+from kiosk.checks.signed import generate_private_key, peek, public_key_text, sign_document
 
+#: The tests' health department publishing key; kiosks under test pin its public half.
+PUBLISHER = generate_private_key()
+PUBLISHER_KEY = public_key_text(PUBLISHER)
 PG_ENV = "KIOSK_TEST_PG_URL"
 ADMIN_TOKEN = "test-admin-token-at-least-32-characters"
 DEVICE = "kiosk-1"
 ENGINES = ("sqlite", "postgresql")
+#: When test devices are enrolled: before every fixture's scan times.
+ENROLLED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def pg_url() -> str:
@@ -69,11 +75,12 @@ class RunningCollector(LocalCollector):
     """The real collector app served by uvicorn in a background thread, with the test
     admin token."""
 
-    def __init__(self, store, **config) -> None:
-        super().__init__(store, admin_token=ADMIN_TOKEN, **config)
+    def __init__(self, store, *, publisher=PUBLISHER, **config) -> None:
+        super().__init__(store, admin_token=ADMIN_TOKEN, publisher=publisher, **config)
 
-    def token(self, device: str = DEVICE) -> str:
-        return super().token(device)
+    def token(self, device: str = DEVICE, *, venue: str = "V1", since: datetime = ENROLLED) -> str:
+        """A token for `device` bound to `venue`, enrolled at `since` (before the fixtures' times)."""
+        return super().token(device, venue=venue, since=since)
 
     def __enter__(self) -> "RunningCollector":
         return self
@@ -96,3 +103,15 @@ def fill_journal(journal, n: int, *, venue: str = "V1", device: str = DEVICE,
             entry = journal.record(scan, verdicts[i % 3], cred, venue=venue, device=device)
             ids.append(entry.id)
     return ids
+
+
+def publish_raw(store, name: str, body: bytes, *, now: datetime, content_type: str = "application/json",
+                key=PUBLISHER, valid_for: timedelta | None = None, version: int | None = None):
+    """Sign and store a document WITHOUT the collector's validation (a document the kiosk
+    itself must refuse), as the next version unless told."""
+    if version is None:
+        held = store.document(name)
+        version = peek(held.body).version + 1 if held else 1
+    signed = sign_document(name, body, key, version=version, now=now, valid_for=valid_for,
+                           content_type=content_type)
+    return store.publish(name, signed, content_type="application/cose", now=now)

@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 from collector.app import create_app
 from collector.config import CollectorConfig
 from collector.storage import Store
+from collector_helpers import PUBLISHER, publish_raw
+from kiosk.checks.signed import generate_private_key, peek, sign_document
 
 ADMIN = "admin-secret-of-at-least-32-characters"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -31,7 +33,7 @@ def store():
 
 def _client(store, **cfg) -> TestClient:
     config = CollectorConfig(db_url=store.url, admin_token=ADMIN, **cfg)
-    return TestClient(create_app(store, config, clock=lambda: NOW))
+    return TestClient(create_app(store, config, clock=lambda: NOW, publisher=PUBLISHER))
 
 
 @pytest.fixture
@@ -145,16 +147,23 @@ def test_documents_are_served_with_etags_and_304(client):
     auth = {"Authorization": f"Bearer {token}"}
     assert client.get("/v1/rules", headers=auth).status_code == 404
     assert client.get("/v1/rules").status_code == 401
-    r = client.put("/v1/rules", content=b'{"doses": 2}', headers={
-        "Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"})
+    rules = b'{"dcc": {"min_days_after_dose": 21}}'
+    admin = {"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"}
+    r = client.put("/v1/rules", content=rules, headers=admin)
     assert r.status_code == 204
     assert client.put("/v1/rules", content=b"{}", headers=auth).status_code == 401  # devices cannot publish
+    # Rules a kiosk could not run with, and envelopes signed by another key, are not published.
+    assert client.put("/v1/rules", content=b'{"doses": 2}', headers=admin).status_code == 400
+    forged = sign_document("rules", rules, generate_private_key(), version=9, now=NOW)
+    r = client.put("/v1/rules", content=forged, headers={**admin, "Content-Type": "application/cose"})
+    assert r.status_code == 400 and "other_key" in r.json()["detail"]
     first = client.get("/v1/rules", headers=auth)
-    assert first.status_code == 200 and first.json() == {"doses": 2}
+    assert first.status_code == 200 and first.headers["content-type"] == "application/cose"
+    assert peek(first.content).body == rules and peek(first.content).version == 1
     etag = first.headers["ETag"]
     again = client.get("/v1/rules", headers={**auth, "If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""
-    client.app.state.store.publish("rules", b'{"doses": 3}', content_type="application/json", now=NOW)
+    publish_raw(client.app.state.store, "rules", b'{"dcc": {"min_days_after_dose": 14}}', now=NOW)
     changed = client.get("/v1/rules", headers={**auth, "If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
 

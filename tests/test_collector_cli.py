@@ -57,13 +57,18 @@ def test_enrol_code_publish_and_report_from_the_command_line(tmp_path, capsys):
     with Store(db) as store:
         from datetime import datetime, timezone
         assert store.enrol("kiosk-7", code, now=datetime.now(timezone.utc))
+    key = str(tmp_path / "publisher.pem")
+    assert cli.main(["publisher-keygen", "--out", key]) == 0
+    assert "publisher_key = " in capsys.readouterr().out
     bad = tmp_path / "deny.json"
     bad.write_text("[not json")
-    assert cli.main(["publish", "denylist", str(bad), "--db", db]) == 2
-    assert "not valid JSON" in capsys.readouterr().err
+    assert cli.main(["publish", "denylist", str(bad), "--db", db, "--key", key]) == 2
+    assert "not JSON" in capsys.readouterr().err
     good = tmp_path / "deny.json"
     good.write_text(json.dumps(["ab" * 32]))
-    assert cli.main(["publish", "denylist", str(good), "--db", db]) == 0
+    assert cli.main(["publish", "denylist", str(good), "--db", db]) == 2  # no key: nothing signed
+    assert "no publishing key" in capsys.readouterr().err
+    assert cli.main(["publish", "denylist", str(good), "--db", db, "--key", key]) == 0
     assert "ETag" in capsys.readouterr().out
     assert cli.main(["report", "--date", "2026-03-02", "--db", db]) == 0
     assert capsys.readouterr().out.startswith("date,venue_code,entries,passes,fails,reviews,overrides")

@@ -8,7 +8,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from collector_helpers import ENGINES, open_store
+from collector_helpers import ENGINES, PUBLISHER, open_store
+from kiosk.checks.signed import sign_document
 from collector.storage import EnrolError, local_day
 
 NOW = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
@@ -101,12 +102,23 @@ def test_re_enrolling_a_device_replaces_its_token(store):
 
 
 def test_a_published_document_gets_a_new_etag_only_when_it_changes(store):
-    a = store.publish("rules", b'{"v": 1}', content_type="application/json", now=NOW)
-    same = store.publish("rules", b'{"v": 1}', content_type="application/json", now=NOW)
-    b = store.publish("rules", b'{"v": 2}', content_type="application/json", now=NOW)
+    signed = [sign_document("rules", body, PUBLISHER, version=v, now=NOW)
+              for body, v in ((b'{"v": 1}', 1), (b'{"v": 2}', 2))]
+    a = store.publish("rules", signed[0], content_type="application/cose", now=NOW)
+    same = store.publish("rules", signed[0], content_type="application/cose", now=NOW)
+    b = store.publish("rules", signed[1], content_type="application/cose", now=NOW)
     assert a.etag == same.etag != b.etag
-    assert store.document("rules").body == b'{"v": 2}'
+    assert store.document("rules").body == signed[1]
     assert store.document("trust") is None
+
+
+def test_only_signed_documents_are_stored(store):
+    with pytest.raises(ValueError, match="only signed documents"):
+        store.publish("rules", b'{"v": 1}', content_type="application/json", now=NOW)
+    with pytest.raises(ValueError, match="holds 'trust'"):
+        store.publish("rules", sign_document("trust", b"[]", PUBLISHER, version=1, now=NOW),
+                      content_type="application/cose", now=NOW)
+    assert store.document("rules") is None
 
 
 def test_the_report_day_is_vietnam_local_time(store):

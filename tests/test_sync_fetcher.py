@@ -1,5 +1,5 @@
-"""The fetcher against the real collector: trust list, rules and deny list with ETags,
-swapped in whole, a bad document never replacing a good one."""
+"""The fetcher against the real collector: signed trust list, rules and deny list with
+ETags, swapped in whole, a bad document never replacing a good one."""
 
 from __future__ import annotations
 
@@ -10,13 +10,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from collector_helpers import RunningCollector, open_store
+from collector_helpers import PUBLISHER_KEY, RunningCollector, open_store, publish_raw
 from kiosk.checks.trust import TrustStore, trust_entry
 from kiosk.journal import Journal
 from kiosk.sync import Fetcher
 from kiosk.sync.state import ETAGS_KEY, FETCH_KEY, RULES_KEY
 
-T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
+#: The collector re-signs by its own (real) clock: the kiosk's test clock starts there too.
+T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+NAMES = ("trust", "rules", "denylist", "revocations")
+
+
+def _some(results):
+    return {name: results[name] for name in NAMES}
 
 
 @pytest.fixture
@@ -42,14 +48,17 @@ def _trust_list(n: int) -> bytes:
     return json.dumps(entries).encode()
 
 
-def _publish(collector, name, body, ctype="application/json"):
-    collector.store.publish(name, body, content_type=ctype, now=T0)
+def _publish(collector, name, body, ctype="application/json", now=T0):
+    publish_raw(collector.store, name, body, content_type=ctype, now=now)
+
+
+def _fetcher(collector, journal, **kwargs):
+    return Fetcher(journal, url=collector.url, token=collector.token(), publisher_key=PUBLISHER_KEY, **kwargs)
 
 
 def test_nothing_published_leaves_the_kiosk_as_it_is(collector, journal):
-    with Fetcher(journal, url=collector.url, token=collector.token()) as f:
-        assert f.fetch_all() == {"trust": "absent", "rules": "absent", "denylist": "absent",
-                                 "tracing_key": "updated"}
+    with _fetcher(collector, journal) as f:
+        assert _some(f.fetch_all()) == dict.fromkeys(NAMES, "absent")
     assert journal.get_json(FETCH_KEY)["results"]["trust"] == "absent"
 
 
@@ -58,19 +67,19 @@ def test_documents_are_fetched_once_then_304_until_they_change(collector, journa
     _publish(collector, "trust", _trust_list(2))
     _publish(collector, "rules", b'venue_type = "hospital"\n[dcc]\nmin_days_after_dose = 21\n', "application/toml")
     _publish(collector, "denylist", json.dumps([{"hash": "ab" * 32, "note": "fake certificate"}]).encode())
-    with Fetcher(journal, url=collector.url, token=collector.token(), clock=lambda: clock[0]) as f:
-        assert f.fetch_all() == {"trust": "updated", "rules": "updated", "denylist": "updated",
-                                 "tracing_key": "updated"}
+    with _fetcher(collector, journal, clock=lambda: clock[0]) as f:
+        assert _some(f.fetch_all()) == {"trust": "updated", "rules": "updated", "denylist": "updated",
+                                        "revocations": "absent"}
         trust = TrustStore(journal)
         assert trust.keys_for(b"\x01" * 8) and trust.is_denied("ab" * 32)
         assert "min_days_after_dose = 21" in journal.get_state(RULES_KEY)
         assert set(journal.get_json(ETAGS_KEY)) == {"trust", "rules", "denylist"}
 
-        clock[0] = T0 + timedelta(days=5)
-        assert f.fetch_all() == {"trust": "unchanged", "rules": "unchanged", "denylist": "unchanged",
-                                 "tracing_key": "unchanged"}
-        # The unchanged list is confirmed current: it does not go stale on the screen.
-        assert TrustStore(journal).age(clock[0]) == timedelta(0)
+        clock[0] = T0 + timedelta(days=2)
+        assert _some(f.fetch_all()) == {"trust": "unchanged", "rules": "unchanged",
+                                        "denylist": "unchanged", "revocations": "absent"}
+        # A 304 does not make the list look fresh: its age counts from when it was signed.
+        assert TrustStore(journal).age(clock[0]) == timedelta(days=2)
 
         _publish(collector, "denylist", json.dumps(["cd" * 32]).encode())
         assert f.fetch("denylist") == "updated"
@@ -81,7 +90,7 @@ def test_documents_are_fetched_once_then_304_until_they_change(collector, journa
 def test_a_bad_document_is_refused_and_the_good_one_stays(collector, journal):
     _publish(collector, "denylist", json.dumps(["ab" * 32]).encode())
     _publish(collector, "trust", _trust_list(1))
-    with Fetcher(journal, url=collector.url, token=collector.token()) as f:
+    with _fetcher(collector, journal) as f:
         f.fetch_all()
         etags = journal.get_json(ETAGS_KEY)
         _publish(collector, "denylist", b'["not a hash"]')
@@ -98,7 +107,7 @@ def test_a_bad_document_is_refused_and_the_good_one_stays(collector, journal):
 
 def test_rules_the_kiosk_could_not_run_with_are_refused(collector, journal):
     _publish(collector, "rules", b'[dcc]\nmin_doses = 2\n', "application/toml")  # TOML, but no such key
-    with Fetcher(journal, url=collector.url, token=collector.token()) as f:
+    with _fetcher(collector, journal) as f:
         result = f.fetch_all()["rules"]
     assert result.startswith("error:") and "dcc.min_doses" in result
     assert journal.get_state(RULES_KEY) is None
