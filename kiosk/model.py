@@ -100,6 +100,8 @@ class Verdict:
     scheme: str = "unknown"
     name: str | None = None  # masked, for display
     detail: str = ""
+    #: Which step (and payload member) failed: {"step", "member"?, "message"}; None on a pass.
+    failure: Mapping[str, str] | None = None
 
     @property
     def passed(self) -> bool:

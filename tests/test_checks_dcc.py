@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from kiosk.checks import dcc, evaluate
 from kiosk.checks.cose import seal, sign1
-from kiosk.checks.demo import make_dcc, make_dsc
+from kiosk.demo.material import make_dcc, make_dsc
 from kiosk.checks.rules import builtin_rules
 from kiosk.checks.trust import KIND_DSC, TrustStore, trust_entry
 
@@ -169,3 +169,87 @@ def test_serial_line_ending_is_not_part_of_the_code():
     key, kid, store = signer()
     text = make_dcc(key, kid, now=NOW, name=NAME, dob="1990-01-01", kind="v", entry=vac())
     assert run(text + "\r\n", store) == ("pass", "ok")
+
+
+def _signed(hc, key, kid):
+    claims = {1: "VN", 4: int(NOW.timestamp()) + 3600, -260: {1: hc}}
+    return seal("HC1:", sign1(claims, key, kid=kid))
+
+
+BASE = {"ver": "1.3.0", "dob": "1990-01-01", "nam": {"fn": "Nguyễn", "fnt": "NGUYEN", "gn": "Bảo Duy", "gnt": "BAO<DUY"}}
+
+
+@pytest.mark.parametrize("tr, want", [
+    (dcc.TEST_NOT_DETECTED, ("pass", "ok", None)),
+    (dcc.TEST_DETECTED, ("fail", "test_positive", None)),
+    ("", ("fail", "bad_schema", "t[0].tr")),
+    ("inconclusive", ("fail", "bad_schema", "t[0].tr")),
+    ("260385009", ("fail", "bad_schema", "t[0].tr")),   # SNOMED "negative", not the EU code
+])
+def test_only_not_detected_admits(tr, want):
+    key, kid, store = signer()
+    verdict, _ = evaluate(_signed({**BASE, "t": [test(result=tr)]}, key, kid), now=NOW, trust=store,
+                          rules=builtin_rules("supermarket"))
+    member = (verdict.failure or {}).get("member")
+    assert (verdict.outcome.value, verdict.reason.value, member) == want
+
+
+@pytest.mark.parametrize("kind, entry, member", [
+    ("t", {**test(), "tt": "LP217198-3", "ma": "9999"}, "t[0].ma"),   # unknown rapid test device
+    ("t", {**test(), "tg": "94558-4"}, "t[0].tg"),
+    ("v", {**vac(), "mp": "EU/1/99/0000"}, "v[0].mp"),
+    ("v", {**vac(), "vp": "729999"}, "v[0].vp"),
+    ("v", {**vac(), "ma": "ORG-000"}, "v[0].ma"),
+    ("r", {**rec(), "co": "XX"}, "r[0].co"),
+])
+def test_codes_outside_the_eu_value_sets_fail_with_the_member_named(kind, entry, member):
+    key, kid, store = signer()
+    verdict, _ = evaluate(_signed({**BASE, kind: [entry]}, key, kid), now=NOW, trust=store,
+                          rules=builtin_rules("supermarket"))
+    assert (verdict.outcome.value, verdict.reason.value) == ("fail", "bad_schema")
+    assert verdict.failure["step"] == "valuesets" and verdict.failure["member"] == member
+
+
+def test_a_known_rapid_test_device_and_an_empty_naa_device_admit():
+    key, kid, store = signer()
+    for entry in ({**test(), "tt": "LP217198-3", "ma": "1232"}, {**test(), "nm": "PCR", "ma": ""}):
+        assert run(_signed({**BASE, "t": [entry]}, key, kid), store, rules=builtin_rules("supermarket")) == ("pass", "ok")
+
+
+@pytest.mark.parametrize("change, member", [
+    ({"dob": "1815-03-01"}, "dob"),
+    ({"dob": "1990-01-01T00:00:00"}, "dob"),
+    ({"nam": {"fn": "Nguyễn", "fnt": "NGUYEN", "gnt": "BAO😀DUY"}}, "nam.gnt"),
+    ({"nam": {"fn": "Nguyễn", "fnt": "Nguyen"}}, "nam.fnt"),
+    ({"nam": {"fn": "Nguyễn", "fnt": ""}}, "nam.fnt"),
+    ({"nam": {"fn": "Nguyễn", "fnt": "N" * 81}}, "nam.fnt"),
+    ({"nam": {"fn": "Nguyễn"}}, "nam.fnt"),
+])
+def test_names_and_birth_dates_follow_the_schema(change, member):
+    key, kid, store = signer()
+    verdict, _ = evaluate(_signed({**BASE, "v": [vac()], **change}, key, kid), now=NOW, trust=store)
+    assert (verdict.reason.value, verdict.failure["step"], verdict.failure["member"]) == ("bad_schema", "schema", member)
+
+
+@pytest.mark.parametrize("dob", ["1990", "1990-04", "", "2003-12-31"])
+def test_partial_and_empty_birth_dates_of_schema_1_3_pass(dob):
+    key, kid, store = signer()
+    assert run(_signed({**BASE, "dob": dob, "v": [vac()]}, key, kid), store) == ("pass", "ok")
+
+
+@pytest.mark.parametrize("tag", [0, 1])
+def test_cbor_tagged_sample_times_are_date_times(tag):
+    key, kid, store = signer()
+    sc = NOW - timedelta(hours=5)
+    entry = {**test(), "sc": cbor2.CBORTag(tag, sc.strftime("%Y-%m-%dT%H:%M:%SZ") if tag == 0 else int(sc.timestamp()))}
+    claims = {1: "VN", 4: int(NOW.timestamp()) + 3600, -260: {1: {**BASE, "t": [entry]}}}
+    raw = sign1(claims, key, kid=kid)
+    verdict, credential = evaluate(seal("HC1:", raw), now=NOW, trust=store, rules=builtin_rules("supermarket"))
+    assert (verdict.outcome.value, verdict.reason.value) == ("pass", "ok")
+    assert dcc.parse_datetime(credential.claims["entry"]["sc"]) == sc.replace(microsecond=0)
+
+
+def test_two_entries_of_one_type_fail():
+    key, kid, store = signer()
+    verdict, _ = evaluate(_signed({**BASE, "v": [vac(dn=1), vac(dn=2)]}, key, kid), now=NOW, trust=store)
+    assert (verdict.reason.value, verdict.failure["member"]) == ("bad_schema", "v")

@@ -115,7 +115,7 @@ def _evaluate(scheme: str, text: str, now: datetime, trust: Any, rules: Any,
         found = failed.reason.value if failed is not None else "checks passed"
         return Verdict(Outcome.REVIEW, Reason.CLOCK_UNSYNCED, scheme, name, found), credential
     if failed is not None:
-        return Verdict(Outcome.FAIL, failed.reason, scheme, name, failed.detail), credential
+        return Verdict(Outcome.FAIL, failed.reason, scheme, name, failed.detail, checked.detail()), credential
     assert credential is not None
     if trust is not None and checked.revocation_hashes and trust.is_revoked(checked.revocation_hashes):
         return Verdict(Outcome.FAIL, Reason.REVOKED, scheme, name), None

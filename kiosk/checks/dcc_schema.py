@@ -167,6 +167,11 @@ def validate(hcert: Any) -> tuple[str, str] | None:
     validator = _validators()[line]
     errors = list(validator.iter_errors(hcert))
     if not errors:
+        nam = hcert["nam"]
+        # The schema's pattern admits an empty transliteration; a certificate whose
+        # transliterated names are all empty names nobody the guard can compare.
+        if not (nam.get("fnt") or nam.get("gnt")):
+            return "nam.fnt", "the transliterated name (fnt or gnt) is empty"
         return None
     # The error of the shallowest member first, then document order: a missing `nam`
     # is named before what the oneOf over v/t/r says about it.
