@@ -75,6 +75,9 @@ class BatchAck(BaseModel):
     accepted: int = Field(description="entries new to the collector")
     duplicates: int = Field(description="entries it already had (a resent batch)")
     batch_id: str
+    new_token: Optional[str] = Field(default=None, description=(
+        "set when the device's token was rotated (`collector device rotate`): use it from "
+        "now on; the old one works until the new one is first used"))
 
 
 class Enrolment(BaseModel):
@@ -204,31 +207,43 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
             raise hardening.enrol_refused() from None  # one answer: no oracle for guessers
         return EnrolmentAck(device_id=body.device_id, token=token)
 
-    @app.post("/v1/batches", response_model=BatchAck, tags=["devices"],
+    @app.post("/v1/batches", response_model=BatchAck, response_model_exclude_none=True, tags=["devices"],
               openapi_extra={"x-content-encoding": "gzip"},
-              responses={401: {"description": "no or bad device token"},
-                         403: {"description": "the batch holds another device's entries"},
+              responses={401: {"description": "no, bad or revoked device token"},
+                         403: {"description": "another device's entries, or entries for another "
+                                              "venue than the device's, or at an impossible time"},
                          413: {"description": "body too large (compressed or decompressed)"}})
-    def post_batch(batch: Batch, device: Annotated[str, Depends(device_auth)]) -> BatchAck:
+    def post_batch(batch: Batch, request: Request, device: Annotated[str, Depends(device_auth)]) -> BatchAck:
         """Upload a batch of entries (gzip JSON, `Content-Encoding: gzip`). Idempotent on each
-        entry's UUID: a resent batch adds nothing and is acknowledged with its duplicates."""
+        entry's UUID: a resent batch adds nothing and is acknowledged with its duplicates.
+        The person key of each entry is derived here from its sealed identifier."""
+        from collector.devices import binding_refusals
+        from collector.tracing import person_key
+
+        token = request.headers.get("authorization", "").partition(" ")[2].strip()
+        auth = store.authenticate(token)
+        if auth is None or auth.device_id != device:
+            raise _unauthorised("unknown or revoked device token")
         if batch.device_id != device:
             raise HTTPException(403, f"this token belongs to {device!r}, not {batch.device_id!r}")
         others = sorted({e.device_id for e in batch.entries} - {device})
         if others:
             raise HTTPException(403, f"entries of another device ({', '.join(others)}) in {device!r}'s batch")
         validation.check_entry_times(batch.entries, clock())
-        result = store.insert_batch([e.model_dump() for e in batch.entries],
-                                    batch_id=batch.batch_id, now=clock())
-        return BatchAck(accepted=result.accepted, duplicates=result.duplicates, batch_id=batch.batch_id)
+        refused = binding_refusals(batch.entries, auth, now=clock())
+        if refused:
+            raise HTTPException(403, refused)
+        rows = [e.model_dump() for e in batch.entries]
+        key = store.tracing_key()
+        for row in rows:
+            row["subject_hash"] = person_key(row, seal_private_key=cfg.seal_private_key, tracing_key=key)
+        result = store.insert_batch(rows, batch_id=batch.batch_id, now=clock())
+        new_token = store.rotate_token(device, token) if auth.rotate else None
+        return BatchAck(accepted=result.accepted, duplicates=result.duplicates, batch_id=batch.batch_id,
+                        new_token=new_token)
 
     def _serve_document(name: str, request: Request) -> Response:
         if publisher is not None:
-            if name == "tracing_key" and store.document(name) is None:
-                import json
-
-                publish_mod.publish(store, name, json.dumps({"key": store.tracing_key()}).encode(),
-                                    key=publisher, now=clock())
             publish_mod.refresh_due(store, name, key=publisher, now=clock())
         doc = store.document(name)
         if doc is None:

@@ -55,10 +55,11 @@ class LocalCollector:
             self.close()
             raise RuntimeError(f"collector did not start within {START_TIMEOUT_S:g} s")
 
-    def token(self, device: str) -> str:
-        """Enrol `device` directly in the store (a one-time code, used at once)."""
-        now = datetime.now(timezone.utc)
-        return self.store.enrol(device, self.store.create_enrol_code(device, now=now), now=now)
+    def token(self, device: str, *, venue: str | None = None, since: datetime | None = None) -> str:
+        """Enrol `device` at `venue` directly in the store (a one-time code, used at once),
+        as if at `since` (default now): it may upload entries from then on."""
+        now = since or datetime.now(timezone.utc)
+        return self.store.enrol(device, self.store.create_enrol_code(device, now=now, venue=venue), now=now)
 
     def close(self) -> None:
         self.server.should_exit = True

@@ -26,7 +26,7 @@ from kiosk.checks.signed import DOCUMENTS as SIGNED_DOCUMENTS
 from kiosk.checks.signed import SignedDocError, peek
 
 __all__ = [
-    "Store", "BatchResult", "Document", "EnrolError", "REPORT_TZ", "DOCUMENTS",
+    "Store", "BatchResult", "DeviceAuth", "Document", "EnrolError", "REPORT_TZ", "DOCUMENTS",
     "local_day", "metadata",
 ]
 
@@ -78,6 +78,13 @@ devices = sa.Table(
     sa.Column("device_id", sa.String(64), primary_key=True),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 hex
     sa.Column("enrolled_at", sa.DateTime(), nullable=False),
+    # The venue the enrolment code bound the device to: it uploads for no other.
+    sa.Column("venue_code", sa.String(64)),
+    sa.Column("revoked_at", sa.DateTime()),
+    # Rotation: the token being replaced stays valid until the new one is first used,
+    # so a lost answer never locks the kiosk out (and never loses its outbox).
+    sa.Column("prev_token_hash", sa.String(64)),
+    sa.Column("rotate", sa.Boolean(), nullable=False, default=False),
 )
 
 enrol_codes = sa.Table(
@@ -87,7 +94,11 @@ enrol_codes = sa.Table(
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("expires_at", sa.DateTime(), nullable=False),
     sa.Column("used_at", sa.DateTime()),
+    sa.Column("venue_code", sa.String(64)),
 )
+#: Columns added after the first release: (table, column), added by Store at open.
+_ADDED_COLUMNS = ((devices, "venue_code"), (devices, "revoked_at"), (devices, "prev_token_hash"),
+                  (devices, "rotate"), (enrol_codes, "venue_code"))
 
 documents = sa.Table(
     "documents", metadata,
@@ -127,6 +138,16 @@ class EnrolError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+@dataclass(frozen=True)
+class DeviceAuth:
+    """Who a device token belongs to. `rotate`: hand the kiosk a new token now."""
+
+    device_id: str
+    venue_code: str | None
+    enrolled_at: datetime
+    rotate: bool
 
 
 @dataclass(frozen=True)
@@ -197,7 +218,21 @@ class Store:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         if create:
             metadata.create_all(self.engine)
+            self._add_columns()
         self._closed = False
+
+    def _add_columns(self) -> None:
+        """Columns newer than a database's tables: added in place (nullable, or with a
+        default), so an upgraded collector opens the old database."""
+        have = sa.inspect(self.engine)
+        with self.engine.begin() as conn:
+            for table, name in _ADDED_COLUMNS:
+                if name in {c["name"] for c in have.get_columns(table.name)}:
+                    continue
+                col = table.c[name]
+                kind = col.type.compile(dialect=self.engine.dialect)
+                extra = " NOT NULL DEFAULT FALSE" if name == "rotate" else ""
+                conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN {name} {kind}{extra}'))
 
     def __enter__(self) -> "Store":
         return self
@@ -219,13 +254,15 @@ class Store:
         return (postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table))
 
     # --- devices & enrolment --------------------------------------------------------
-    def create_enrol_code(self, device_id: str, *, now: datetime, ttl: timedelta = ENROL_CODE_TTL) -> str:
-        """Mint a one-time enrolment code for `device_id`; only its hash is stored."""
+    def create_enrol_code(self, device_id: str, *, now: datetime, ttl: timedelta = ENROL_CODE_TTL,
+                          venue: str | None = None) -> str:
+        """Mint a one-time enrolment code for `device_id` at `venue` (the device is bound
+        to it: it uploads entries for no other venue); only its hash is stored."""
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
         with self.engine.begin() as conn:
             conn.execute(enrol_codes.insert().values(
                 code_hash=_hash(code), device_id=device_id, created_at=_naive_utc(now),
-                expires_at=_naive_utc(now + ttl), used_at=None))
+                expires_at=_naive_utc(now + ttl), used_at=None, venue_code=venue))
         return code
 
     def enrol(self, device_id: str, code: str, *, now: datetime) -> str:
@@ -251,18 +288,81 @@ class Store:
                 raise EnrolError(409, "this enrolment code was already used; mint a new one")
             token = secrets.token_urlsafe(32)
             stmt = self._insert(devices).values(
-                device_id=device_id, token_hash=_hash(token), enrolled_at=_naive_utc(now))
-            # Re-enrolling a device (new SD card) replaces its token.
+                device_id=device_id, token_hash=_hash(token), enrolled_at=_naive_utc(now),
+                venue_code=row["venue_code"], revoked_at=None, prev_token_hash=None, rotate=False)
+            # Re-enrolling a device (new SD card, new venue) replaces its token, its venue
+            # and its enrolment time, and lifts a revocation.
             stmt = stmt.on_conflict_do_update(
                 index_elements=["device_id"],
-                set_={"token_hash": stmt.excluded.token_hash, "enrolled_at": stmt.excluded.enrolled_at})
+                set_={k: getattr(stmt.excluded, k) for k in (
+                    "token_hash", "enrolled_at", "venue_code", "revoked_at", "prev_token_hash", "rotate")})
             conn.execute(stmt)
         return token
 
     def device_for_token(self, token: str) -> str | None:
+        auth = self.authenticate(token)
+        return auth.device_id if auth is not None else None
+
+    def authenticate(self, token: str) -> DeviceAuth | None:
+        """The device a token belongs to, or None (unknown or revoked). A token being
+        rotated out still works until its successor is first used; that first use
+        retires it."""
+        h = _hash(token)
+        d = devices.c
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(devices).where(
+                ((d.token_hash == h) | (d.prev_token_hash == h)) & d.revoked_at.is_(None))).mappings().first()
+            if row is None:
+                return None
+            current = row["token_hash"] == h
+            if current and row["prev_token_hash"] is not None:
+                conn.execute(devices.update().where(d.device_id == row["device_id"]).values(prev_token_hash=None))
+        return DeviceAuth(row["device_id"], row["venue_code"], _aware(row["enrolled_at"]),
+                          rotate=bool(row["rotate"]) or not current)
+
+    def rotate_token(self, device_id: str, used_token: str) -> str:
+        """A new token for `device_id`, handed out in a batch answer. The token just used
+        stays valid until the new one is first used (a lost answer costs nothing)."""
+        new = secrets.token_urlsafe(32)
+        d = devices.c
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(devices).where(d.device_id == device_id)).mappings().one()
+            used = _hash(used_token)
+            prev = row["token_hash"] if row["token_hash"] == used else row["prev_token_hash"]
+            conn.execute(devices.update().where(d.device_id == device_id).values(
+                token_hash=_hash(new), prev_token_hash=prev, rotate=False))
+        return new
+
+    def request_rotation(self, device_id: str) -> bool:
+        """Mark a device's token for rotation at its next upload. False: no such device."""
+        with self.engine.begin() as conn:
+            return conn.execute(devices.update().where(devices.c.device_id == device_id)
+                                .values(rotate=True)).rowcount == 1
+
+    def revoke_device(self, device_id: str, *, now: datetime) -> bool:
+        """Revoke a device's tokens at once (its next request gets 401). False: no such device."""
+        with self.engine.begin() as conn:
+            return conn.execute(devices.update().where(devices.c.device_id == device_id).values(
+                revoked_at=_naive_utc(now), prev_token_hash=None, rotate=False)).rowcount == 1
+
+    def list_devices(self) -> list[dict[str, Any]]:
+        """Every enrolled device: id, venue, enrolled_at, revoked_at, rotation pending,
+        entries and the last entry's time."""
+        d, e = devices.c, entries.c
+        counts = (sa.select(e.device_id, sa.func.count().label("entries"),
+                            sa.func.max(e.scanned_at).label("last_entry_at"))
+                  .group_by(e.device_id).subquery())
+        q = (sa.select(d.device_id, d.venue_code, d.enrolled_at, d.revoked_at, d.rotate,
+                       counts.c.entries, counts.c.last_entry_at)
+             .select_from(devices.outerjoin(counts, counts.c.device_id == d.device_id))
+             .order_by(d.device_id))
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(devices.c.device_id).where(
-                devices.c.token_hash == _hash(token))).scalar()
+            rows = [dict(r) for r in conn.execute(q).mappings()]
+        for r in rows:
+            r["entries"] = int(r["entries"] or 0)
+            for k in ("enrolled_at", "revoked_at", "last_entry_at"):
+                r[k] = _aware(r[k])
+        return rows
 
     # --- entries --------------------------------------------------------------------
     def insert_batch(self, rows: Sequence[Mapping[str, Any]], *, batch_id: str, now: datetime) -> BatchResult:
@@ -371,6 +471,18 @@ class Store:
             body = conn.execute(sa.select(revocation_chunks.c.body).where(
                 revocation_chunks.c.seq == seq)).scalar()
         return None if body is None else bytes(body)
+
+    # --- retention ------------------------------------------------------------------
+    def purge_personal(self, *, before: datetime) -> int:
+        """Forget who was there in entries scanned before `before`: personal fields,
+        masked name and person key go; the rows, and with them the report counts, stay.
+        Returns how many entries were cleared."""
+        c = entries.c
+        with self.engine.begin() as conn:
+            return conn.execute(entries.update().where(
+                c.scanned_at < _naive_utc(before),
+                (c.personal.is_not(None) | c.subject_hash.is_not(None) | c.name_masked.is_not(None)),
+            ).values(personal=None, subject_hash=None, name_masked=None)).rowcount
 
     # --- report & tracing -----------------------------------------------------------
     def day_counts(self, day: date) -> list[dict[str, Any]]:

@@ -10,11 +10,15 @@ Two questions, one function:
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Mapping
 
-__all__ = ["trace", "TraceResult", "MAX_WINDOW", "CASE_LOOKBACK"]
+__all__ = ["trace", "TraceResult", "MAX_WINDOW", "CASE_LOOKBACK", "person_key", "DEFAULT_RETENTION_DAYS"]
+
+log = logging.getLogger("collector.tracing")
 
 #: The longest window a query may ask for: tracing is targeted, not a data export.
 MAX_WINDOW = timedelta(hours=24)
@@ -22,6 +26,41 @@ MAX_WINDOW = timedelta(hours=24)
 CASE_LOOKBACK = timedelta(days=21)
 #: With a subject and a time, the case's visits are searched this far around it.
 CASE_AROUND = timedelta(hours=12)
+#: Personal fields are kept this long for tracing, then purged (`collector retention`).
+DEFAULT_RETENTION_DAYS = 21
+
+
+def person_key(entry: Mapping[str, Any], *, seal_private_key: str, tracing_key: str) -> str | None:
+    """The cross-kiosk person key of an uploaded entry, derived here from the identifier
+    inside its (sealed) personal fields; kiosks never hold the tracing key, and what a
+    device claims as `subject_hash` is ignored. None: no identifier, or sealed and this
+    collector has no seal key (the entry is kept; it cannot be traced).
+
+    >>> person_key({"personal": '{"subject": "cccd:079201001234"}', "sealed": False},
+    ...            seal_private_key="", tracing_key="00" * 32)[:16]
+    '33075f76aaf7a76f'
+    """
+    from kiosk.seal import SUBJECT_FIELD, SealError, open_sealed, subject_hash
+
+    raw = entry.get("personal")
+    if not raw:
+        return None
+    if entry.get("sealed"):
+        if not seal_private_key:
+            return None
+        try:
+            raw = open_sealed(seal_private_key, raw).decode("utf-8")
+        except (SealError, UnicodeDecodeError):
+            log.warning("entry %s: sealed fields do not open with this collector's seal key", entry.get("id"))
+            return None
+    try:
+        fields = json.loads(raw)
+    except ValueError:
+        return None
+    subject = fields.get(SUBJECT_FIELD) if isinstance(fields, dict) else None
+    if not isinstance(subject, str) or not subject:
+        return None
+    return subject_hash(tracing_key, subject)
 
 
 @dataclass(frozen=True)

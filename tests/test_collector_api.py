@@ -31,9 +31,9 @@ def store():
     s.close()
 
 
-def _client(store, **cfg) -> TestClient:
+def _client(store, *, now=NOW, **cfg) -> TestClient:
     config = CollectorConfig(db_url=store.url, admin_token=ADMIN, **cfg)
-    return TestClient(create_app(store, config, clock=lambda: NOW, publisher=PUBLISHER))
+    return TestClient(create_app(store, config, clock=lambda: now, publisher=PUBLISHER))
 
 
 @pytest.fixture
@@ -41,18 +41,22 @@ def client(store):
     return _client(store)
 
 
-def _token(client, device="kiosk-1") -> str:
-    code = client.app.state.store.create_enrol_code(device, now=NOW)
-    r = client.post("/v1/devices", json={"device_id": device, "code": code})
-    assert r.status_code == 200
-    return r.json()["token"]
+#: Test devices are enrolled this long before NOW (entries before enrolment are refused).
+ENROLLED = NOW - timedelta(days=30)
+
+
+def _token(client, device="kiosk-1", venue="V1") -> str:
+    store = client.app.state.store
+    return store.enrol(device, store.create_enrol_code(device, now=ENROLLED, venue=venue), now=ENROLLED)
 
 
 def _entry(at=NOW, *, device="kiosk-1", venue="V1", outcome="pass", reason="ok", subject=None, **kw):
+    """An upload; `subject` is the person's identifier, in the (unsealed) personal fields."""
     e = {"id": str(uuid.uuid4()), "scanned_at": at.isoformat().replace("+00:00", "Z"),
          "device_id": device, "venue_code": venue, "outcome": outcome, "reason": reason,
-         "scheme": "dcc", "subject_hash": subject, "name_masked": "Nguyễn V*** A",
-         "personal": None, "sealed": False, "override_of": None}
+         "scheme": "dcc", "subject_hash": None, "name_masked": "Nguyễn V*** A",
+         "personal": json.dumps({"subject": subject}) if subject else None, "sealed": False,
+         "override_of": None}
     e.update(kw)
     return e
 
@@ -194,8 +198,10 @@ def _at(hour, minute=0, day=2):
 def day(client):
     """March 2nd (Hanoi time) at a hospital (V-HOSP) and a market (V-MARKET), plus one
     entry the evening before that must not count."""
-    t1, t2 = _token(client, "kiosk-1"), _token(client, "kiosk-2")
-    a, b, c, d = ("a" * 64, "b" * 64, "c" * 64, "d" * 64)
+    from kiosk.seal import subject_hash
+
+    t1, t2 = _token(client, "kiosk-1", "V-HOSP"), _token(client, "kiosk-2", "V-MARKET")
+    a, b, c, d = (f"cccd:07920100000{i}" for i in range(4))
     failed = _entry(_at(8, 20), venue="V-HOSP", outcome="fail", reason="expired", subject=b)
     hosp = [
         _entry(_at(8, 5), venue="V-HOSP", subject=a),
@@ -212,9 +218,11 @@ def day(client):
         _entry(_at(8, 15), device="kiosk-2", venue="V-MARKET", outcome="fail", reason="expired", subject=d),
         _entry(_at(17, 0), device="kiosk-2", venue="V-MARKET", subject=a),
     ]
-    assert _post(client, t1, hosp, batch_id="h").json()["accepted"] == 7
-    assert _post(client, t2, market, device="kiosk-2", batch_id="m").json()["accepted"] == 3
-    return {"a": a, "b": b, "c": c, "d": d}
+    evening = _client(client.app.state.store, now=_at(23, 59))  # the kiosks upload as the day ends
+    assert _post(evening, t1, hosp, batch_id="h").json()["accepted"] == 7
+    assert _post(evening, t2, market, device="kiosk-2", batch_id="m").json()["accepted"] == 3
+    key = client.app.state.store.tracing_key()  # the collector keys each person at ingest
+    return {n: subject_hash(key, s) for n, s in {"a": a, "b": b, "c": c, "d": d}.items()}
 
 
 ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -310,7 +318,7 @@ def test_any_body_gets_an_answer_never_a_server_error(body):
 
 
 def test_vietnamese_venue_codes_are_accepted_but_spaces_and_signs_are_not(client):
-    token = _token(client, "quầy-1")
+    token = _token(client, "quầy-1", "Chợ-Bến-Thành_2")
     r = _post(client, token, [_entry(device="quầy-1", venue="Chợ-Bến-Thành_2")], device="quầy-1")
     assert r.status_code == 200 and r.json()["accepted"] == 1
     r = _post(client, token, [_entry(device="quầy-1", venue="Chợ Bến Thành #2")], device="quầy-1")

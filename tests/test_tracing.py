@@ -1,5 +1,6 @@
 """Contact tracing across kiosks: a case's identifier finds every visit, at every kiosk
-of the collector, and who was there at the time."""
+of the collector, and who was there at the time. The collector derives the person key
+from the (sealed) identifier at ingest; no kiosk ever holds the tracing key."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 import requests
 
 from collector_helpers import ADMIN_TOKEN, RunningCollector, open_store
-from kiosk.app import Pipeline
+from kiosk.pipeline import Pipeline
 from kiosk.config import load_config
-from kiosk.journal import TRACING_KEY_STATE, Journal
+from kiosk.journal import Journal
 from kiosk.seal import generate_keypair, sealer_for
 from kiosk.sync.fetcher import Fetcher
 from kiosk.sync.uploader import Uploader
@@ -24,32 +25,35 @@ T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)  # 09:00 in Vietnam
 
 
 def kiosk_day(tmp_path, collector, device, venue, scans, seal_key=""):
-    """One kiosk: fetch from the collector, scan `(minutes after T0, code)`, upload."""
+    """One kiosk: scan `(minutes after T0, code)` before it ever synced, then fetch
+    from the collector and upload."""
     path = tmp_path / f"{device}.db"
     cfg = load_config(None, search=False, overrides={
         "journal.path": str(path), "device.id": device, "venue.code": venue,
         "sync.collector_url": collector.url, "journal.seal_key": seal_key})
-    token = collector.token(device)
+    token = collector.token(device, venue=venue, since=T0 - timedelta(days=1))
     with Journal(path, sealer=sealer_for(seal_key) if seal_key else None) as journal:
-        with Fetcher(journal, url=collector.url, token=token) as fetcher:
-            assert fetcher.fetch_all()["tracing_key"] == "updated"
         clock = [T0]
         pipe = Pipeline(cfg, journal, clock=lambda: clock[0])
         for minutes, code in scans:
             clock[0] = T0 + timedelta(minutes=minutes)
             assert pipe.handle(code, source="serial", engine="serial").entry.logged
+        with Fetcher(journal, url=collector.url, token=token) as fetcher:
+            assert "tracing_key" not in fetcher.fetch_all()
         with Uploader.from_config(cfg, journal, token=token) as uploader:
             assert uploader.drain().left == 0
-        return journal.get_state(TRACING_KEY_STATE)
+        return dict(journal.db.conn.execute("SELECT key, value FROM state").fetchall())
 
 
 def test_a_case_is_traced_across_kiosks_by_identifier(tmp_path):
     with RunningCollector(open_store("sqlite", tmp_path)) as collector:
-        key_a = kiosk_day(tmp_path, collector, "kiosk-market", "CHO-BEN-THANH",
-                          [(0, CASE), (10, NEIGHBOUR), (300, STRANGER)])
-        key_b = kiosk_day(tmp_path, collector, "kiosk-bus", "BX-MIEN-DONG",
-                          [(120, CASE), (500, NEIGHBOUR)])
-        assert key_a == key_b  # one key for the whole collector
+        state_a = kiosk_day(tmp_path, collector, "kiosk-market", "CHO-BEN-THANH",
+                            [(0, CASE), (10, NEIGHBOUR), (300, STRANGER)])
+        state_b = kiosk_day(tmp_path, collector, "kiosk-bus", "BX-MIEN-DONG",
+                            [(120, CASE), (500, NEIGHBOUR)])
+        key = collector.store.tracing_key()
+        # The collector's tracing key is nowhere on either kiosk.
+        assert not any(key in value for value in [*state_a.values(), *state_b.values()])
         answer = requests.get(f"{collector.url}/v1/trace", timeout=10,
                               headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                               params={"subject": f"cccd:{CASE_ID}", "window_minutes": 30})
@@ -99,27 +103,50 @@ def test_trace_refuses_both_subject_and_hash(tmp_path):
     assert answer.status_code == 400 and "not both" in answer.text
 
 
-def test_the_tracing_key_is_for_enrolled_devices_only(tmp_path):
+def test_no_device_can_fetch_the_tracing_key(tmp_path):
+    """Regression: GET /v1/tracing-key handed every enrolled device the province key."""
     with RunningCollector(open_store("sqlite", tmp_path)) as collector:
-        assert requests.get(f"{collector.url}/v1/tracing-key", timeout=10).status_code == 401
         token = collector.token("kiosk-1")
-        first = requests.get(f"{collector.url}/v1/tracing-key", timeout=10,
-                             headers={"Authorization": f"Bearer {token}"}).json()["key"]
-        again = requests.get(f"{collector.url}/v1/tracing-key", timeout=10,
-                             headers={"Authorization": f"Bearer {token}"}).json()["key"]
-    assert first == again and len(bytes.fromhex(first)) == 32
+        answer = requests.get(f"{collector.url}/v1/tracing-key", timeout=10,
+                              headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code in (404, 405)
+        assert collector.store.tracing_key() not in answer.text
 
 
-def test_before_the_key_arrives_a_device_salt_is_used(journal_path):
-    """No identifier is ever stored plain, key or no key."""
+def test_a_device_claimed_subject_hash_is_ignored(tmp_path):
+    """A device cannot make a bystander a case's contact by uploading the case's key."""
+    import gzip
+
+    with RunningCollector(open_store("sqlite", tmp_path)) as collector:
+        token = collector.token("kiosk-1", venue="V1", since=T0 - timedelta(days=1))
+        from kiosk.seal import subject_hash
+
+        planted = subject_hash(collector.store.tracing_key(), f"cccd:{CASE_ID}")
+        entry = {"id": "6f1c2d3e-0000-4000-8000-000000000001", "scanned_at": T0.isoformat(),
+                 "device_id": "kiosk-1", "venue_code": "V1", "outcome": "pass", "reason": "ok",
+                 "scheme": "cccd", "subject_hash": planted, "sealed": False}
+        body = gzip.compress(json.dumps({"device_id": "kiosk-1", "batch_id": "b1",
+                                         "entries": [entry]}).encode())
+        r = requests.post(f"{collector.url}/v1/batches", data=body, timeout=10, headers={
+            "Authorization": f"Bearer {token}", "Content-Encoding": "gzip",
+            "Content-Type": "application/json"})
+        assert r.status_code == 200, r.text
+        answer = requests.get(f"{collector.url}/v1/trace", timeout=10,
+                              headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                              params={"subject": f"cccd:{CASE_ID}", "at": T0.isoformat()}).json()
+    assert answer["count"] == 0 and answer["windows"] == []
+
+
+def test_the_repeat_hash_on_the_card_is_keyed_in_memory(journal_path):
+    """No identifier is ever stored plain, and the hash that finds a repeat scan cannot be
+    recomputed from the card: the next process (a reboot) keys it differently."""
     from kiosk.model import Credential, Outcome, Reason, Scan, Verdict
-    from kiosk.seal import subject_hash
 
     v = Verdict(Outcome.REVIEW, Reason.IDENTITY_ONLY, "cccd")
     cred = Credential("cccd", subject_key=f"cccd:{CASE_ID}")
     with Journal(journal_path, repeat_window_s=0) as j:
-        before = j.record(Scan("a"), v, cred, venue="V", device="D").subject_hash
-        j.set_state(TRACING_KEY_STATE, "11" * 32)
-        after = j.record(Scan("b"), v, cred, venue="V", device="D").subject_hash
-    assert CASE_ID not in before and CASE_ID not in after
-    assert after == subject_hash("11" * 32, f"cccd:{CASE_ID}") != before
+        first = j.record(Scan("a"), v, cred, venue="V", device="D").subject_hash
+        assert j.record(Scan("b"), v, cred, venue="V", device="D").subject_hash == first
+    with Journal(journal_path, repeat_window_s=0) as j:
+        after_reboot = j.subject_hash(f"cccd:{CASE_ID}")
+    assert CASE_ID not in first and after_reboot != first

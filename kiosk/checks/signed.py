@@ -85,7 +85,7 @@ register("rules", content_type="application/toml")
 register("denylist")
 #: The revocation index: which chunks of hashes exist (see kiosk.sync.fetcher).
 register("revocations", valid_for=timedelta(days=2))
-register("tracing_key", path="tracing-key", valid_for=timedelta(days=30))
+# No "tracing_key": the collector derives the person key at ingest; devices never hold it.
 
 
 class SignedDocError(TrustError):

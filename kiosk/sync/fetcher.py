@@ -1,5 +1,5 @@
-"""Fetch the collector's signed documents (trust list, rules, deny list, revocations,
-tracing key ... every kind in `kiosk.checks.signed.DOCUMENTS` with an importer here).
+"""Fetch the collector's signed documents (trust list, rules, deny list, revocations
+... every kind in `kiosk.checks.signed.DOCUMENTS` with an importer here).
 
 Each document arrives in a COSE_Sign1 envelope signed by the health department's
 publishing key, which the kiosk pinned at provisioning (`sync.publisher_key`). An
@@ -18,7 +18,6 @@ Modified` only saves the download: freshness is the signed document's own times.
   the chunks after the last one applied are fetched, each checked against the SHA-256
   in the index and applied in its own transaction: an update is a delta, and a cut
   connection resumes at the chunk it lost.
-- tracing_key: `{"key": hex}`, in journal state (kiosk.journal.TRACING_KEY_STATE).
 
 A new kind is `register_importer(name, fn)` beside `kiosk.checks.signed.register(name)`.
 """
@@ -44,8 +43,6 @@ __all__ = ["Fetcher", "DOCUMENTS", "IMPORTERS", "register_importer", "parse_deny
 
 log = logging.getLogger("kiosk.sync")
 
-#: A tracing key shorter than this is refused (HMAC-SHA256 wants 32 bytes).
-TRACING_KEY_MIN_BYTES = 16
 #: A published document (or revocation chunk) larger than this is refused rather than held in memory.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 #: Journal state: {name: {"version", "iat", "exp"}} of each signed document held.
@@ -119,19 +116,6 @@ def _import_denylist(fetcher: "Fetcher", doc: SignedDocument) -> None:
         conn.executemany("INSERT INTO denylist(hash, note) VALUES (?, ?)", items)
 
 
-def _import_tracing_key(fetcher: "Fetcher", doc: SignedDocument) -> None:
-    from kiosk.journal import TRACING_KEY_STATE
-
-    try:
-        key = json.loads(doc.body)["key"]
-        if len(bytes.fromhex(key)) < TRACING_KEY_MIN_BYTES:
-            raise ValueError("too short")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise TrustError(f"the collector's tracing key is not a hex key: {exc}") from None
-    if fetcher.journal.get_state(TRACING_KEY_STATE) != key:
-        fetcher.journal.set_state(TRACING_KEY_STATE, key, now=fetcher.clock())
-
-
 def _revocation_index(body: bytes) -> list[dict[str, Any]]:
     try:
         index = json.loads(body)
@@ -173,7 +157,7 @@ def _import_revocations(fetcher: "Fetcher", doc: SignedDocument) -> None:
 #: name -> importer. Only documents with an importer are fetched.
 IMPORTERS: dict[str, Importer] = {
     "trust": _import_trust, "rules": _import_rules, "denylist": _import_denylist,
-    "revocations": _import_revocations, "tracing_key": _import_tracing_key,
+    "revocations": _import_revocations,
 }
 
 
