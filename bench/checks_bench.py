@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 
 from kiosk.checks import evaluate, hd1  # noqa: E402
-from kiosk.checks.demo import demo_material, make_dcc, make_dsc  # noqa: E402
+from kiosk.demo.material import demo_material, make_dcc, make_dsc  # noqa: E402
 from kiosk.checks.rules import builtin_rules  # noqa: E402
 from kiosk.checks.trust import KIND_DSC, KIND_HD1, TrustStore, trust_entry  # noqa: E402
 from kiosk.journal import Journal  # noqa: E402

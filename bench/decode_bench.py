@@ -1,7 +1,7 @@
 """Decode benchmark: single engines against the kiosk's decoder chain.
 
 Data: the shared real photos (qr-photos, 97 images with expected text) at 0/90/180/270
-degrees, and a synthetic gate-camera set (kiosk.scanner.synth) with named conditions.
+degrees, and a synthetic gate-camera set (kiosk.demo.frames) with named conditions.
 Engines: plain zxing-cpp, plain pyzbar, OpenCV's QRCodeDetector, and the chain
 (kiosk.scanner.decoder.Decoder with the default config). Per engine and data set: reads,
 misreads (a code whose text is not the expected one), false positives (codes on frames
@@ -139,7 +139,7 @@ def photo_cases(root: Path, rotations=ROTATIONS) -> list[Case]:
 def synth_cases(per_kind: int, seed: int) -> list[Case]:
     import cv2
 
-    from kiosk.scanner.synth import KINDS, synthetic_set
+    from kiosk.demo.frames import KINDS, synthetic_set
 
     cases = []
     for i, c in enumerate(synthetic_set(per_kind * len(KINDS), seed=seed)):

@@ -31,17 +31,17 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import zxingcpp  # noqa: E402
 
-from kiosk import app  # noqa: E402
-from kiosk.app import Pipeline  # noqa: E402
+from kiosk import pipeline  # noqa: E402
+from kiosk.pipeline import Pipeline  # noqa: E402
 from kiosk.checks import evaluate  # noqa: E402
-from kiosk.checks.demo import demo_material  # noqa: E402
+from kiosk.demo.material import demo_material  # noqa: E402
 from kiosk.checks.rules import builtin_rules  # noqa: E402
 from kiosk.checks.trust import TrustStore  # noqa: E402
 from kiosk.config import load_config  # noqa: E402
 from kiosk.journal import Journal  # noqa: E402
 from kiosk.model import utcnow  # noqa: E402
 from kiosk.scanner.decoder import Decoder  # noqa: E402
-from kiosk.scanner.synth import render_scene  # noqa: E402
+from kiosk.demo.frames import render_scene  # noqa: E402
 
 KINDS = ("phone", "phone-dark", "tilt", "card", "glare")
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                                                          "journal.repeat_window_s": 0.0})
         rows: dict[str, list[float]] = {k: [] for k in
                                         ("zxing", "chain", "evaluate", "handle", "sqlite", "total")}
-        app.DEBOUNCE_S = 0.0  # every repetition is a new scan here
+        pipeline.DEBOUNCE_S = 0.0  # every repetition is a new scan here
         with Journal(cfg.journal_path(), repeat_window_s=0) as journal, Decoder(cfg.decoder) as decoder:
             trust = TrustStore(journal)
             trust.import_list(material.trust_list_json, now=now)

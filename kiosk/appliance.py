@@ -1,46 +1,39 @@
-"""The run loop: source -> decode -> parse/verify -> decide -> journal -> signal.
+"""The appliance: the run loop that turns the pipeline into a gate.
 
-Two threads. The scanner worker reads the source, decodes, checks and commits each entry
-to the journal, then hands the committed verdict to the main thread through a queue. The
-main thread owns the screen, the lights and the guard button. So a slow frame never
-freezes the screen, a frozen screen never stops logging, and nothing is signalled before
-it is durably committed.
+Two threads. The scanner worker reads the source, decodes, and hands each text to the
+pipeline (kiosk.pipeline), which checks it and commits the entry to the journal; the
+committed verdict goes to the main thread through a queue. The main thread owns the
+screen, the lights, the relay and the guard button. So a slow frame never freezes the
+screen, a frozen screen never stops logging, and nothing is signalled before it is
+durably committed.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import queue
 import signal
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
 from kiosk.config import Config
-from kiosk.errors import ConfigError, JournalError, KioskError
+from kiosk.errors import JournalError, KioskError
 from kiosk.health import clock_synchronised_flag
-from kiosk.journal import Entry, Journal
-from kiosk.model import Outcome, Reason, Scan, Verdict, utcnow
+from kiosk.journal import Journal
+from kiosk.model import Outcome, Reason, Scan, Verdict
+from kiosk.pipeline import Event, Pipeline, clock_plausible, open_journal
 
-__all__ = ["Event", "Kiosk", "Pipeline", "clock_plausible", "cmd_run", "cmd_demo"]
+__all__ = ["Kiosk", "on_sigterm", "open_journal_waiting"]
 
 log = logging.getLogger("kiosk")
 
-#: The same text seen again within this many seconds is the same person still holding
-#: the phone up to the camera: ignored without a new verdict.
-DEBOUNCE_S = 4.0
-#: A clock before this is a Pi that booted without network or RTC: every expiry check
-#: would be wrong, so verdicts go to review with `clock_unsynced`.
-EARLIEST_PLAUSIBLE = datetime(2025, 1, 1, tzinfo=timezone.utc)
 #: How long the worker waits on the source before checking for shutdown.
 READ_TIMEOUT_S = 0.2
 #: Main loop frame period (screen refresh, button polling).
 UI_PERIOD_S = 1 / 30
-PROVISION_PREFIX = "KP1:"
 #: How long the guard button may admit the last failed or reviewed person.
 GUARD_WINDOW_S = 120.0
 #: Seconds between refreshes of slow-moving state (sync status, trust age, disk).
@@ -61,122 +54,6 @@ SCANNER_STALL_S = 10.0
 WATCHDOG_PING_S = 1.0
 #: While the journal cannot be opened (disk full), try again this often.
 JOURNAL_RETRY_S = 5.0
-
-
-def clock_plausible(now: datetime) -> bool:
-    return now >= EARLIEST_PLAUSIBLE
-
-
-@dataclass(frozen=True)
-class Event:
-    """A committed verdict, ready to be signalled. `entry` is None only for a
-    technician's provisioning code, which is not a person's entry."""
-
-    scan: Scan
-    verdict: Verdict
-    entry: Entry | None
-
-    @property
-    def repeat(self) -> bool:
-        return self.entry is not None and not self.entry.logged
-
-
-class Pipeline:
-    """Text in, committed Event out. No threads, no hardware: the part tests drive directly."""
-
-    def __init__(self, cfg: Config, journal: Journal, *, clock: Callable[[], datetime] = utcnow,
-                 rules: Any = None, trust: Any = None) -> None:
-        from kiosk import checks
-
-        self.cfg = cfg
-        self.journal = journal
-        self.clock = clock
-        self._checks = checks
-        self.trust = trust if trust is not None else _open_trust(journal)
-        self._rules_fixed = rules is not None
-        self._rules_text: str | None = None
-        self.rules = rules
-        self.refresh_rules()
-        self._recent: dict[str, float] = {}
-        self.provisioned: Any = None  # the last provisioning result, for the run loop
-
-    def refresh_rules(self) -> None:
-        """Pick up rules that `kiosk sync` fetched from the collector since the last call.
-        Cheap when nothing changed; a document that does not parse keeps the old rules."""
-        if self._rules_fixed:
-            return
-        from kiosk.checks.rules import FETCHED_RULES_KEY, load_rules
-
-        text = None if self.cfg.rules.path else self.journal.get_state(FETCHED_RULES_KEY)
-        if self.rules is not None and text == self._rules_text:
-            return
-        try:
-            self.rules = load_rules(self.cfg, self.journal)
-        except ConfigError as exc:
-            if text is None:
-                raise  # the config's own rules file is wrong: stop startup and say so
-            log.error("ignoring the rules fetched from the collector: %s", exc)
-            if self.rules is None:
-                self.rules = load_rules(self.cfg)  # the built-in rules of the venue type
-        self._rules_text = text
-
-    def handle(self, text: str, *, source: str, engine: str) -> Event | None:
-        """Check and commit one code. Returns None for a debounced duplicate."""
-        mono = time.monotonic()
-        seen = self._recent.get(text)
-        self._recent[text] = mono
-        if seen is not None and mono - seen < DEBOUNCE_S:
-            return None
-        if len(self._recent) > 256:
-            self._recent = {t: m for t, m in self._recent.items() if mono - m < DEBOUNCE_S}
-        now = self.clock()
-        scan = Scan(text=text, source=source, engine=engine, at=now)
-        provisioned = self._provision(scan)
-        if provisioned is not None:
-            return provisioned
-        verdict, credential = self._checks.evaluate(
-            text, now=now, trust=self.trust, rules=self.rules,
-            history=self._history, clock_synced=clock_plausible(now))
-        entry = self.journal.record(scan, verdict, credential,
-                                    venue=self.cfg.venue.code, device=self.cfg.device.id)
-        if not entry.logged:
-            # Shown again as it was first decided: the person already checked in.
-            verdict = Verdict(Outcome(entry.outcome), Reason(entry.reason), entry.scheme,
-                              entry.name_masked)
-        return Event(scan, verdict, entry)
-
-    def _history(self, subject_key: str) -> list[datetime]:
-        # Reach as far back as the venue's repeat rule looks, and at least the journal's window.
-        window = timedelta(seconds=self.cfg.journal.repeat_window_s)
-        if self.rules is not None:
-            window = max(window, self.rules.history_window)
-        return self.journal.seen_subject(subject_key, self.clock() - window)
-
-    def _provision(self, scan: Scan) -> Event | None:
-        """A technician's `KP1:` code configures the device (only when signed with the
-        provisioning key); it is never judged or journalled as a person's entry."""
-        if not scan.text.startswith(PROVISION_PREFIX):
-            return None
-        from kiosk import provision
-
-        result = provision.handle_scan(scan.text, self.cfg, _config_path(self.cfg), now=scan.at)
-        self.provisioned = result
-        reason = Reason.OK if result.accepted else Reason.UNKNOWN_KEY
-        verdict = Verdict(Outcome.PASS if result.accepted else Outcome.FAIL, reason, "provision",
-                          detail=result.message)
-        return Event(scan, verdict, None)
-
-
-def _config_path(cfg: Config) -> Path | None:
-    return Path(cfg.source) if not cfg.source.startswith("<") else None
-
-
-def _open_trust(journal: Journal) -> Any:
-    from kiosk.checks.trust import TrustStore
-
-    return TrustStore(journal)
-
-
 
 
 class Kiosk:
@@ -438,32 +315,21 @@ def _status_faults(cfg: Config, journal: Journal, trust: Any, now: datetime) -> 
     """Faults derived from stored state: offline uploads, stale trust list, disk."""
     from kiosk.health import disk_fault
     from kiosk.sync import status as sync_status
+    from kiosk.sync.fetcher import untrusted_collector
 
     faults: set[str] = set()
     if sync_status(journal, now).offline:
         faults.add("offline")
-    trust_age = trust.age(now)
-    if trust_age is None or trust_age > timedelta(hours=cfg.trust.max_age_hours):
-        # No trust list at all is as bad as a stale one: nothing signed can pass.
+    if trust.stale(now, timedelta(hours=cfg.trust.max_age_hours)):
+        # No trust list at all is as bad as a stale one (older than trust.max_age_hours
+        # or past its own signed valid-until): nothing signed can pass.
         faults.add("trust_stale")
+    if untrusted_collector(journal):
+        faults.add("collector_untrusted")
     fault = disk_fault(cfg.journal_path())
     if fault:
         faults.add(fault)
     return faults
-
-
-def _sealer(cfg: Config) -> Callable[[bytes], str] | None:
-    if not cfg.journal.seal_key:
-        return None
-    from kiosk.seal import sealer_for
-
-    return sealer_for(cfg.journal.seal_key)
-
-
-def open_journal(cfg: Config) -> Journal:
-    """The configured journal, with its repeat window and, if a collector key is set,
-    personal fields sealed to it."""
-    return Journal(cfg.journal_path(), repeat_window_s=cfg.journal.repeat_window_s, sealer=_sealer(cfg))
 
 
 def on_sigterm(stop: threading.Event) -> Any:
@@ -519,62 +385,3 @@ def open_journal_waiting(cfg: Config, *, headless: bool, stop: threading.Event) 
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return None
-
-
-def print_event(event: Event, label: str | None = None) -> None:
-    """One readable line per verdict: time, verdict, reason, scheme, masked name."""
-    v = event.verdict
-    mark = {"pass": "PASS  ", "fail": "FAIL  ", "review": "REVIEW"}[v.outcome.value]
-    again = "  (repeat, not logged again)" if event.repeat else ""
-    shown = f"{v.scheme:<9}{v.name or ''}"
-    tail = f"{shown:<26}[{label}]" if label else shown.rstrip()
-    print(f"{event.scan.at.astimezone().strftime('%H:%M:%S')}  {mark} {v.reason.value:<22} {tail}{again}",
-          flush=True)
-
-
-# --- commands -------------------------------------------------------------------------
-
-def cmd_run(args: argparse.Namespace) -> int:
-    """Run the kiosk: scan, decide, log and signal until stopped (SIGTERM or Ctrl-C).
-
-    Example: kiosk --config /etc/kiosk/kiosk.toml run
-    """
-    from kiosk.cli import _config
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = _config(args)
-    on_event = json_event if args.json else print_event
-    stop = threading.Event()
-    journal = open_journal_waiting(cfg, headless=args.headless, stop=stop)
-    if journal is None:
-        return 0
-    with journal, Kiosk(cfg, headless=args.headless, journal=journal, on_event=on_event,
-                        max_scans=args.max_scans) as kiosk:
-        return kiosk.run()
-
-
-def json_event(event: Event, label: str | None = None) -> None:
-    """One JSON line per verdict (for scripts and tests)."""
-    import json
-
-    out = event.verdict.as_dict()
-    if label is not None:
-        out["label"] = label
-    out.update(id=event.entry.id if event.entry else None, logged=bool(event.entry and event.entry.logged),
-               at=event.scan.at.isoformat(), engine=event.scan.engine)
-    print(json.dumps(out, ensure_ascii=False), flush=True)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Run the whole kiosk on built-in demo material: generated QR frames (phones, ID
-    cards, dark mode, tilted), simulated pins, a local journal and a local collector.
-
-    Prints each verdict and exits 0 when the frames are done. Shows the real screen in a
-    window where a display exists; --headless never opens one.
-
-    Example: kiosk demo --headless
-    """
-    from kiosk import demo
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    return demo.run_demo(args, on_event=json_event if args.json else print_event)

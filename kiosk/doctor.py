@@ -16,8 +16,6 @@ camera and the GPIO pins to itself.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import subprocess
@@ -32,7 +30,7 @@ from typing import Any, Callable, Iterator
 from kiosk.config import Config
 from kiosk.health import clock_synchronised_flag
 
-__all__ = ["Check", "Doctor", "OK", "WARN", "FAIL", "SKIP", "CHECKS", "overall", "register"]
+__all__ = ["Check", "Doctor", "OK", "WARN", "FAIL", "SKIP", "CHECKS", "overall"]
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +323,7 @@ class Doctor:
 
     # --- clock, disk ----------------------------------------------------------------
     def _clock(self) -> Iterator[Check]:
-        from kiosk.app import clock_plausible
+        from kiosk.pipeline import clock_plausible
 
         now = self.now()
         if not clock_plausible(now):
@@ -474,53 +472,3 @@ def _short(exc: BaseException) -> str:
         if known in text:
             return known.lower()
     return text if len(text) <= 160 else text[:157] + "..."
-
-
-_MARK = {OK: "[ ok ]", WARN: "[warn]", FAIL: "[FAIL]", SKIP: "[skip]"}
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    """Self-test every part of the kiosk and print a checklist.
-
-    Camera frames and a test code, serial scanner, each light, buzzer, relay, guard
-    button, clock, disk, journal, collector and token, trust list. Exit 1 when any check
-    fails. Stop the kiosk first on a device (systemctl stop kiosk): the doctor needs the
-    camera and the pins itself.
-
-    Example: kiosk doctor            (on site, with a person at the kiosk)
-    Example: kiosk doctor --json     (fleet tools; never waits for a person)
-    """
-    from kiosk.cli import _config
-
-    cfg = _config(args)
-    interactive = args.interactive if args.interactive is not None else (not args.json and sys.stdin.isatty())
-
-    def show(check: Check) -> None:
-        print(f"  {_MARK[check.status]} {check.name:<15} {check.detail}", flush=True)
-
-    if not args.json:
-        print(f"kiosk doctor: {cfg.device.id} at {cfg.venue.name} ({cfg.source})")
-    doctor = Doctor(cfg, interactive=interactive, on_check=None if args.json else show,
-                    button_timeout_s=args.button_timeout, decode_timeout_s=args.decode_timeout)
-    checks = doctor.run()
-    status = overall(checks)
-    if args.json:
-        print(json.dumps({"status": status, "device": cfg.device.id, "config": cfg.source,
-                          "checks": [c.as_dict() for c in checks]}, ensure_ascii=False))
-    else:
-        counts = {s: sum(1 for c in checks if c.status == s) for s in (OK, WARN, FAIL, SKIP)}
-        print(f"{status.upper()}: {counts[OK]} ok, {counts[WARN]} warn, {counts[FAIL]} fail, {counts[SKIP]} skipped")
-    return 1 if status == FAIL else 0
-
-
-def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
-    p = add(sub, "doctor", cmd_doctor)
-    p.add_argument("--json", action="store_true", help="one JSON object with every check; never asks")
-    p.add_argument("--interactive", dest="interactive", action="store_true", default=None,
-                   help="ask the technician (default when run in a terminal without --json)")
-    p.add_argument("--no-interactive", dest="interactive", action="store_false", help="never ask")
-    p.add_argument("--button-timeout", type=float, default=BUTTON_TIMEOUT_S, metavar="S",
-                   help="seconds to wait for the guard button")
-    p.add_argument("--decode-timeout", type=float, default=DECODE_TIMEOUT_S, metavar="S",
-                   help="seconds to wait for a test code in front of the camera")
-

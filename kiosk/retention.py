@@ -10,21 +10,19 @@ Never touches an entry still in the outbox: an unsent entry is kept however old 
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kiosk.config import Config
 from kiosk.errors import JournalError
 from kiosk.health import disk_space
 from kiosk.journal import Journal
 
-__all__ = ["RetentionReport", "run_retention", "register"]
+__all__ = ["RetentionReport", "run_retention"]
 
 log = logging.getLogger(__name__)
 
@@ -98,34 +96,3 @@ def run_retention(cfg: Config, *, now: datetime, force_vacuum: bool = False,
     log.info("retention: purged %d entries older than %d days; %s", purged,
              cfg.journal.retention_days, note)
     return report
-
-
-def cmd_retention(args: argparse.Namespace) -> int:
-    """Purge uploaded journal entries older than journal.retention_days.
-
-    Then compact the file when that frees enough space. Entries not yet uploaded are
-    always kept. The daily kiosk-retention.timer runs this.
-
-    Example: kiosk retention --json
-    """
-    from kiosk.cli import _config
-    from kiosk.model import utcnow
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    cfg = _config(args)
-    try:
-        report = run_retention(cfg, now=utcnow(), force_vacuum=args.vacuum)
-    except sqlite3.DatabaseError as exc:
-        raise JournalError(f"{cfg.journal_path()}: retention failed: {exc}") from exc
-    if args.json:
-        print(json.dumps(report.as_dict()))
-    else:
-        print(f"{report.journal}: purged {report.purged} entries; {report.note}; "
-              f"{report.size_before} -> {report.size_after} bytes")
-    return 0
-
-
-def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
-    p = add(sub, "retention", cmd_retention)
-    p.add_argument("--json", action="store_true", help="one JSON object")
-    p.add_argument("--vacuum", action="store_true", help="compact the file even when little is free")

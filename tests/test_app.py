@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import app
-from kiosk.app import Pipeline
+from kiosk import pipeline as pipeline_module
+from kiosk.pipeline import Pipeline
 from kiosk.config import load_config
 from kiosk.journal import Journal
 
@@ -50,7 +50,7 @@ def test_a_code_is_committed_before_the_event_exists(pipeline):
 def test_a_code_held_up_is_debounced_then_shown_as_a_repeat(pipeline, monkeypatch):
     first = pipeline.handle(CCCD, source="camera", engine="zxing")
     assert pipeline.handle(CCCD, source="camera", engine="zxing") is None  # same phone, next frame
-    monkeypatch.setattr(app, "DEBOUNCE_S", 0.0)
+    monkeypatch.setattr(pipeline_module, "DEBOUNCE_S", 0.0)
     again = pipeline.handle(CCCD, source="camera", engine="zxing")
     assert again.repeat and again.entry.id == first.entry.id
     assert again.verdict.outcome == first.verdict.outcome
@@ -81,7 +81,7 @@ def test_demo_headless_logs_every_kind_of_verdict(tmp_path):
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert {e["verdict"] for e in events} == {"pass", "fail", "review"}
     # every demo code was read off its rendered frame and got the verdict it was made for
-    from kiosk.checks.demo import EXPECTED
+    from kiosk.demo.material import EXPECTED
 
     assert {e["label"]: (e["verdict"], e["reason"]) for e in events} == EXPECTED
     with Journal(demo_journal(tmp_path)) as journal:
@@ -129,7 +129,7 @@ def test_venue_repeat_rule_sees_scans_older_than_the_journal_window(journal_path
     window is only 5, so the pipeline must look back as far as the rule does."""
     from datetime import timedelta
 
-    from kiosk.checks.demo import demo_material
+    from kiosk.demo.material import demo_material
     from kiosk.checks.trust import TrustStore
 
     t = [datetime(2026, 11, 25, 7, 0, tzinfo=timezone.utc)]
@@ -138,7 +138,7 @@ def test_venue_repeat_rule_sees_scans_older_than_the_journal_window(journal_path
                if material.expected[label][0] == "pass" and text.startswith("HD1:")][0]
     cfg = load_config(None, search=False, overrides={"journal.path": str(journal_path),
                                                      "venue.type": "transport"})
-    monkeypatch.setattr(app, "DEBOUNCE_S", 0.0)
+    monkeypatch.setattr(pipeline_module, "DEBOUNCE_S", 0.0)
     with Journal(journal_path, repeat_window_s=300) as journal:
         TrustStore(journal).import_list(material.trust_list_json, now=t[0])
         pipe = Pipeline(cfg, journal, clock=lambda: t[0])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.checks.demo import demo_material
+from kiosk.demo.material import demo_material
 from kiosk.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

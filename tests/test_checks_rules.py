@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from kiosk.checks import evaluate
-from kiosk.checks.demo import demo_material
+from kiosk.demo.material import demo_material
 from kiosk.checks.rules import RULES_DIR, builtin_rules, decide, load_rules, load_rules_file
 from kiosk.checks.trust import TrustStore
 from kiosk.config import VENUE_TYPES, load_config

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from kiosk.checks import evaluate
-from kiosk.checks.demo import demo_material
+from kiosk.demo.material import demo_material
 from kiosk.checks.trust import KIND_HD1, TrustStore, subject_hash, trust_entry
 from kiosk.errors import TrustError
 from kiosk.journal import Journal

@@ -122,7 +122,7 @@ def test_dark_mode_code_reads_with_the_chain_and_with_zbar_alone():
 
 
 def test_frames_without_a_code_give_no_codes(decoder):
-    from kiosk.scanner.synth import render_scene
+    from kiosk.demo.frames import render_scene
 
     blank = np.full((480, 640), 200, np.uint8)
     noise = np.random.default_rng(1).integers(0, 256, (480, 640), dtype=np.uint8)

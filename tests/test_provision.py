@@ -76,7 +76,7 @@ def _decode_png(png: Path) -> str:
 
 
 def test_signed_qr_rendered_and_scanned_configures_the_kiosk(tmp_path, key, kiosk_config) -> None:
-    from kiosk import provision_cli
+    from kiosk.cli import provision as provision_cli
 
     key_file = tmp_path / "prov.pem"
     parser = _parser()
@@ -201,13 +201,12 @@ def test_garbage_never_crashes_and_is_never_accepted(text: str) -> None:
 # --- `kiosk provision` by flags -----------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
-    from kiosk import provision_cli
-    from kiosk.cli import _add
+    from kiosk.cli import provision as provision_cli
 
     parser = argparse.ArgumentParser(prog="kiosk")
     parser.add_argument("--config")
     sub = parser.add_subparsers(dest="command", required=True)
-    provision_cli.register(sub, _add)
+    provision_cli.register(sub)
     return parser
 
 

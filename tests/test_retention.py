@@ -80,7 +80,7 @@ def test_no_journal_yet_is_not_an_error(tmp_path: Path) -> None:
 
 
 def test_retention_command_prints_a_report(journal_path: Path, capsys) -> None:
-    from kiosk.cli import _add
+    from kiosk.cli import retention as retention_cli
 
     with Journal(journal_path) as j:
         j.mark_sent(_record(j, NOW - timedelta(days=400), 4), batch_id="b", now=NOW)
@@ -88,7 +88,7 @@ def test_retention_command_prints_a_report(journal_path: Path, capsys) -> None:
     parser.add_argument("--config")
     parser.add_argument("--set", dest="overrides", type=lambda s: tuple(s.split("=", 1)), action="append")
     sub = parser.add_subparsers(dest="command", required=True)
-    retention.register(sub, _add)
+    retention_cli.register(sub)
     args = parser.parse_args(["retention", "--json"])
     args.overrides = {"journal.path": str(journal_path)}
     assert args.func(args) == 0

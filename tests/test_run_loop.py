@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from kiosk.app import Kiosk
-from kiosk.checks.demo import demo_material
+from kiosk.appliance import Kiosk
+from kiosk.demo.material import demo_material
 from kiosk.checks.trust import TrustStore
 from kiosk.config import load_config
 from kiosk.journal import Journal
@@ -115,7 +115,7 @@ def test_serial_unplugged_shows_scanner_fault(journal_path, tmp_path):
         kiosk = Kiosk(cfg, headless=True, journal=journal)
         threading.Timer(1.5, kiosk.stop).start()
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr("kiosk.app.STATUS_PERIOD_S", 0.2)
+            mp.setattr("kiosk.appliance.STATUS_PERIOD_S", 0.2)
             kiosk.run()
         faults = {f for s in kiosk.display.history for f in s.faults}
         assert "scanner_fault" in faults
@@ -125,16 +125,16 @@ def test_serial_unplugged_shows_scanner_fault(journal_path, tmp_path):
 def test_kiosk_started_on_a_full_disk_shows_the_fault_and_opens_when_space_returns(monkeypatch):
     from test_retention import _fill, tiny_filesystem
 
-    from kiosk import app
+    from kiosk import appliance
     from kiosk.model import Outcome, Reason, Scan, Verdict
 
-    monkeypatch.setattr(app, "JOURNAL_RETRY_S", 0.2)
+    monkeypatch.setattr(appliance, "JOURNAL_RETRY_S", 0.2)
     with tiny_filesystem() as fs:
         filler = _fill(fs)
         cfg = make_cfg(fs / "journal.db", "/dev/null")
         stop = threading.Event()
         opened = []
-        waiter = threading.Thread(target=lambda: opened.append(app.open_journal_waiting(cfg, headless=True, stop=stop)))
+        waiter = threading.Thread(target=lambda: opened.append(appliance.open_journal_waiting(cfg, headless=True, stop=stop)))
         waiter.start()
         time.sleep(1.5)
         assert waiter.is_alive() and not opened  # waiting on the disk_full fault, not crashed
@@ -181,7 +181,7 @@ def test_one_bad_frame_is_skipped_and_the_gate_keeps_working(journal_path, tmp_p
 
 def test_clock_not_yet_synchronised_shows_a_banner_but_still_judges(journal_path, scanner_pty, tmp_path,
                                                                      monkeypatch):
-    from kiosk import app, health
+    from kiosk import appliance, health
 
     timesync = tmp_path / "timesync"
     assert health.clock_synchronised_flag(timesync) is None  # no timesyncd: unknown, no banner
@@ -190,7 +190,7 @@ def test_clock_not_yet_synchronised_shows_a_banner_but_still_judges(journal_path
     (timesync / "synchronized").touch()
     assert health.clock_synchronised_flag(timesync) is True
 
-    monkeypatch.setattr(app, "clock_synchronised_flag", lambda: False)
+    monkeypatch.setattr(appliance, "clock_synchronised_flag", lambda: False)
     master, port = scanner_pty
     cfg = make_cfg(journal_path, port)
     with Journal(journal_path) as journal:

@@ -14,7 +14,7 @@ from kiosk.display import KINDS, SIZES, ScreenState, open_display, render_state
 from kiosk.display import layouts
 from kiosk.display import screen as screen_mod
 from kiosk.display import texts
-from kiosk.display.cli import sample_states
+from kiosk.demo.screens import sample_states
 from kiosk.display.fonts import VIETNAMESE_SAMPLE, find_fonts, missing_glyphs
 from kiosk.display.backends import HeadlessDisplay, PygameDisplay, display_available, headless, window
 from kiosk.display.draw import draw_text
@@ -300,7 +300,7 @@ def test_importing_the_display_package_loads_no_hardware_library():
     import subprocess
     import sys
 
-    code = ("import sys, kiosk.display, kiosk.display.signals, kiosk.display.guard, kiosk.display.cli, "
+    code = ("import sys, kiosk.display, kiosk.display.signals, kiosk.display.guard, kiosk.cli.screens, "
             "kiosk.display.pins, kiosk.display.tones; "
             "print(sorted(m for m in ('pygame', 'gpiozero', 'RPi', 'lgpio') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

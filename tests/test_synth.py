@@ -9,7 +9,7 @@ import pytest
 
 from kiosk.config import DecoderConfig
 from kiosk.scanner.decoder import Decoder
-from kiosk.scanner.synth import CODE_KINDS, KINDS, render_scene, synthetic_set, write_demo_frames
+from kiosk.demo.frames import CODE_KINDS, KINDS, render_scene, synthetic_set, write_demo_frames
 
 CCCD = "001089012345||Nguyễn Thị Nữ|01011990|Nữ|Số 12, Hà Nội|01012022"
 HC1 = "HC1:6BFOXN%TSMAHN-HCPFU6MGBK0C:K3J5L:0LMM8W$3L7DTKHQ9F/ST1:0VTFE0YV-F8$D:KF%9EPP"

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from kiosk.cli._common import add_command, config_from, print_json
 from kiosk.errors import ConfigError, TrustError
 
 __all__ = ["register", "check_payloads", "parse_at"]
@@ -38,10 +38,6 @@ def check_payloads(payloads: Iterable[str], *, now: datetime, trust: Any, rules:
         verdict, _ = evaluate(text, now=now, trust=trust, rules=rules, clock_synced=clock_synced)
         out.append(verdict.as_dict())
     return out
-
-
-def _print(obj: Any) -> None:
-    print(json.dumps(obj, ensure_ascii=False), flush=True)
 
 
 def _trust_for(args: argparse.Namespace, cfg: Any, now: datetime):
@@ -75,9 +71,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     Example: kiosk check --json --no-rules --at 2021-06-01T10:00:00Z --trust list.json 'HC1:...'
     """
     from kiosk.checks.rules import load_rules, load_rules_file
-    from kiosk.cli import _config
 
-    cfg = _config(args)
+    cfg = config_from(args)
     now = parse_at(args.at)
     if args.no_rules:
         rules = None
@@ -99,7 +94,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             journal.close()
     for r in results:
         if args.json:
-            _print(r)
+            print_json(r)
         else:
             print(f"{r['verdict']:<7} {r['reason']:<24} {r['scheme']:<9} {r['name'] or ''}")
     return 0 if all(r["verdict"] == "pass" for r in results) else 1
@@ -113,11 +108,11 @@ def cmd_trust_import(args: argparse.Namespace) -> int:
     Example: kiosk trust import trustlist.json --revocations revoked.txt
     """
     from kiosk.checks.trust import TrustStore
-    from kiosk.cli import _config
+
     from kiosk.journal import Journal
     from kiosk.model import utcnow
 
-    cfg = _config(args)
+    cfg = config_from(args)
     now = utcnow()
     try:
         data = Path(args.file).read_bytes()
@@ -148,11 +143,11 @@ def cmd_trust_status(args: argparse.Namespace) -> int:
     Example: kiosk trust status --json
     """
     from kiosk.checks.trust import TrustStore
-    from kiosk.cli import _config
+
     from kiosk.journal import Journal
     from kiosk.model import utcnow
 
-    cfg = _config(args)
+    cfg = config_from(args)
     now = utcnow()
     with Journal(cfg.journal_path()) as journal:
         store = TrustStore(journal)
@@ -162,7 +157,7 @@ def cmd_trust_status(args: argparse.Namespace) -> int:
                 "age_hours": None if age is None else round(age.total_seconds() / 3600, 1),
                 "stale": store.stale(now, timedelta(hours=cfg.trust.max_age_hours))}
     if args.json:
-        _print(info)
+        print_json(info)
     else:
         print(f"keys {info['keys']}, revocations {info['revocations']}, age "
               + ("never imported" if age is None else f"{info['age_hours']} h")
@@ -188,7 +183,7 @@ def cmd_declaration_keygen(args: argparse.Namespace) -> int:
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(hd1.private_pem(key))
-    _print(trust_entry(kid, KIND_HD1, hd1.public_der(key.public_key()), args.country))
+    print_json(trust_entry(kid, KIND_HD1, hd1.public_der(key.public_key()), args.country))
     return 0
 
 
@@ -222,11 +217,11 @@ def cmd_declaration_issue(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub, add) -> None:
-    """Add the checks' commands to the `kiosk` parser (called from kiosk.cli)."""
+def register(sub) -> None:
+    """Add `kiosk check`, `kiosk trust` and `kiosk declaration`."""
     from kiosk.checks.hd1 import STATUSES
 
-    p = add(sub, "check", cmd_check)
+    p = add_command(sub, "check", cmd_check)
     p.add_argument("payload", nargs="+", metavar="PAYLOAD", help="QR text, or - for lines on stdin")
     p.add_argument("--json", action="store_true", help="one JSON object per payload")
     p.add_argument("--at", metavar="ISO-8601", help="check as of this time (default: now)")
@@ -238,20 +233,20 @@ def register(sub, add) -> None:
 
     t = sub.add_parser("trust", help="import or inspect the trust list")
     tsub = t.add_subparsers(dest="trust_command", metavar="SUBCOMMAND", required=True)
-    p = add(tsub, "import", cmd_trust_import)
+    p = add_command(tsub, "import", cmd_trust_import)
     p.add_argument("file", help="trust list JSON")
     p.add_argument("--revocations", metavar="FILE", help="hex hashes, one per line")
-    p = add(tsub, "status", cmd_trust_status)
+    p = add_command(tsub, "status", cmd_trust_status)
     p.add_argument("--json", action="store_true", help="one JSON object")
 
     d = sub.add_parser("declaration", help="make declaration issuer keys and declarations")
     dsub = d.add_subparsers(dest="declaration_command", metavar="SUBCOMMAND", required=True)
-    p = add(dsub, "keygen", cmd_declaration_keygen)
+    p = add_command(dsub, "keygen", cmd_declaration_keygen)
     p.add_argument("--out", required=True, metavar="KEY.pem", help="where to write the private key")
     p.add_argument("--kind", choices=("ec", "ed25519"), default="ec", help="ES256 (default) or EdDSA")
     p.add_argument("--country", default="VN", help="country of the trust list entry")
     p.add_argument("--force", action="store_true", help="replace an existing key file")
-    p = add(dsub, "issue", cmd_declaration_issue)
+    p = add_command(dsub, "issue", cmd_declaration_issue)
     p.add_argument("--key", required=True, metavar="KEY.pem")
     p.add_argument("--issuer", required=True)
     p.add_argument("--name", required=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from kiosk.cli._common import add_command, config_from, print_json
 from kiosk.errors import DecodeError
 
 __all__ = ["register", "cmd_decode"]
@@ -21,10 +21,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     Example: kiosk decode --json ticket.png gate-*.jpg
     """
-    from kiosk.cli import _config
+
     from kiosk.scanner.decoder import Decoder
 
-    cfg = _config(args)
+    cfg = config_from(args)
     decoder = Decoder(cfg.decoder)
     status = 0
     try:
@@ -34,12 +34,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
             except DecodeError as exc:
                 status = 1
                 if args.json:
-                    _line({"path": path, "error": str(exc)})
+                    print_json({"path": path, "error": str(exc)})
                 else:
                     print(f"{path}: error: {exc}", file=sys.stderr, flush=True)
                 continue
             if args.json:
-                _line({"path": path, "codes": [{"text": c.text, "engine": c.engine} for c in result.codes],
+                print_json({"path": path, "codes": [{"text": c.text, "engine": c.engine} for c in result.codes],
                        "ms": round(result.ms, 3)})
             elif result.codes:
                 for code in result.codes:
@@ -51,12 +51,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return status
 
 
-def _line(obj: dict) -> None:
-    print(json.dumps(obj, ensure_ascii=False), flush=True)
-
-
-def register(sub, add) -> None:
-    """Add `kiosk decode` to the kiosk's subcommands (`add` is kiosk.cli._add)."""
-    p = add(sub, "decode", cmd_decode)
+def register(sub) -> None:
+    p = add_command(sub, "decode", cmd_decode)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")

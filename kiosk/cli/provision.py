@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
 
+from kiosk.cli._common import add_command, config_from
+
 __all__ = ["register"]
 
 #: (flag, dotted config key, type, help) shared by `provision` and `provision make-qr`.
@@ -175,11 +177,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
     Example: kiosk provision scan "KP1:6BFOXN..."
     """
     from kiosk import provision
-    from kiosk.cli import _config
+
     from kiosk.model import utcnow
 
     text = args.text if args.text != "-" else sys.stdin.read().strip()
-    cfg = _config(args)
+    cfg = config_from(args)
     result = provision.handle_scan(text, cfg, _config_path(args), now=utcnow())
     if args.json:
         print(json.dumps(result.as_dict(), ensure_ascii=False))
@@ -188,22 +190,22 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0 if result.accepted else 1
 
 
-def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
-    p = add(sub, "provision", cmd_provision)
+def register(sub) -> None:
+    p = add_command(sub, "provision", cmd_provision)
     _add_flags(p)
     p.add_argument("--provisioning-key", metavar="KEY",
                    help="public key (base64, or a PEM file) that signs provisioning QRs")
     p.add_argument("--interactive", "-i", action="store_true", help="ask for each setting")
     psub = p.add_subparsers(dest="provision_command", metavar="SUBCOMMAND")
-    q = add(psub, "make-qr", cmd_make_qr)
+    q = add_command(psub, "make-qr", cmd_make_qr)
     _add_flags(q)
     q.add_argument("--key", required=True, metavar="PRIVATE.pem", help="Ed25519 provisioning private key")
     q.add_argument("--device", metavar="ID", help="only this device may apply it (default: any)")
     q.add_argument("--valid-hours", type=float, default=24.0, metavar="H", help="hours until it expires")
     q.add_argument("--out", metavar="FILE.png", help="write the QR image here")
     q.add_argument("--text", action="store_true", help="also print the QR text")
-    k = add(psub, "keygen", cmd_keygen)
+    k = add_command(psub, "keygen", cmd_keygen)
     k.add_argument("--out", required=True, metavar="FILE.pem", help="where to write the private key")
-    s = add(psub, "scan", cmd_scan)
+    s = add_command(psub, "scan", cmd_scan)
     s.add_argument("text", help="the QR text (KP1:...), or - to read it from stdin")
     s.add_argument("--json", action="store_true", help="one JSON object")

@@ -8,15 +8,10 @@ import logging
 import signal
 import sys
 import threading
-from typing import Callable
+
+from kiosk.cli._common import add_command, config_from
 
 __all__ = ["register", "cmd_sync", "cmd_enrol"]
-
-
-def _config(args: argparse.Namespace):
-    from kiosk.config import load_config
-
-    return load_config(getattr(args, "config", None), overrides=dict(getattr(args, "overrides", None) or {}))
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -32,7 +27,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from kiosk.sync import Fetcher, Uploader, resolve_token, status
     from kiosk.sync.service import run_forever, run_once
 
-    cfg = _config(args)
+    cfg = config_from(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="kiosk sync: %(message)s", stream=sys.stderr)
     with Journal(cfg.journal_path(), repeat_window_s=cfg.journal.repeat_window_s) as journal:
@@ -94,7 +89,7 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     from kiosk.journal import Journal
     from kiosk.sync import enrol, store_token
 
-    cfg = _config(args)
+    cfg = config_from(args)
     url = args.url or cfg.sync.collector_url
     token = enrol(url, cfg.device.id, args.code, timeout=cfg.sync.timeout_s)
     with Journal(cfg.journal_path()) as journal:
@@ -105,14 +100,14 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub, add: Callable) -> None:
-    p = add(sub, "sync", cmd_sync)
+def register(sub) -> None:
+    p = add_command(sub, "sync", cmd_sync)
     p.add_argument("--once", action="store_true", help="upload everything pending, then exit")
     p.add_argument("--no-fetch", action="store_true", help="do not fetch trust list, rules, deny list")
     p.add_argument("--status", action="store_true", help="print the stored sync status as JSON and exit")
     p.add_argument("--max-attempts", type=int, default=None, metavar="N",
                    help="attempts per batch before a round gives up (default 8)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every batch")
-    p = add(sub, "enrol", cmd_enrol)
+    p = add_command(sub, "enrol", cmd_enrol)
     p.add_argument("--code", required=True, help="one-time enrolment code from the collector")
     p.add_argument("--url", help="collector URL (default: sync.collector_url)")

@@ -47,10 +47,10 @@ def prepare_demo(cfg: Config, journal: Any, frames_dir: Path, *, collector: Any 
     """Make the demo material, get its trust list into `journal` and render the demo
     frames. With a running local collector the trust list takes the real road: published
     at the collector, fetched by the kiosk with ETags. Returns the (label, payload) pairs."""
-    from kiosk.checks.demo import demo_material
+    from kiosk.demo.material import demo_material
     from kiosk.checks.trust import TrustStore
     from kiosk.model import utcnow
-    from kiosk.scanner.synth import write_demo_frames
+    from kiosk.demo.frames import write_demo_frames
 
     now = utcnow()
     material = demo_material(now)
@@ -99,7 +99,8 @@ def local_collector(folder: Path, enabled: bool) -> Iterator[Any]:
 
 def run_demo(args: argparse.Namespace, *, on_event: Callable[[Any, str | None], None]) -> int:
     """The demo; `on_event(event, label)` reports each verdict with what the code was."""
-    from kiosk.app import Kiosk, open_journal
+    from kiosk.appliance import Kiosk
+    from kiosk.pipeline import open_journal
     from kiosk.config import replace
     from kiosk.display.screen import display_available
 

@@ -1,0 +1,41 @@
+"""`kiosk config check|show`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kiosk.cli._common import add_command, config_from
+
+__all__ = ["register"]
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """Validate a config file and print where it came from.
+
+    Example: kiosk config check /etc/kiosk/kiosk.toml
+    """
+    from kiosk.config import load_config
+
+    cfg = load_config(args.file) if args.file else config_from(args)
+    print(f"{cfg.source}: ok")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    """Print the effective config as TOML, with a comment on every key.
+
+    Example: kiosk config show > /etc/kiosk/kiosk.toml
+    """
+    from kiosk.config import to_toml
+
+    sys.stdout.write(to_toml(config_from(args)))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("config", help="check or show the configuration")
+    csub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
+    c = add_command(csub, "check", cmd_config_check)
+    c.add_argument("file", nargs="?", help="config file to check (default: the one kiosk would use)")
+    add_command(csub, "show", cmd_config_show)

@@ -1,0 +1,83 @@
+"""`kiosk run` and `kiosk demo`, and the line each verdict prints."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from kiosk.cli._common import add_command, config_from, print_json
+
+if TYPE_CHECKING:
+    from kiosk.pipeline import Event
+
+__all__ = ["register", "print_event", "json_event"]
+
+
+def print_event(event: Event, label: str | None = None) -> None:
+    """One readable line per verdict: time, verdict, reason, scheme, masked name."""
+    v = event.verdict
+    mark = {"pass": "PASS  ", "fail": "FAIL  ", "review": "REVIEW"}[v.outcome.value]
+    again = "  (repeat, not logged again)" if event.repeat else ""
+    shown = f"{v.scheme:<9}{v.name or ''}"
+    tail = f"{shown:<26}[{label}]" if label else shown.rstrip()
+    print(f"{event.scan.at.astimezone().strftime('%H:%M:%S')}  {mark} {v.reason.value:<22} {tail}{again}",
+          flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the kiosk: scan, decide, log and signal until stopped (SIGTERM or Ctrl-C).
+
+    Example: kiosk --config /etc/kiosk/kiosk.toml run
+    """
+    from kiosk.appliance import Kiosk, open_journal_waiting
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = config_from(args)
+    on_event = json_event if args.json else print_event
+    stop = threading.Event()
+    journal = open_journal_waiting(cfg, headless=args.headless, stop=stop)
+    if journal is None:
+        return 0
+    with journal, Kiosk(cfg, headless=args.headless, journal=journal, on_event=on_event,
+                        max_scans=args.max_scans) as kiosk:
+        return kiosk.run()
+
+
+def json_event(event: Event, label: str | None = None) -> None:
+    """One JSON line per verdict (for scripts and tests)."""
+    out = event.verdict.as_dict()
+    if label is not None:
+        out["label"] = label
+    out.update(id=event.entry.id if event.entry else None, logged=bool(event.entry and event.entry.logged),
+               at=event.scan.at.isoformat(), engine=event.scan.engine)
+    print_json(out)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole kiosk on built-in demo material: generated QR frames (phones, ID
+    cards, dark mode, tilted), simulated pins, a local journal and a local collector.
+
+    Prints each verdict and exits 0 when the frames are done. Shows the real screen in a
+    window where a display exists; --headless never opens one.
+
+    Example: kiosk demo --headless
+    """
+    from kiosk.demo.runner import run_demo
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    return run_demo(args, on_event=json_event if args.json else print_event)
+
+
+def register(sub) -> None:
+    p = add_command(sub, "run", cmd_run)
+    p.add_argument("--headless", action="store_true", help="no screen window")
+    p.add_argument("--max-scans", type=int, default=None, metavar="N", help="stop after N codes (testing)")
+    p.add_argument("--json", action="store_true", help="one JSON line per verdict")
+    p = add_command(sub, "demo", cmd_demo)
+    p.add_argument("--headless", action="store_true", help="no screen window even where a display exists")
+    p.add_argument("--fresh", action="store_true", help="start with an empty demo journal")
+    p.add_argument("--interval", type=float, default=None, metavar="S", help="seconds between demo frames")
+    p.add_argument("--json", action="store_true", help="one JSON line per verdict")
+    p.add_argument("--no-collector", action="store_true", help="do not start the local collector")
