@@ -113,6 +113,7 @@ class Verdict:
             "reason": self.reason.value,
             "scheme": self.scheme,
             "name": self.name,
+            **({"detail": dict(self.failure)} if self.failure else {}),
         }
 
 

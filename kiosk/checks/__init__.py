@@ -7,7 +7,7 @@ every outcome is a Verdict with one reason code and the name masked for display.
     >>> verdict, credential = evaluate("HC1:xyz", now=datetime(2021, 9, 1, tzinfo=timezone.utc),
     ...                                trust=None, rules=None)
     >>> verdict.as_dict()
-    {'verdict': 'fail', 'reason': 'bad_base45', 'scheme': 'dcc', 'name': None}
+    {'verdict': 'fail', 'reason': 'bad_base45', 'scheme': 'dcc', 'name': None, 'detail': {'step': 'base45', 'message': 'Invalid base45 string'}}
 """
 
 from __future__ import annotations
