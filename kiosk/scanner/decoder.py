@@ -81,17 +81,33 @@ class DecodeResult:
 
 # -- engines ----------------------------------------------------------------------------
 
-def _zxing_read(image: "np.ndarray", *, binarizer: str = "local", engine: str = "zxing") -> list[Code]:
+ZXING_BINARIZERS = ("local", "global", "fixed", "bool")
+
+
+def _zxing_read(image: "np.ndarray", *, binarizer: str = "local", engine: str = "zxing",
+                failed: list | None = None) -> list[Code]:
+    """zxing-cpp's valid QR reads; with `failed` (a list) the corner points of codes it
+    located but could not decode are appended to it (where the ROI ladder looks)."""
     import zxingcpp
 
-    binarizers = {"local": zxingcpp.Binarizer.LocalAverage, "global": zxingcpp.Binarizer.GlobalHistogram}
+    binarizers = {"local": zxingcpp.Binarizer.LocalAverage, "global": zxingcpp.Binarizer.GlobalHistogram,
+                  "fixed": zxingcpp.Binarizer.FixedThreshold, "bool": zxingcpp.Binarizer.BoolCast}
     found = zxingcpp.read_barcodes(
         image, formats=zxingcpp.BarcodeFormat.QRCode, try_rotate=True, try_invert=True,
         try_downscale=True, binarizer=binarizers[binarizer],
         # Plain: the text exactly as encoded (HRI would escape control characters).
-        text_mode=zxingcpp.TextMode.Plain, return_errors=False)
-    return [Code(text=b.text, engine=engine, raw=bytes(b.bytes)) for b in found
-            if b.valid and b.format == zxingcpp.BarcodeFormat.QRCode]
+        text_mode=zxingcpp.TextMode.Plain, return_errors=failed is not None)
+    codes = []
+    for b in found:
+        if b.format != zxingcpp.BarcodeFormat.QRCode:
+            continue
+        if b.valid:
+            codes.append(Code(text=b.text, engine=engine, raw=bytes(b.bytes)))
+        elif failed is not None:
+            p = b.position
+            failed.append([(p.top_left.x, p.top_left.y), (p.top_right.x, p.top_right.y),
+                           (p.bottom_right.x, p.bottom_right.y), (p.bottom_left.x, p.bottom_left.y)])
+    return codes
 
 
 class _Zbar:
@@ -347,19 +363,53 @@ class Decoder:
             return self._zbar.read(image, engine=label)
         return []
 
-    def _decode(self, grey: "np.ndarray", started: float) -> list[Code]:
+    def read_zxing(self, image: "np.ndarray", *, binarizer: str = "local", engine: str = "zxing") -> list[Code]:
+        """One zxing-cpp pass (the ladder's reader); nothing when zxing is not configured."""
+        if "zxing" not in self.engines:
+            return []
+        return _zxing_read(image, binarizer=binarizer, engine=engine)
+
+    def read_zbar(self, image: "np.ndarray", engine: str = "zbar") -> list[Code]:
+        return self._zbar.read(image, engine=engine) if self._zbar is not None else []
+
+    def read_plain(self, grey: "np.ndarray", failed: list | None = None, *,
+                   engines: tuple[str, ...] | None = None) -> list[Code]:
+        """The plain engines (default: the configured ones) on the whole frame, in order;
+        `failed` collects the corners of codes zxing-cpp located but could not decode."""
         if min(grey.shape) < MIN_QR_SIDE_PX:
             return []
-        for engine in self.engines:
-            codes = self._run(engine, grey, engine)
+        for engine in self.engines if engines is None else engines:
+            if engine == "zxing":
+                codes = _zxing_read(grey, failed=failed)
+            else:
+                codes = self._run(engine, grey, engine)
             if codes:
                 return codes
-        if not self.cfg.variants:
-            return []
+        return []
+
+    def _decode(self, grey: "np.ndarray", started: float) -> list[Code]:
+        failed: list = []
+        codes = self.read_plain(grey, failed)
+        if codes or not self.cfg.variants or min(grey.shape) < MIN_QR_SIDE_PX:
+            return codes
         budget_s = self.cfg.budget_ms / 1000.0
+
+        def spent() -> bool:
+            return time.perf_counter() - started >= budget_s
+
+        # First where a code was located (a failed read, the texture of a code): the
+        # region's ladder (deconvolution, contrast, upscaling, binarizers) is cheap there.
+        from kiosk.scanner import roi
+
+        for box in roi.locate(grey, failed):
+            codes = roi.run_ladder(roi.crop(grey, box), (), self.read_zxing, should_stop=spent,
+                                   zbar=self.read_zbar if self._zbar is not None else None)
+            if codes:
+                return codes
+        # Then the whole frame's variants, for codes no region was found for.
         made: dict[str, "np.ndarray"] = {}
         for name, engine in VARIANTS:
-            if time.perf_counter() - started >= budget_s:
+            if spent():
                 break
             if engine.split("-")[0] not in self.engines:
                 continue

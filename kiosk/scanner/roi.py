@@ -1,0 +1,181 @@
+"""Where a code is in a frame, and the ladder of enhanced reads run on that region.
+
+Locating is cheap (well under a millisecond on 640x480): zxing-cpp's own position of a
+code it found but could not decode (a failed checksum, from the plain read that already
+ran), then the frame's texture: a QR code is a dense block of edges on smoother
+surroundings, and stays one under blur, noise and dark mode, where finder-pattern
+detectors (OpenCV's QRCodeDetector) give up first. Measured on bench/sequences.py, the
+texture finds the code in nearly every frame in view; QRCodeDetector.detect in under a
+third of them at 8-28 ms each, so it is not used.
+
+The ladder (`LADDER`) is the list of steps tried on one region, cheapest first, stopping
+at the first code an engine returns with its checks passed. Each step names what it
+does ("upscale+zxing", "wiener-m7-0+zxing", "average+clahe+zxing"), and the code's
+engine says which step read it.
+
+    >>> import numpy as np
+    >>> locate(np.full((480, 640), 128, np.uint8))
+    []
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+from kiosk.scanner import enhance
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from kiosk.scanner.decoder import Code
+
+__all__ = ["Box", "LADDER", "locate", "crop", "run_ladder"]
+
+#: Texture is measured on a copy this many times smaller (cheap, and averages noise away).
+TEXTURE_SHRINK = 4
+#: A region smaller than this (pixels of the full frame, per side) holds no readable QR.
+MIN_BOX_SIDE = 40
+#: Margin added around a located region (share of its side): the quiet zone and the
+#: parts of a tilted code the texture missed.
+BOX_MARGIN = 0.18
+#: At most this many regions per frame (a phone and a card, say).
+MAX_BOXES = 2
+
+
+@dataclass(frozen=True)
+class Box:
+    """A region of a frame: x, y, width, height in pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def grown(self, share: float, shape: tuple[int, int]) -> "Box":
+        dx, dy = int(self.w * share), int(self.h * share)
+        x0, y0 = max(0, self.x - dx), max(0, self.y - dy)
+        x1, y1 = min(shape[1], self.x + self.w + dx), min(shape[0], self.y + self.h + dy)
+        return Box(x0, y0, x1 - x0, y1 - y0)
+
+    def overlaps(self, other: "Box") -> bool:
+        return not (self.x + self.w <= other.x or other.x + other.w <= self.x
+                    or self.y + self.h <= other.y or other.y + other.h <= self.y)
+
+
+def crop(image: "np.ndarray", box: Box) -> "np.ndarray":
+    import numpy as np
+
+    return np.ascontiguousarray(image[box.y:box.y + box.h, box.x:box.x + box.w])
+
+
+def _from_points(points: Sequence[tuple[float, float]]) -> Box:
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return Box(int(min(xs)), int(min(ys)), int(max(xs) - min(xs)) + 1, int(max(ys) - min(ys)) + 1)
+
+
+def locate(grey: "np.ndarray", failed: Sequence[Sequence[tuple[float, float]]] = ()) -> list[Box]:
+    """Regions likely to hold a code: `failed` (corner points of codes an engine found but
+    could not decode) first, then the densest blocks of texture."""
+    import cv2
+    import numpy as np
+
+    shape = grey.shape
+    boxes = [_from_points(pts).grown(BOX_MARGIN, shape) for pts in failed]
+    s = TEXTURE_SHRINK
+    if min(shape) // s < 8:
+        return boxes
+    # Edge density at full resolution, then averaged over cells: modules of 2-3 px make
+    # edges everywhere in the code; a phone's outline is a thin line that averages away.
+    # The light smoothing first takes most sensor noise out of a dark frame.
+    soft = cv2.GaussianBlur(grey, (0, 0), 1.0)
+    edges = cv2.convertScaleAbs(cv2.Sobel(soft, cv2.CV_16S, 1, 0, ksize=3)) // 2 + \
+        cv2.convertScaleAbs(cv2.Sobel(soft, cv2.CV_16S, 0, 1, ksize=3)) // 2
+    small = cv2.resize(edges, (shape[1] // s, shape[0] // s), interpolation=cv2.INTER_AREA)
+    energy = cv2.boxFilter(small.astype(np.float32), -1, (5, 5))
+    # Relative to the frame itself, so a dim frame's code stands out as well as a bright one's.
+    peak = float(energy.max())
+    if peak < 4.0:
+        return boxes[:MAX_BOXES]
+    mask = (energy > max(0.5 * peak, 3.0 * float(np.median(energy)))).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    found = []
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if min(w, h) * s < MIN_BOX_SIDE or area < 0.35 * w * h or max(w, h) > 3.5 * min(w, h):
+            continue  # too small, too sparse, or a line of text rather than a square
+        found.append((area, Box(x * s, y * s, w * s, h * s).grown(BOX_MARGIN, shape)))
+    for _, box in sorted(found, key=lambda t: -t[0]):
+        if not any(box.overlaps(b) for b in boxes):
+            boxes.append(box)
+    return boxes[:MAX_BOXES]
+
+
+# -- the ladder ---------------------------------------------------------------------------
+
+#: A step: (name, needs history, transform(roi, history) -> image or None, binarizers).
+Step = tuple
+
+
+def _wiener_step(kernel) -> Step:
+    name = "wiener-" + ("m%d-%d" % (kernel[1], kernel[2]) if kernel[0] == "motion" else "d%d" % kernel[1])
+    return (name, False, lambda roi, hist: enhance.wiener(roi, kernel), ("local",))
+
+
+def _avg(then: Callable | None = None) -> Callable:
+    def make(roi, hist):
+        mean = enhance.average(list(hist) + [roi])
+        return mean if mean is None or then is None else then(mean)
+    return make
+
+
+def _up(roi, hist):
+    return enhance.upscale(roi, 2.0)
+
+
+# Order by reads per millisecond on bench/sequence_bench.py (see bench/RESULTS.md):
+# the crop itself with other binarizers, upscaling, contrast, then averaging and
+# deconvolution, which cost most.
+LADDER: tuple[Step, ...] = (
+    ("crop", False, lambda roi, hist: roi, ("local", "global", "fixed")),
+    ("upscale", False, _up, ("local", "fixed")),
+    ("clahe", False, lambda roi, hist: enhance.clahe(roi), ("local",)),
+    ("average", True, _avg(), ("local", "global")),
+    ("average+clahe", True, _avg(enhance.clahe), ("local",)),
+    ("average+upscale", True, _avg(lambda m: enhance.upscale(m, 2.0)), ("local",)),
+    ("gamma", False, lambda roi, hist: enhance.gamma(roi), ("local",)),
+    *(_wiener_step(k) for k in enhance.KERNEL_BANK),
+    ("sharpen", False, lambda roi, hist: enhance.sharpen(roi), ("local", "global")),
+)
+
+
+def run_ladder(roi: "np.ndarray", history: Sequence["np.ndarray"], read: Callable[..., list["Code"]], *,
+               steps: Sequence[Step] = LADDER, should_stop: Callable[[], bool] = lambda: False,
+               zbar: Callable[["np.ndarray", str], list["Code"]] | None = None) -> list["Code"]:
+    """Try `steps` on one region, stopping at the first read (or when `should_stop()`).
+    `read(image, binarizer=, engine=)` is the zxing-cpp read; `zbar(image, engine)` runs
+    after the zxing steps of the crop and the upscale when given."""
+    for name, needs_history, transform, binarizers in steps:
+        if should_stop():
+            return []
+        if needs_history and len(history) < 2:
+            continue
+        image = transform(roi, history)
+        if image is None:
+            continue
+        for binarizer in binarizers:
+            suffix = "" if binarizer == "local" else f"-{binarizer}"
+            codes = read(image, binarizer=binarizer, engine=f"zxing{suffix}+{name}")
+            if codes:
+                return codes
+        if zbar is not None and name in ("crop", "upscale"):
+            codes = zbar(image, f"zbar+{name}")
+            if codes:
+                return codes
+    return []
+
+
+def steps_named(names: Sequence[str]) -> Iterator[Step]:
+    """The ladder's steps with these names, in ladder order (for benches and tests)."""
+    return (s for s in LADDER if s[0] in names)
