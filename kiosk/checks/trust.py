@@ -334,9 +334,14 @@ class TrustStore:
                                             [(h,) for h in minus[i:i + REVOCATION_CHUNK]]).rowcount
         return changed
 
-    def import_denylist(self, hashes: Iterable[str], *, note: str = "") -> int:
-        """Replace the deny list (hex `subject_hash()` values)."""
-        clean = sorted({h.strip().lower() for h in hashes if isinstance(h, str) and h.strip()})
+    def import_denylist(self, items: Iterable[str | tuple[str, str]], *, note: str = "") -> int:
+        """Replace the deny list, in one transaction: hex `subject_hash()` values (each
+        with `note`), or (hash, note) pairs as `kiosk.sync.fetcher.parse_denylist` gives."""
+        clean: dict[str, str] = {}
+        for item in items:
+            h, why = item if isinstance(item, tuple) else (item, note)
+            if isinstance(h, str) and h.strip():
+                clean[h.strip().lower()] = why
         if self.journal is None:
             with self._lock:
                 self._denied = set(clean)
@@ -344,8 +349,7 @@ class TrustStore:
         with self.journal.atomic():
             conn = self.journal.db.conn
             conn.execute("DELETE FROM denylist")
-            conn.executemany("INSERT OR IGNORE INTO denylist(hash, note) VALUES (?, ?)",
-                             [(h, note) for h in clean])
+            conn.executemany("INSERT INTO denylist(hash, note) VALUES (?, ?)", sorted(clean.items()))
         return len(clean)
 
     # --- lookups ---------------------------------------------------------------------

@@ -109,11 +109,9 @@ def _import_rules(fetcher: "Fetcher", doc: SignedDocument) -> None:
 
 
 def _import_denylist(fetcher: "Fetcher", doc: SignedDocument) -> None:
-    items = parse_denylist(doc.body)
-    with fetcher.journal.atomic():
-        conn = fetcher.journal.db.conn
-        conn.execute("DELETE FROM denylist")
-        conn.executemany("INSERT INTO denylist(hash, note) VALUES (?, ?)", items)
+    from kiosk.checks.trust import TrustStore
+
+    TrustStore(fetcher.journal).import_denylist(parse_denylist(doc.body))
 
 
 def _revocation_index(body: bytes) -> list[dict[str, Any]]:
