@@ -270,12 +270,12 @@ copy_if_changed() {
 # --- 5. units, udev rule, boot config -----------------------------------------------
 install_units() {
     local u
-    for u in "${KIOSK_UNITS[@]}" collector.service; do
+    for u in "${KIOSK_UNITS[@]}" collector.service collector-retention.service collector-retention.timer; do
         if copy_if_changed "$SRC/systemd/$u" "$UNIT_DIR/$u" 0644; then CHANGED_UNITS=1; fi
     done
     copy_if_changed "$SRC/hardware/99-kiosk-scanner.rules" "$UDEV_DIR/99-kiosk-scanner.rules" 0644 || true
     local enable=("${ENABLE_UNITS[@]}")
-    [ "$WITH_COLLECTOR" = 1 ] && enable+=(collector.service)
+    [ "$WITH_COLLECTOR" = 1 ] && enable+=(collector.service collector-retention.timer)
     if [ -n "$ROOT" ]; then
         systemctl --root="$ROOT" enable "${enable[@]}" >/dev/null 2>&1 || \
             systemctl --root="$ROOT" enable "${enable[@]}"

@@ -98,11 +98,59 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_enrol_code(args: argparse.Namespace) -> int:
     """Mint a one-time enrolment code for a device; the kiosk trades it for its token.
 
-    Example: collector enrol-code --device kiosk-cho-ray-01   (then on the kiosk: kiosk enrol --code CODE)
+    The code binds the device to its venue: it uploads entries for no other.
+
+    Example: collector enrol-code --device kiosk-cho-ray-01 --venue BV-CHORAY   (then on the kiosk: kiosk enrol --code CODE)
     """
+    from collector.validation import check_venue_code
+
     with _store(args) as store:
-        code = store.create_enrol_code(args.device, now=_now(), ttl=timedelta(hours=args.ttl_hours))
+        code = store.create_enrol_code(args.device, now=_now(), ttl=timedelta(hours=args.ttl_hours),
+                                       venue=check_venue_code(args.venue))
     print(code)
+    return 0
+
+
+def cmd_device(args: argparse.Namespace) -> int:
+    """List enrolled devices, revoke a device's token (its next request gets 401), or
+    rotate it (the kiosk gets a new token in its next batch answer, losing nothing).
+
+    Example: collector device list
+    Example: collector device revoke kiosk-cho-ray-01
+    Example: collector device rotate kiosk-cho-ray-01
+    """
+    with _store(args, must_exist=True) as store:
+        if args.action == "list":
+            rows = store.list_devices()
+            print(f"{'device':<24} {'venue':<20} {'enrolled (UTC)':<17} {'entries':>8}  state")
+            for r in rows:
+                state = ("revoked " + r["revoked_at"].strftime("%Y-%m-%d %H:%M") if r["revoked_at"]
+                         else "rotation pending" if r["rotate"] else "active")
+                print(f"{r['device_id']:<24} {r['venue_code'] or '(unbound)':<20} "
+                      f"{r['enrolled_at'].strftime('%Y-%m-%d %H:%M'):<17} {r['entries']:>8}  {state}")
+            return 0
+        if not args.device:
+            raise ValueError(f"collector device {args.action} needs a device id")
+        done = (store.revoke_device(args.device, now=_now()) if args.action == "revoke"
+                else store.request_rotation(args.device))
+        if not done:
+            raise ValueError(f"no enrolled device {args.device!r} (see `collector device list`)")
+    print(f"{args.device}: " + ("revoked; its token is refused from now on" if args.action == "revoke"
+                                 else "a new token goes to the kiosk with its next upload"))
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Forget who was where: clear personal fields, masked names and person keys of
+    entries older than the tracing retention window (the counts for reports stay).
+    Run daily by collector-retention.timer.
+
+    Example: collector retention --days 21
+    """
+    days = args.days or _config(args).retention_days
+    with _store(args, must_exist=True) as store:
+        cleared = store.purge_personal(before=_now() - timedelta(days=days))
+    print(f"cleared the personal fields of {cleared} entries older than {days} days")
     return 0
 
 
@@ -261,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-key", metavar="PEM", help="... and this private key (or tls_key)")
     p = _add(sub, "enrol-code", cmd_enrol_code)
     p.add_argument("--device", required=True, metavar="ID", help="the device id the code is for")
+    p.add_argument("--venue", required=True, metavar="CODE", help="the venue the device is bound to")
     p.add_argument("--ttl-hours", type=float, default=24 * 7, help="how long the code stays valid")
     p = _add(sub, "publish", cmd_publish)
     p.add_argument("name", choices=[d for d in DOCUMENTS if d not in ("revocations", "tracing_key")])
@@ -278,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", help="YYYY-MM-DD (default: today in Vietnam)")
     p.add_argument("--html", action="store_true", help="the HTML page instead of CSV")
     _add(sub, "keygen", cmd_keygen)
+    p = _add(sub, "device", cmd_device)
+    p.add_argument("action", choices=("list", "revoke", "rotate"))
+    p.add_argument("device", nargs="?", metavar="ID", help="the device (revoke, rotate)")
+    p = _add(sub, "retention", cmd_retention)
+    p.add_argument("--days", type=_int_in(1, 3650, "a number of days"),
+                   help="keep personal fields this long (default: retention_days, 21)")
     p = _add(sub, "count", cmd_count)
     p.add_argument("--device", help="only this device's entries")
     return parser

@@ -14,6 +14,7 @@ Precedence: command-line flags, then environment variables, then the TOML file
     publisher_key_file = "/etc/collector/publisher.pem"      # env COLLECTOR_PUBLISHER_KEY_FILE
     tls_cert = "/etc/collector/tls/fullchain.pem"            # env COLLECTOR_TLS_CERT
     tls_key = "/etc/collector/tls/privkey.pem"               # env COLLECTOR_TLS_KEY
+    retention_days = 21                                      # env COLLECTOR_RETENTION_DAYS
 
 The seal key (from `collector keygen`) opens the personal fields kiosks seal to its public
 half (their `journal.seal_key`), for tracing answers only; without it they stay sealed.
@@ -61,6 +62,7 @@ class CollectorConfig:
     publisher_key_file: str = ""   # Ed25519 PEM from `collector publisher-keygen`: signs documents
     tls_cert: str = ""             # PEM certificate chain: `collector serve` speaks HTTPS
     tls_key: str = ""              # its private key
+    retention_days: int = 21       # personal fields are purged after this (`collector retention`)
 
     def __post_init__(self) -> None:
         _check_admin_token("admin_token", self.admin_token)

@@ -52,7 +52,7 @@ def test_the_shipped_example_config_loads(tmp_path):
 
 def test_enrol_code_publish_and_report_from_the_command_line(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 'c.db'}"
-    assert cli.main(["enrol-code", "--device", "kiosk-7", "--db", db]) == 0
+    assert cli.main(["enrol-code", "--device", "kiosk-7", "--venue", "V7", "--db", db]) == 0
     code = capsys.readouterr().out.strip()
     with Store(db) as store:
         from datetime import datetime, timezone

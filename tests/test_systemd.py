@@ -18,7 +18,8 @@ from kiosk import watchdog
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "systemd"
 UNIT_FILES = ["kiosk.service", "kiosk-sync.service", "collector.service",
-              "kiosk-retention.service", "kiosk-retention.timer", "kiosk-reload.path", "kiosk-reload.service"]
+              "kiosk-retention.service", "kiosk-retention.timer", "kiosk-reload.path", "kiosk-reload.service",
+              "collector-retention.service", "collector-retention.timer"]
 #: The issue's bar: `systemd-analyze security` rates kiosk.service 4.0 or better (lower is safer).
 MAX_EXPOSURE = 4.0
 INSTALL_PREFIX = "/opt/kiosk/venv/bin"
@@ -105,11 +106,12 @@ def test_only_network_facing_units_wait_for_the_network() -> None:
     assert "network-online.target" not in (UNITS / "kiosk.service").read_text()
 
 
-def test_retention_timer_fires_daily_and_catches_up() -> None:
-    timer = _unit("kiosk-retention.timer")["Timer"]
+@pytest.mark.parametrize("side, command", [("kiosk", "kiosk retention"), ("collector", "collector retention")])
+def test_retention_timer_fires_daily_and_catches_up(side: str, command: str) -> None:
+    timer = _unit(f"{side}-retention.timer")["Timer"]
     assert re.fullmatch(r"\*-\*-\* \d\d:\d\d:\d\d|daily", timer["OnCalendar"])
     assert timer["Persistent"] == "yes"
-    assert _unit("kiosk-retention.service")["Service"]["ExecStart"].endswith("kiosk retention")
+    assert _unit(f"{side}-retention.service")["Service"]["ExecStart"].endswith(command)
 
 
 # --- the sd_notify client -----------------------------------------------------------

@@ -48,15 +48,31 @@ def enrol(url: str, device_id: str, code: str, *, timeout: float = ENROL_TIMEOUT
     return token
 
 
-def store_token(journal: Any, token: str) -> None:
-    """Keep an enrolled token in the journal (file mode 0600) for `kiosk sync`."""
-    journal.set_state(TOKEN_KEY, token)
+#: Journal state: SHA-256 of the token a rotated one replaced. A configured
+#: `sync.device_token` with this hash has been rotated out: the journal's token wins.
+REPLACED_KEY = "sync.token_replaces"
+
+
+def _digest(token: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def store_token(journal: Any, token: str, *, replaces: str | None = None) -> None:
+    """Keep an enrolled (or rotated) token in the journal (file mode 0600) for `kiosk sync`."""
+    with journal.atomic():
+        journal.set_state(TOKEN_KEY, token)
+        if replaces:
+            journal.set_state(REPLACED_KEY, _digest(replaces))
 
 
 def resolve_token(cfg: Any, journal: Any) -> str:
-    """The device token to use: config `sync.device_token` wins over the enrolled one."""
+    """The device token to use: config `sync.device_token` wins over the enrolled one,
+    unless the collector has since rotated it (then the journal holds its successor)."""
     configured = cfg.sync.device_token
     text = configured.reveal() if hasattr(configured, "reveal") else str(configured or "")
-    if text:
+    stored = journal.get_state(TOKEN_KEY) or ""
+    if text and not (stored and journal.get_state(REPLACED_KEY) == _digest(text)):
         return text
-    return journal.get_state(TOKEN_KEY) or ""
+    return stored

@@ -48,7 +48,16 @@ class OnceSummary:
 
 def run_once(uploader: Uploader, fetcher: Fetcher | None = None) -> OnceSummary:
     fetched = fetcher.fetch_all() if fetcher is not None else {}
-    return OnceSummary(uploader.drain(force=True), fetched)
+    upload = uploader.drain(force=True)
+    _share_token(uploader, fetcher)
+    return OnceSummary(upload, fetched)
+
+
+def _share_token(uploader: Uploader, fetcher: Fetcher | None) -> None:
+    # A batch answer may carry a rotated token; the fetcher must use it too, since the
+    # old one stops working once the new one has been used.
+    if fetcher is not None:
+        fetcher.token = uploader.token
 
 
 def run_forever(uploader: Uploader, fetcher: Fetcher | None, *, stop: threading.Event,
@@ -65,6 +74,7 @@ def run_forever(uploader: Uploader, fetcher: Fetcher | None, *, stop: threading.
             if stop.is_set():
                 break
             result = uploader.drain(force=False)
+            _share_token(uploader, fetcher)
         except (KioskError, sqlite3.Error) as exc:
             # The journal is busy, full or broken: say so and try again next round rather
             # than die; systemd's restart would only land in the same state.

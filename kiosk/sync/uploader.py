@@ -245,7 +245,9 @@ class Uploader:
                     limit = max(1, len(batch) // 2)  # too big for this collector: halve and go on
                     log.warning("batch of %d too large for the collector; trying %d", len(batch), limit)
                     continue
-                bad = _refused_entries(exc, batch) if exc.status == 422 else {}
+                # 422: entries the collector cannot read; 403: entries this device may not
+                # upload (another venue, before its enrolment, far in the future).
+                bad = _refused_entries(exc, batch) if exc.status in (403, 422) else {}
                 if bad:
                     # Entries the collector cannot take (a corrupt row, a newer format): keep
                     # them in the outbox, say which, and let the rest of the log through.
@@ -268,6 +270,8 @@ class Uploader:
             accepted += int(ack["accepted"])
             duplicates += int(ack["duplicates"])
             batches += 1
+            if isinstance(ack.get("new_token"), str) and ack["new_token"]:
+                self.adopt_token(ack["new_token"])
             state.record(self.journal, now=now, ok=True)
             log.info("batch %s: %d new, %d already there", batch_id, ack["accepted"], ack["duplicates"])
         left = self.journal.pending_count()
@@ -287,6 +291,15 @@ class Uploader:
                 self.journal.set_json(state.STATUS_KEY, stored, now=self.clock())
         return DrainResult(sent=sent, accepted=accepted, duplicates=duplicates, batches=batches,
                            left=left, attempts=attempts, stopped=self.stop.is_set(), error=error)
+
+    def adopt_token(self, token: str) -> None:
+        """The collector rotated this device's token (`collector device rotate`): keep the
+        new one in the journal, where `resolve_token` finds it, and use it from now on."""
+        from kiosk.sync.client import store_token
+
+        store_token(self.journal, token, replaces=self.token)
+        self.token = token
+        log.warning("the collector rotated this device's token; the new one is in the journal")
 
     def _send(self, body: bytes, batch_id: str, count: int) -> tuple[dict[str, Any] | None, int]:
         """Send one batch with retries. Returns (ack, tries); ack None if stopped meanwhile."""
