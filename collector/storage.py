@@ -291,11 +291,15 @@ class Store:
                 device_id=device_id, token_hash=_hash(token), enrolled_at=_naive_utc(now),
                 venue_code=row["venue_code"], revoked_at=None, prev_token_hash=None, rotate=False)
             # Re-enrolling a device (new SD card, new venue) replaces its token, its venue
-            # and its enrolment time, and lifts a revocation.
+            # and lifts a revocation; at the same venue it keeps its first enrolment time,
+            # so entries it logged since then (still in its outbox) go up.
+            same_venue = devices.c.venue_code == stmt.excluded.venue_code
+            first = sa.case((same_venue & (devices.c.enrolled_at < stmt.excluded.enrolled_at),
+                             devices.c.enrolled_at), else_=stmt.excluded.enrolled_at)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["device_id"],
-                set_={k: getattr(stmt.excluded, k) for k in (
-                    "token_hash", "enrolled_at", "venue_code", "revoked_at", "prev_token_hash", "rotate")})
+                set_={"enrolled_at": first, **{k: getattr(stmt.excluded, k) for k in (
+                    "token_hash", "venue_code", "revoked_at", "prev_token_hash", "rotate")}})
             conn.execute(stmt)
         return token
 

@@ -122,7 +122,7 @@ def run_demo(args: argparse.Namespace, *, on_event: Callable[[Any, str | None], 
         token = ""
         if collector is not None:
             cfg = replace(cfg, **{"sync.collector_url": collector.url})
-            token = collector.token(cfg.device.id)
+            token = collector.token(cfg.device.id, venue=cfg.venue.code)
         payloads = prepare_demo(cfg, journal, demo_dir / "frames", collector=collector, token=token)
         print(f"demo: {len(payloads)} codes rendered into {demo_dir / 'frames'}; journal {journal_path}", flush=True)
         labels = {payload: label for label, payload in payloads}  # what each demo code is
