@@ -9,6 +9,9 @@ Part 2, revocations: the same DCC evaluated against a journal-backed trust store
 real SQLite file, WAL) with an empty revocation list and with 200,000 entries, the raw
 `is_revoked` lookup in SQLite and in an in-memory set, and the import time.
 
+Part 3, the EU DCC schema step: evaluate with and without it, and the jsonschema
+validation and value-set check alone.
+
     python bench/checks_bench.py                 # about 15 seconds on 2 busy cores
     python bench/checks_bench.py --seconds 0.5 --revocations 50000
 """
@@ -139,6 +142,31 @@ def table(title: str, rows, baseline: float) -> str:
     return "\n".join(out)
 
 
+def part_schema(trust_json: bytes, text: str, seconds: float) -> list[tuple[str, float, str]]:
+    """Part 3: what the EU DCC schema and value-set steps cost inside one DCC evaluate:
+    the full evaluate, the same with the schema step switched off (the baseline: the
+    checks before it), and the two steps alone on the decoded payload."""
+    from kiosk.checks import dcc, dcc_schema
+    from kiosk.checks.cose import unseal
+
+    store = TrustStore.from_list(trust_json, now=NOW)
+    rules = builtin_rules("supermarket")
+    hc = dcc_schema.normalise(unseal(text, "HC1:").claims[-260][1])
+    vs = dcc_schema.shipped_valuesets()
+    rows = [("evaluate dcc ES256, schema + value sets", rate(
+        lambda: evaluate(text, now=NOW, trust=store, rules=rules), seconds), "as shipped")]
+    real = dcc.validate
+    dcc.validate = lambda hcert: None
+    try:
+        rows.append(("evaluate dcc ES256, schema step off", rate(
+            lambda: evaluate(text, now=NOW, trust=store, rules=rules), seconds), "baseline"))
+    finally:
+        dcc.validate = real
+    rows.append(("dcc_schema.validate alone", rate(lambda: dcc_schema.validate(hc), seconds), "jsonschema"))
+    rows.append(("ValueSets.check alone", rate(lambda: vs.check(hc), seconds), "set lookups"))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=0.25, help="length of one timed round")
@@ -154,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                 rev, rev[0][1]))
     print(f"\nimport of {args.revocations:,} revocations into the journal: {imported:.2f} s "
           f"({args.revocations / imported:,.0f} rows/s, one transaction)")
+    sch = part_schema(trust_json, schemes[0][1], args.seconds)
+    print(table("\nEU DCC schema step (ratio vs the full evaluate)", sch, sch[0][1]))
     med = statistics.median(r[1] for r in rows[:4])
     print(f"\nmedian signed-code rate {med:,.0f}/s: {1000 / med:.2f} ms of a kiosk's verdict budget")
     return 0
