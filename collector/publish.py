@@ -91,7 +91,14 @@ def _json(body: bytes) -> None:
 
 #: A check per document kind, run before signing: what kiosks would refuse is not published.
 #: Kinds without one are checked as JSON when their content type is JSON.
-VALIDATORS: dict[str, Callable[[bytes], None]] = {"trust": _trust, "denylist": _denylist, "rules": _rules}
+def _valuesets(body: bytes) -> None:
+    from kiosk.checks.dcc_schema import parse_valuesets
+
+    parse_valuesets(body)
+
+
+VALIDATORS: dict[str, Callable[[bytes], None]] = {"trust": _trust, "denylist": _denylist, "rules": _rules,
+                                                  "valuesets": _valuesets}
 
 
 def validate(name: str, body: bytes, content_type: str) -> None:

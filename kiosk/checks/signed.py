@@ -85,6 +85,8 @@ register("rules", content_type="application/toml")
 register("denylist")
 #: The revocation index: which chunks of hashes exist (see kiosk.sync.fetcher).
 register("revocations", valid_for=timedelta(days=2))
+#: The EU DCC value sets (kiosk.checks.dcc_schema.parse_valuesets; kiosk/data/valuesets.json format).
+register("valuesets", valid_for=timedelta(days=30))
 # No "tracing_key": the collector derives the person key at ingest; devices never hold it.
 
 

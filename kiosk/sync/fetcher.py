@@ -108,6 +108,14 @@ def _import_rules(fetcher: "Fetcher", doc: SignedDocument) -> None:
     fetcher.journal.set_state(state.RULES_KEY, _check_rules(doc.body, doc.content_type), now=fetcher.clock())
 
 
+def _import_valuesets(fetcher: "Fetcher", doc: SignedDocument) -> None:
+    from kiosk.checks.dcc_schema import parse_valuesets
+    from kiosk.checks.rules import FETCHED_VALUESETS_KEY
+
+    parse_valuesets(doc.body, "value sets from the collector")  # refused whole if bad
+    fetcher.journal.set_state(FETCHED_VALUESETS_KEY, doc.body.decode("utf-8"), now=fetcher.clock())
+
+
 def _import_denylist(fetcher: "Fetcher", doc: SignedDocument) -> None:
     from kiosk.checks.trust import TrustStore
 
@@ -155,7 +163,7 @@ def _import_revocations(fetcher: "Fetcher", doc: SignedDocument) -> None:
 #: name -> importer. Only documents with an importer are fetched.
 IMPORTERS: dict[str, Importer] = {
     "trust": _import_trust, "rules": _import_rules, "denylist": _import_denylist,
-    "revocations": _import_revocations,
+    "revocations": _import_revocations, "valuesets": _import_valuesets,
 }
 
 
