@@ -74,6 +74,14 @@ class ScannerConfig:
     width: int = _opt(1280, lo=160, hi=4096, doc="camera frame width")
     height: int = _opt(720, lo=120, hi=3072, doc="camera frame height")
     fps: int = _opt(15, lo=1, hi=120, doc="camera frames per second")
+    camera_backend: str = _opt("opencv", choices=("opencv", "picamera2"),
+                               doc="camera: OpenCV (USB/V4L2, files, RTSP) or picamera2 (the Pi camera module)")
+    camera_preset: str = _opt("phone-screen", choices=("auto", "phone-screen", "manual"),
+                              doc="camera exposure: the driver's auto, a short exposure for phone screens, or the values below")
+    camera_exposure_ms: float = _opt(0.0, lo=0.0, hi=1000.0, doc="camera exposure time; 0: the preset's")
+    camera_gain: float = _opt(0.0, lo=0.0, hi=1000.0, doc="camera gain (driver units); 0: the driver's")
+    camera_focus: float = _opt(-1.0, lo=-1.0, hi=1000.0,
+                               doc="camera focus (V4L2 focus_absolute; picamera2 dioptres); -1: autofocus")
     replay_path: str = _opt("", doc="replay: a folder of images or a video file; empty: built-in demo frames")
     replay_interval_s: float = _opt(0.4, lo=0.0, hi=60.0, doc="replay: seconds between frames")
     replay_loop: bool = _opt(False, doc="replay: start again at the end")

@@ -254,10 +254,16 @@ def open_source(cfg: "Config", *, demo_dir: Path | None = None) -> Source:
     `scanner.replay_path` is empty (the demo passes its generated frames)."""
     sc = cfg.scanner
     if sc.kind == "camera":
-        from kiosk.scanner.camera import CameraSource
+        from kiosk.scanner.camera import CameraControls, CameraSource
 
+        controls = CameraControls.from_config(sc)
+        if sc.camera_backend == "picamera2":
+            from kiosk.scanner.picamera import PiCameraSource
+
+            return PiCameraSource(sc.camera, width=sc.width, height=sc.height, fps=sc.fps,
+                                  controls=controls, backoff_max_s=sc.reopen_backoff_max_s)
         return CameraSource(sc.camera, width=sc.width, height=sc.height, fps=sc.fps,
-                            backoff_max_s=sc.reopen_backoff_max_s)
+                            backoff_max_s=sc.reopen_backoff_max_s, controls=controls)
     if sc.kind == "replay":
         from kiosk.scanner.replay import ReplaySource
 
