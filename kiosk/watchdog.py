@@ -4,9 +4,12 @@ systemd passes `$NOTIFY_SOCKET` to a `Type=notify` service; each message is one
 datagram of `KEY=VALUE` lines. Outside systemd (tests, a laptop) every call is a cheap
 no-op that returns False, so the run loop can call them unconditionally.
 
-The run loop pets the watchdog (`ping()`) only after a frame was really read and
-decoded: a loop that spins without the camera delivering must let `WatchdogSec=` expire
-so systemd restarts the process.
+The run loop pets the watchdog (`ping()`) whenever the scanner loop came round within
+the last `SCANNER_STALL_S` (kiosk.appliance): a read that returned a frame, a line, or
+nothing after its timeout, or a device fault while the source reopens. A camera that
+delivers nothing does not stop the petting (that fault shows on the screen); a read,
+decode or journal write that hangs does, so `WatchdogSec=` expires and systemd restarts
+the process.
 
     >>> notifier = Notifier(socket_path=None)   # not under systemd
     >>> notifier.ready()
