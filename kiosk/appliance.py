@@ -34,8 +34,6 @@ log = logging.getLogger("kiosk")
 READ_TIMEOUT_S = 0.2
 #: Main loop frame period (screen refresh, button polling).
 UI_PERIOD_S = 1 / 30
-#: How long the guard button may admit the last failed or reviewed person.
-GUARD_WINDOW_S = 120.0
 #: Seconds between refreshes of slow-moving state (sync status, trust age, disk).
 STATUS_PERIOD_S = 5.0
 #: Someone stepping up changes the picture: mean absolute change of a small thumbnail
@@ -265,7 +263,7 @@ class Kiosk:
 
         now = self.pipeline.clock()
         try:
-            entry = admit_last(self.journal, now=now, within_s=GUARD_WINDOW_S)
+            entry = admit_last(self.journal, now=now)  # within guard.GUARD_WINDOW_S
         except JournalError as exc:
             self.faults.add("disk_full")
             log.error("guard override not logged, door not opened: %s", exc)

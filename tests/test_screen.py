@@ -300,7 +300,7 @@ def test_importing_the_display_package_loads_no_hardware_library():
     import subprocess
     import sys
 
-    code = ("import sys, kiosk.display, kiosk.display.signals, kiosk.display.guard, kiosk.cli.screens, "
+    code = ("import sys, kiosk.display, kiosk.display.signals, kiosk.display.guard, kiosk.cli.screens, kiosk.demo.screens, "
             "kiosk.display.pins, kiosk.display.tones; "
             "print(sorted(m for m in ('pygame', 'gpiozero', 'RPi', 'lgpio') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -102,7 +102,7 @@ def run_demo(args: argparse.Namespace, *, on_event: Callable[[Any, str | None], 
     from kiosk.appliance import Kiosk
     from kiosk.pipeline import open_journal
     from kiosk.config import replace
-    from kiosk.display.screen import display_available
+    from kiosk.display.backends import display_available
 
     cfg = demo_config(args)
     headless = args.headless or not display_available()

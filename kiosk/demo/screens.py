@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kiosk.display.screen import FAULT_KINDS, ScreenState, render_state
+from kiosk.display.layouts import render_state
+from kiosk.display.screen import FAULT_KINDS, ScreenState
 from kiosk.model import Reason
 
 __all__ = ["sample_states", "write_screens"]

@@ -151,16 +151,3 @@ def shown_kind(state: ScreenState) -> str:
     return state.kind
 
 
-
-def __getattr__(name: str) -> Any:
-    # TEMPORARY while the command layer moves to kiosk/cli/ (issue 9): names that moved
-    # to kiosk.display.layouts / kiosk.display.backends. Removed once nothing uses them.
-    if name == "render_state":
-        from kiosk.display.layouts import render_state
-
-        return render_state
-    if name == "display_available":
-        from kiosk.display.backends import display_available
-
-        return display_available
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
