@@ -45,7 +45,10 @@ def test_issued_declaration_verifies_and_keeps_the_vietnamese_name(issuer):
     assert credential.name == "Trần Thị Mai"
     assert credential.personal["phone"] == "*******567"
     assert "079190000123" not in json.dumps(dict(credential.personal), ensure_ascii=False)
-    assert credential.subject_key == "hd1:" + hd1.hash_id("079190000123", "Trung tâm Y tế Quận 1")
+    assert credential.subject_key == "hd1:" + hd1.hash_id("079190000123", hd1.idh_key(key))
+    # Regression: idh was SHA-256 of the public issuer name and the ID (searchable).
+    import hashlib
+    assert credential.subject_key[4:] != hashlib.sha256("Trung tâm Y tế Quận 1|079190000123".encode()).hexdigest()
 
 
 def test_eddsa_issuer_verifies():

@@ -33,7 +33,7 @@ from kiosk.checks.trust import KIND_HD1
 from kiosk.model import Credential, Reason
 
 __all__ = ["PREFIX", "STATUSES", "check", "issue_declaration", "generate_key", "kid_for",
-           "public_der", "load_private_key", "private_pem", "hash_id", "mask_phone"]
+           "public_der", "load_private_key", "private_pem", "hash_id", "idh_key", "mask_phone"]
 
 PREFIX = "HD1:"
 CLAIM_ISS, CLAIM_EXP, CLAIM_IAT, CLAIM_DECL = 1, 4, 6, -261
@@ -48,9 +48,22 @@ _IDH = re.compile(r"^[0-9a-f]{64}$")
 _CODE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
-def hash_id(id_number: str, salt: str) -> str:
-    """`idh`: hex SHA-256 of salt|id, so the declaration never carries the ID itself."""
-    return hashlib.sha256(f"{salt}|{id_number}".encode("utf-8")).hexdigest()
+def hash_id(id_number: str, key: bytes | str) -> str:
+    """`idh`: hex HMAC-SHA256 of the ID number under the issuer's secret `key`, so neither
+    the declaration nor anything that stores its `idh` can be searched for the ID (a
+    public salt such as the issuer's name fell to a search of the ID space)."""
+    import hmac
+
+    raw = key.encode("utf-8") if isinstance(key, str) else key
+    return hmac.new(raw, id_number.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def idh_key(private_key: Any) -> bytes:
+    """The issuer's `idh` key, derived from its signing key, which never leaves the issuer
+    (the collector's declaration form): one issuer's declarations of a person share it."""
+    der = private_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    return hashlib.sha256(b"kiosk-hd1-idh-v1|" + der).digest()
 
 
 def mask_phone(phone: str) -> str:
@@ -90,16 +103,17 @@ def issue_declaration(private_key: Any, kid: bytes, *, issuer: str, name: str, d
                       id_number: str, phone: str, symptoms: Iterable[str] = (),
                       contact: bool = False, travel: Iterable[str] = (), status: str = "green",
                       now: datetime, valid_for: timedelta = DEFAULT_VALID_FOR,
-                      salt: str | None = None, declared_at: datetime | None = None) -> str:
-    """Sign a declaration and return the QR text (`HD1:...`). `salt` for the ID hash
-    defaults to the issuer's name, so one issuer's declarations of one person share it."""
+                      salt: bytes | str | None = None, declared_at: datetime | None = None) -> str:
+    """Sign a declaration and return the QR text (`HD1:...`). `salt` (a secret key)
+    for the ID hash defaults to `idh_key(private_key)`, so one issuer's declarations of one
+    person share it and no one without the issuer's key can search it."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}")
     if parse_date(dob) is None:
         raise ValueError("dob must be YYYY-MM-DD")
     decl = {
         "v": 1, "nm": unicodedata.normalize("NFC", name), "dob": dob,
-        "idh": hash_id(id_number, issuer if salt is None else salt),
+        "idh": hash_id(id_number, idh_key(private_key) if salt is None else salt),
         "ph": mask_phone(phone), "at": int((declared_at or now).timestamp()),
         "sym": list(symptoms), "ctc": bool(contact), "trv": list(travel), "st": status,
     }
