@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import sqlite_utils
 
 from kiosk.errors import DeviceClosed, JournalError
-from kiosk.model import Credential, Outcome, Reason, Scan, Verdict, utcnow
+from kiosk.model import Credential, Outcome, Reason, Scan, Verdict, iso_utc, utcnow
 
 __all__ = ["Entry", "Journal", "MIGRATIONS", "BUSY_TIMEOUT_MS", "UNVERIFIED_REASONS"]
 
@@ -47,10 +47,6 @@ UNVERIFIED_REASONS = frozenset(r.value for r in (
 #: How long a writer waits for the other process (`kiosk sync`) to release the lock.
 BUSY_TIMEOUT_MS = 10_000
 FILE_MODE = 0o600
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _parse_iso(text: str) -> datetime:
@@ -210,6 +206,7 @@ class Journal:
             # process: never written, so the SD card alone cannot be searched for an ID
             # number. A restart forgets who was seen (at most one repeat window).
             self._key = secrets.token_bytes(32)
+            self.set_state("salt", self._key.hex())
             if self._sealer is not None:
                 self._seal_clear_rows()
         except sqlite3.DatabaseError as exc:
@@ -261,7 +258,7 @@ class Journal:
                     conn.execute("COMMIT")
                     continue
                 fn(self.db)
-                conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, _iso(utcnow())))
+                conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, iso_utc(utcnow())))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -282,7 +279,7 @@ class Journal:
             self.db.conn.execute(
                 "INSERT INTO state(key, value, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
-                (key, value, _iso(now or utcnow())))
+                (key, value, iso_utc(now or utcnow())))
 
     def get_json(self, key: str, default: Any = None) -> Any:
         raw = self.get_state(key)
@@ -321,7 +318,7 @@ class Journal:
                         if credential is not None and credential.subject_key else None)
         personal, sealed = self._personal(credential)
         row = {
-            "id": scan.id, "scanned_at": _iso(scan.at), "device_id": device,
+            "id": scan.id, "scanned_at": iso_utc(scan.at), "device_id": device,
             "venue_code": venue, "outcome": verdict.outcome.value, "reason": verdict.reason.value,
             "scheme": verdict.scheme, "code_hash": code_hash, "subject_hash": subject_hash,
             "name_masked": None if unverified else verdict.name, "personal": personal, "sealed": int(sealed),
@@ -365,11 +362,11 @@ class Journal:
     def _recent(self, code_hash: str, at: datetime) -> dict[str, Any] | None:
         if self.repeat_window <= timedelta(0):
             return None
-        since = _iso(at - self.repeat_window)
+        since = iso_utc(at - self.repeat_window)
         return self._row(
             "SELECT * FROM entries WHERE code_hash=? AND scanned_at>=? AND scanned_at<=? "
             "AND override_of IS NULL ORDER BY scanned_at DESC LIMIT 1",
-            (code_hash, since, _iso(at)))
+            (code_hash, since, iso_utc(at)))
 
     def subject_hash(self, subject_key: str) -> str:
         """How this person is found again on this kiosk (repeat rules): keyed with the
@@ -381,7 +378,7 @@ class Journal:
         h = self.subject_hash(subject_key)
         rows = self.db.conn.execute(
             "SELECT scanned_at FROM entries WHERE subject_hash=? AND scanned_at>=? ORDER BY scanned_at",
-            (h, _iso(since))).fetchall()
+            (h, iso_utc(since))).fetchall()
         return [_parse_iso(r[0]) for r in rows]
 
     def _row(self, sql: str, params: Iterable[Any]) -> dict[str, Any] | None:
@@ -405,7 +402,7 @@ class Journal:
         params: list[Any] = list(outs)
         if since is not None:
             sql += " AND scanned_at>=?"
-            params.append(_iso(since))
+            params.append(iso_utc(since))
         row = self._row(sql + " ORDER BY seq DESC LIMIT 1", params)
         return Entry.from_row(row) if row else None
 
@@ -417,7 +414,7 @@ class Journal:
             raise JournalError(f"no entry {entry_id} to override")
         with self._lock, self.atomic():
             row = {
-                "id": str(uuid.uuid4()), "scanned_at": _iso(now), "device_id": device or original.device_id,
+                "id": str(uuid.uuid4()), "scanned_at": iso_utc(now), "device_id": device or original.device_id,
                 "venue_code": original.venue_code, "outcome": Outcome.PASS.value, "reason": Reason.OVERRIDE.value,
                 "scheme": original.scheme, "code_hash": None, "subject_hash": original.subject_hash,
                 "name_masked": original.name_masked, "personal": original.personal,
@@ -462,14 +459,14 @@ class Journal:
             for chunk in _chunks(ids, 500):
                 cur = self.db.conn.execute(
                     "UPDATE entries SET uploaded_at=?, batch_id=? WHERE uploaded_at IS NULL AND id IN (%s)"
-                    % ",".join("?" * len(chunk)), (_iso(now), batch_id, *chunk))
+                    % ",".join("?" * len(chunk)), (iso_utc(now), batch_id, *chunk))
                 changed += cur.rowcount
         return changed
 
     # --- retention & stats ---------------------------------------------------------
     def purge(self, *, now: datetime, retention_days: int) -> int:
         """Delete entries that were uploaded and are older than the retention window."""
-        cutoff = _iso(now - timedelta(days=retention_days))
+        cutoff = iso_utc(now - timedelta(days=retention_days))
         with self._lock, self.atomic():
             cur = self.db.conn.execute(
                 "DELETE FROM entries WHERE uploaded_at IS NOT NULL AND scanned_at < ?", (cutoff,))
@@ -485,7 +482,7 @@ class Journal:
         start = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
         return self.db.conn.execute(
             "SELECT count(*) FROM entries WHERE scanned_at>=? AND override_of IS NULL",
-            (_iso(start),)).fetchone()[0]
+            (iso_utc(start),)).fetchone()[0]
 
     def counts(self, *, today: datetime | None = None) -> dict[str, Any]:
         self._check_open()

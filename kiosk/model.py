@@ -11,12 +11,25 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-__all__ = ["Outcome", "Reason", "Scan", "Credential", "Verdict", "mask_name", "utcnow"]
+__all__ = ["Outcome", "Reason", "Scan", "Credential", "Verdict", "iso_utc", "mask_name", "utcnow"]
 
 
 def utcnow() -> datetime:
     """The one place that reads the wall clock; everything else takes `now` as an argument."""
     return datetime.now(timezone.utc)
+
+
+def iso_utc(ts: datetime, *, timespec: str = "milliseconds") -> str:
+    """A time as the journal, sync state and trust data store it: UTC with a `Z`. The
+    journal's fixed width (milliseconds) keeps its text comparisons in time order.
+
+    >>> from datetime import timedelta
+    >>> iso_utc(datetime(2026, 3, 1, 15, 30, tzinfo=timezone(timedelta(hours=7))))
+    '2026-03-01T08:30:00.000Z'
+    >>> iso_utc(datetime(2026, 3, 1, 8, 30, tzinfo=timezone.utc), timespec="seconds")
+    '2026-03-01T08:30:00Z'
+    """
+    return ts.astimezone(timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 class Outcome(str, enum.Enum):
@@ -63,6 +76,9 @@ class Reason(str, enum.Enum):
     # pass / guard
     OK = "ok"
     OVERRIDE = "override"
+    # a technician's provisioning QR (never journalled)
+    PROVISION_PENDING = "provision_pending"
+    ENROL_FAILED = "enrol_failed"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from typing import Any
 
 from kiosk.checks.cose import CheckFailed, parse_sign1, sign1, verify
 from kiosk.errors import TrustError
+from kiosk.model import iso_utc
 
 __all__ = [
     "DocumentKind", "DOCUMENTS", "register", "SignedDocument", "SignedDocError",
@@ -111,11 +112,8 @@ class SignedDocument:
 
     def meta(self) -> dict[str, Any]:
         """What a kiosk remembers of the document it holds (journal state)."""
-        return {"version": self.version, "iat": _iso(self.issued_at), "exp": _iso(self.valid_until)}
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        return {"version": self.version, "iat": iso_utc(self.issued_at, timespec="seconds"),
+                "exp": iso_utc(self.valid_until, timespec="seconds")}
 
 
 # --- keys ------------------------------------------------------------------------------
@@ -236,10 +234,10 @@ def open_document(raw: bytes, public_key: Any, *, name: str, now: datetime,
     if held_version is not None and doc.version < held_version:
         raise SignedDocError("older", f"version {doc.version} is older than the version {held_version} held")
     if doc.issued_at > now + CLOCK_SKEW:
-        raise SignedDocError("not_yet_valid", f"issued {_iso(doc.issued_at)}, after the kiosk's clock")
+        raise SignedDocError("not_yet_valid", f"issued {iso_utc(doc.issued_at, timespec='seconds')}, after the kiosk's clock")
     valid_until = min(doc.valid_until, doc.issued_at + MAX_VALID_FOR)
     if now >= valid_until:
-        raise SignedDocError("expired", f"valid until {_iso(valid_until)}")
+        raise SignedDocError("expired", f"valid until {iso_utc(valid_until, timespec='seconds')}")
     return doc if valid_until == doc.valid_until else SignedDocument(
         doc.name, doc.version, doc.issued_at, valid_until, doc.content_type, doc.body)
 

@@ -31,6 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from kiosk.errors import TrustError
+from kiosk.model import iso_utc
 
 __all__ = ["TrustKey", "TrustStore", "ImportResult", "KIND_DSC", "KIND_HD1", "subject_hash",
            "USAGE_OIDS", "trust_entry"]
@@ -238,10 +239,6 @@ def parse_list(json_bytes: bytes | str) -> tuple[list[tuple[bytes, str, str, byt
     return rows, skipped
 
 
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 class TrustStore:
     """Signer keys, revocations and deny list. Journal-backed (`TrustStore(journal)`) or
     in memory (`TrustStore.from_list(data)`), same interface either way."""
@@ -286,9 +283,11 @@ class TrustStore:
             conn.execute("DELETE FROM trust_keys")
             conn.executemany(
                 "INSERT OR IGNORE INTO trust_keys(kid, kind, country, raw, imported_at) VALUES (?,?,?,?,?)",
-                [(base64.b64encode(k).decode(), kind, c, raw, _iso(now)) for k, kind, c, raw in rows])
-            j.set_state(_STATE_IMPORTED_AT, _iso(now), now=now)
-            j.set_state(_STATE_VALID_UNTIL, _iso(valid_until) if valid_until else "", now=now)
+                [(base64.b64encode(k).decode(), kind, c, raw, iso_utc(now, timespec="seconds"))
+                 for k, kind, c, raw in rows])
+            j.set_state(_STATE_IMPORTED_AT, iso_utc(now, timespec="seconds"), now=now)
+            j.set_state(_STATE_VALID_UNTIL, iso_utc(valid_until, timespec="seconds") if valid_until else "",
+                        now=now)
             j.set_state(_STATE_GENERATION, uuid.uuid4().hex, now=now)
         return ImportResult(len(rows), skipped, now)
 
@@ -309,7 +308,7 @@ class TrustStore:
                 conn.executemany("INSERT OR IGNORE INTO revocations(hash) VALUES (?)",
                                  [(h,) for h in items[i:i + REVOCATION_CHUNK]])
             if now is not None:
-                j.set_state(_STATE_REVOCATIONS_AT, _iso(now), now=now)
+                j.set_state(_STATE_REVOCATIONS_AT, iso_utc(now, timespec="seconds"), now=now)
         return len(items)
 
     def apply_revocations(self, *, add: Iterable[str] = (), remove: Iterable[str] = ()) -> int:

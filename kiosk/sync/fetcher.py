@@ -35,7 +35,7 @@ import requests
 from kiosk.checks.signed import DOCUMENTS as SIGNED_DOCUMENTS
 from kiosk.checks.signed import SignedDocError, SignedDocument, load_public_key, open_document
 from kiosk.errors import SyncError, TrustError
-from kiosk.model import utcnow
+from kiosk.model import iso_utc, utcnow
 from kiosk.sync import state
 
 __all__ = ["Fetcher", "DOCUMENTS", "IMPORTERS", "register_importer", "parse_denylist",
@@ -323,7 +323,7 @@ class Fetcher:
                 log.warning("fetch %s: %s", name, exc)
                 results[name] = f"error: {exc}"
         now = self.clock()
-        self.journal.set_json(state.FETCH_KEY, {"at": state._iso(now), "results": results}, now=now)
+        self.journal.set_json(state.FETCH_KEY, {"at": iso_utc(now), "results": results}, now=now)
         return results
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
+from kiosk.model import iso_utc
+
 __all__ = ["SyncStatus", "status", "is_offline", "STATUS_KEY", "TOKEN_KEY", "ETAGS_KEY",
            "RULES_KEY", "FETCH_KEY", "OFFLINE_GRACE", "STALE_AFTER"]
 
@@ -33,12 +35,6 @@ OFFLINE_GRACE = timedelta(seconds=60)
 #: With entries waiting and no attempt for this long, `kiosk sync` is not running:
 #: the log is not leaving the kiosk, which is "offline" for the guard.
 STALE_AFTER = timedelta(minutes=10)
-
-
-def _iso(ts: datetime | None) -> str | None:
-    if ts is None:
-        return None
-    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _parse(text: str | None) -> datetime | None:
@@ -61,7 +57,8 @@ class SyncStatus:
     offline: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return {"last_success": _iso(self.last_success), "last_attempt": _iso(self.last_attempt),
+        return {"last_success": iso_utc(self.last_success) if self.last_success else None,
+                "last_attempt": iso_utc(self.last_attempt) if self.last_attempt else None,
                 "pending": self.pending, "last_error": self.last_error,
                 "consecutive_failures": self.consecutive_failures, "offline": self.offline}
 
@@ -99,8 +96,8 @@ def record(journal: Any, *, now: datetime, ok: bool, error: str | None = None,
     """Store the outcome of one upload attempt and return the new status."""
     stored = journal.get_json(STATUS_KEY) or {}
     new = {
-        "last_success": _iso(now) if ok else stored.get("last_success"),
-        "last_attempt": _iso(now),
+        "last_success": iso_utc(now) if ok else stored.get("last_success"),
+        "last_attempt": iso_utc(now),
         "pending": journal.pending_count() if pending is None else pending,
         "last_error": None if ok else error,
         "consecutive_failures": 0 if ok else int(stored.get("consecutive_failures") or 0) + 1,

@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import requests
 
 from kiosk.errors import SyncError
-from kiosk.model import utcnow
+from kiosk.model import iso_utc, utcnow
 from kiosk.sync import state
 
 __all__ = [
@@ -286,7 +286,7 @@ class Uploader:
             # failure streak as it is. Nothing is written while the outbox stays empty.
             stored = self.journal.get_json(state.STATUS_KEY) or {}
             if left or stored.get("pending") != left or not stored.get("last_attempt"):
-                stored.update({"pending": left, "last_attempt": state._iso(self.clock())})
+                stored.update({"pending": left, "last_attempt": iso_utc(self.clock())})
                 stored.setdefault("consecutive_failures", 0)
                 self.journal.set_json(state.STATUS_KEY, stored, now=self.clock())
         return DrainResult(sent=sent, accepted=accepted, duplicates=duplicates, batches=batches,
