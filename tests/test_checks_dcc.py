@@ -253,3 +253,52 @@ def test_two_entries_of_one_type_fail():
     key, kid, store = signer()
     verdict, _ = evaluate(_signed({**BASE, "v": [vac(dn=1), vac(dn=2)]}, key, kid), now=NOW, trust=store)
     assert (verdict.reason.value, verdict.failure["member"]) == ("bad_schema", "v")
+
+
+def test_a_new_vaccine_reaches_the_kiosk_through_the_collector(tmp_path, journal_path):
+    """The collector publishes value sets (admin PUT, signed by its publishing key), the
+    kiosk fetches them like the rules, and a certificate of a vaccine the shipped value
+    sets do not know admits from then on; a bad document is refused at PUT."""
+    import requests
+
+    from collector_helpers import ADMIN_TOKEN, PUBLISHER_KEY, RunningCollector, open_store
+    from kiosk.checks.dcc_schema import VALUESETS_PATH
+    from kiosk.journal import Journal
+    from kiosk.sync import Fetcher
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = make_dsc(key, now=NOW, usages=("1", "2", "3")).public_bytes(Encoding.DER)
+    kid = b"K" + der[-7:]
+    new = {**vac(), "mp": "EU/1/23/9999", "ma": "ORG-100099999"}
+    text = make_dcc(key, kid, now=NOW - timedelta(days=1), name=NAME, dob="1990-01-01", kind="v",
+                    entry=new, valid_for=timedelta(days=400))
+    doc = json.loads(VALUESETS_PATH.read_text(encoding="utf-8"))
+    for name, code in (("vaccine-medicinal-product", new["mp"]), ("vaccine-mah-manf", new["ma"])):
+        doc["valuesets"][name]["valueSetValues"][code] = {"display": "New", "active": True}
+    store = open_store("sqlite", tmp_path)
+    try:
+        with RunningCollector(store) as collector, Journal(journal_path) as journal:
+            trust = TrustStore(journal)
+            trust.import_list(json.dumps([trust_entry(kid, KIND_DSC, der)]), now=NOW)
+            before, _ = evaluate(text, now=NOW, trust=trust, rules=builtin_rules("supermarket"))
+            assert (before.reason.value, before.failure["member"]) == ("bad_schema", "v[0].mp")
+            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
+            bad = requests.put(f"{collector.url}/v1/valuesets", data=b'{"valuesets": {}}', headers=admin, timeout=10)
+            assert bad.status_code == 400 and "valuesets" in bad.text
+            ok = requests.put(f"{collector.url}/v1/valuesets", data=json.dumps(doc).encode(), headers=admin, timeout=10)
+            assert ok.status_code == 204, ok.text
+            with Fetcher(journal, url=collector.url, token=collector.token(), publisher_key=PUBLISHER_KEY) as f:
+                assert f.fetch_all()["valuesets"] == "updated"
+            after, _ = evaluate(text, now=NOW, trust=TrustStore(journal), rules=builtin_rules("supermarket"))
+            assert (after.outcome.value, after.reason.value) == ("pass", "ok")
+    finally:
+        store.close()
+
+
+def test_an_unknown_rapid_test_device_fails_the_structure_step_without_rules():
+    """As in the member states' cases (PL 1.3.0 #7): `kiosk check --no-rules` too."""
+    key, kid, store = signer()
+    verdict, _ = evaluate(_signed({**BASE, "t": [{**test(), "tt": "LP217198-3", "ma": "9999"}]}, key, kid),
+                          now=NOW, trust=store, rules=None)
+    assert (verdict.reason.value, verdict.failure) == ("bad_schema", {
+        "step": "valuesets", "member": "t[0].ma", "message": "'9999' is not in the EU value set test-manf"})

@@ -10,10 +10,11 @@ certificate (signature) from a badly issued one (schema, value sets):
   (tag 0 and 1 decode to datetimes) are normalised to the date-time strings the schema
   holds first.
 - `ValueSets.check(hcert)`: each coded member (disease agent, vaccine, product,
-  manufacturer, test type, result, rapid test device, country) is in its EU value set.
-  The schema references the value sets but does not enumerate them (EU business rules
-  check them), so this runs with the venue's rules, from the value sets the collector
-  published (`kiosk sync`) or the shipped `kiosk/data/valuesets.json`.
+  manufacturer, test type, result, rapid test device, country) is in its EU value set
+  (the schema names each member's value set by `valueset-uri`; the member states'
+  conformance cases count an unknown device as a schema failure). The value sets are
+  the ones the collector published (`kiosk sync`, journal state `valuesets.fetched`),
+  else the shipped `kiosk/data/valuesets.json`: a new vaccine needs no upgrade.
 
     >>> hc = {"ver": "1.3.0", "nam": {"fnt": "NGUYEN"}, "dob": "1990",
     ...       "t": [{"tg": "840539006", "tt": "LP6464-4", "sc": "2021-08-18T10:00:00Z",
@@ -29,6 +30,7 @@ certificate (signature) from a badly issued one (schema, value sets):
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import date, datetime, timezone
 from functools import lru_cache
@@ -38,11 +40,16 @@ from typing import Any, Mapping
 from kiosk.errors import TrustError
 
 __all__ = ["validate", "normalise", "release_line", "member_path", "ValueSets", "shipped_valuesets",
-           "parse_valuesets", "SCHEMA_PATH", "VALUESETS_PATH", "CODED_MEMBERS"]
+           "parse_valuesets", "valuesets_for", "SCHEMA_PATH", "VALUESETS_PATH", "CODED_MEMBERS",
+           "FETCHED_VALUESETS_KEY"]
+
+log = logging.getLogger(__name__)
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SCHEMA_PATH = DATA / "dcc-schema.json"
 VALUESETS_PATH = DATA / "valuesets.json"
+#: Journal state where `kiosk sync` keeps the value sets fetched from the collector.
+FETCHED_VALUESETS_KEY = "valuesets.fetched"
 
 #: Coded members per certificate type and the value set each is drawn from.
 CODED_MEMBERS: dict[str, dict[str, str]] = {
@@ -242,3 +249,21 @@ def parse_valuesets(body: bytes | str, where: str = "value sets") -> ValueSets:
 def shipped_valuesets() -> ValueSets:
     """The value sets shipped with the kiosk (`kiosk/data/valuesets.json`)."""
     return parse_valuesets(VALUESETS_PATH.read_bytes(), str(VALUESETS_PATH))
+
+
+@lru_cache(maxsize=4)
+def _parse_fetched(text: str) -> ValueSets | None:
+    try:
+        return parse_valuesets(text, "value sets fetched from the collector")
+    except TrustError as exc:
+        log.warning("%s; using the shipped value sets", exc)
+        return None
+
+
+def valuesets_for(journal: Any = None) -> ValueSets:
+    """The value sets a kiosk checks with: those last fetched from the collector (journal
+    state `valuesets.fetched`), else the shipped ones. Fetched ones that no longer parse
+    (after an upgrade) fall back to the shipped ones rather than stop the kiosk."""
+    get_state = getattr(journal, "get_state", None)
+    fetched = get_state(FETCHED_VALUESETS_KEY) if get_state is not None else None
+    return (_parse_fetched(fetched) if fetched else None) or shipped_valuesets()

@@ -35,15 +35,14 @@ key and what is allowed.
 from __future__ import annotations
 
 import json
-import logging
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from kiosk.checks.dcc import TEST_DETECTED, TEST_NOT_DETECTED, parse_date, parse_datetime
-from kiosk.checks.dcc_schema import ValueSets, parse_valuesets, shipped_valuesets
+from kiosk.checks.dcc_schema import FETCHED_VALUESETS_KEY
 from kiosk.config import VENUE_TYPES
 from kiosk.errors import ConfigError
 from kiosk.schema import option as _opt
@@ -51,9 +50,7 @@ from kiosk.schema import parse_table, read_toml
 from kiosk.model import Credential, Outcome, Reason, Verdict, mask_name
 
 __all__ = ["Rules", "DccRules", "Hd1Rules", "load_rules", "load_rules_file", "builtin_rules",
-           "decide", "RULES_DIR", "load_valuesets", "FETCHED_VALUESETS_KEY"]
-
-log = logging.getLogger(__name__)
+           "decide", "RULES_DIR", "FETCHED_VALUESETS_KEY"]
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 OUTCOMES = ("pass", "review", "fail")
@@ -107,9 +104,6 @@ class Rules:
     opaque: OpaqueRules = field(default_factory=OpaqueRules)
     repeat: RepeatRules = field(default_factory=RepeatRules)
     source: str = "<defaults>"
-    #: The EU value sets codes are checked against: the ones fetched from the collector
-    #: (`load_rules` with a journal), else None for the shipped `kiosk/data/valuesets.json`.
-    valuesets: ValueSets | None = field(default=None, compare=False, repr=False)
 
     @property
     def history_window(self) -> timedelta:
@@ -157,8 +151,6 @@ def builtin_rules(venue_type: str) -> Rules:
 
 #: Where `kiosk sync` keeps the rules fetched from the collector (journal state).
 FETCHED_RULES_KEY = "rules.fetched"
-#: ... and the EU value sets (the `valuesets` document, JSON).
-FETCHED_VALUESETS_KEY = "valuesets.fetched"
 FETCHED_WHERE = "rules fetched from the collector"
 
 
@@ -187,30 +179,16 @@ def parse_rules_text(text: str, where: str, venue_type: str | None) -> Rules:
     return parsed[venue_type]
 
 
-def load_valuesets(journal: Any = None) -> ValueSets:
-    """The value sets last fetched from the collector (journal state `valuesets.fetched`),
-    else the shipped ones. Fetched ones that no longer parse (after an upgrade) fall back
-    to the shipped ones rather than stop the kiosk."""
-    fetched = journal.get_state(FETCHED_VALUESETS_KEY) if journal is not None else None
-    if fetched:
-        try:
-            return parse_valuesets(fetched, "value sets fetched from the collector")
-        except ValueError as exc:  # TrustError
-            log.warning("%s; using the shipped value sets", exc)
-    return shipped_valuesets()
-
-
 def load_rules(cfg: Any, journal: Any = None) -> Rules:
     """The rules a kiosk runs with: `rules.path` if set, else the rules last fetched from
     the collector (when a journal is given and holds them), else the built-in file for
-    `venue.type`; with the value sets fetched from the collector when it holds them."""
+    `venue.type`."""
     if cfg.rules.path:
-        rules = load_rules_file(cfg.rules.path)
-    else:
-        fetched = journal.get_state(FETCHED_RULES_KEY) if journal is not None else None
-        rules = (parse_rules_text(fetched, FETCHED_WHERE, cfg.venue.type) if fetched
-                 else builtin_rules(cfg.venue.type))
-    return replace(rules, valuesets=load_valuesets(journal)) if journal is not None else rules
+        return load_rules_file(cfg.rules.path)
+    fetched = journal.get_state(FETCHED_RULES_KEY) if journal is not None else None
+    if fetched:
+        return parse_rules_text(fetched, FETCHED_WHERE, cfg.venue.type)
+    return builtin_rules(cfg.venue.type)
 
 
 # --- the policy ---------------------------------------------------------------------
@@ -220,12 +198,6 @@ def _verdict(outcome: Outcome, reason: Reason, credential: Credential, detail: s
     if failure is None and outcome is Outcome.FAIL:
         failure = {"step": "rules", "message": detail or reason.value}
     return Verdict(outcome, reason, credential.scheme, mask_name(credential.name), detail, failure)
-
-
-def _codes(credential: Credential, valuesets: ValueSets | None) -> tuple[str, str] | None:
-    """(member, message) for the first code of a DCC that is not in its EU value set."""
-    kind, entry = credential.claims.get("type"), credential.claims.get("entry") or {}
-    return (valuesets or shipped_valuesets()).check({kind: [entry]}) if kind in ("v", "t", "r") else None
 
 
 def _dcc(credential: Credential, rules: DccRules, now: datetime) -> tuple[Reason, str]:
@@ -306,11 +278,6 @@ def decide(credential: Credential, rules: Rules, *, now: datetime,
     """
     scheme = credential.scheme
     if scheme == "dcc":
-        problem = _codes(credential, rules.valuesets)
-        if problem is not None:
-            member, message = problem
-            return _verdict(Outcome.FAIL, Reason.BAD_SCHEMA, credential, f"{member}: {message}",
-                            {"step": "valuesets", "member": member, "message": message})
         reason, detail = _dcc(credential, rules.dcc, now)
     elif scheme == "hd1":
         reason, detail = _hd1(credential, rules.hd1, now)

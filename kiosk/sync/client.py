@@ -21,7 +21,7 @@ DEVICES_PATH = "/v1/devices"
 
 
 def enrol(url: str, device_id: str, code: str, *, timeout: float = ENROL_TIMEOUT_S,
-          session: requests.Session | None = None) -> str:
+          session: requests.Session | None = None, verify: str | None = None) -> str:
     """Register `device_id` with the collector at `url` using a one-time `code`; return
     the device token. Raises SyncError with the collector's reason when it refuses.
 
@@ -30,7 +30,8 @@ def enrol(url: str, device_id: str, code: str, *, timeout: float = ENROL_TIMEOUT
     http = session or requests
     endpoint = url.rstrip("/") + DEVICES_PATH
     try:
-        resp = http.post(endpoint, json={"device_id": device_id, "code": code.strip()}, timeout=timeout)
+        resp = http.post(endpoint, json={"device_id": device_id, "code": code.strip()}, timeout=timeout,
+                         verify=verify)  # `verify`: the collector's CA file (sync.ca_file)
     except requests.RequestException as exc:
         raise SyncError(f"cannot reach the collector at {url}: {exc}") from exc
     if resp.status_code != 200:

@@ -205,8 +205,9 @@ class Fetcher:
         self.timeout_s = timeout_s
         self.session = session or requests.Session()
         self._own_session = session is None
-        if self._own_session and ca_file:
-            self.session.verify = ca_file
+        # Per request, not on the session: requests lets $REQUESTS_CA_BUNDLE override a
+        # session's `verify`, and the pinned CA must win.
+        self.verify = ca_file or None
         if isinstance(publisher_key, str):
             try:
                 publisher_key = load_public_key(publisher_key) if publisher_key.strip() else None
@@ -241,7 +242,7 @@ class Fetcher:
     def _get(self, path: str, what: str, headers: dict[str, str] | None = None) -> requests.Response:
         try:
             return self.session.get(f"{self.url}{path}", timeout=self.timeout_s, stream=True,
-                                    headers={"Authorization": f"Bearer {self.token}", **(headers or {})})
+                                    verify=self.verify, headers={"Authorization": f"Bearer {self.token}", **(headers or {})})
         except requests.RequestException as exc:
             raise SyncError(f"cannot fetch {what}: {exc}") from exc
 

@@ -141,9 +141,10 @@ class Uploader:
                  session: requests.Session | None = None, stop: threading.Event | None = None,
                  base_backoff_s: float = BASE_BACKOFF_S, max_backoff_s: float = MAX_BACKOFF_S,
                  max_attempts: int = MAX_ATTEMPTS, rng: random.Random | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, ca_file: str = "") -> None:
         self.journal = journal
         self.url = url.rstrip("/") + BATCHES_PATH
+        self.verify = ca_file or None  # the pinned collector CA (sync.ca_file), per request
         self.device_id = device_id
         self.token = token
         self.batch_size = batch_size
@@ -165,7 +166,7 @@ class Uploader:
         s = cfg.sync
         return cls(journal, url=s.collector_url, device_id=cfg.device.id, token=token,
                    batch_size=s.batch_size, batch_max_age_s=s.batch_max_age_s,
-                   timeout_s=s.timeout_s, **kwargs)
+                   timeout_s=s.timeout_s, ca_file=s.ca_file, **kwargs)
 
     def __enter__(self) -> "Uploader":
         return self
