@@ -379,7 +379,7 @@ def provision(config_path: str | os.PathLike, settings: Mapping[str, Any], *,
             device = settings.get("device.id", current.device.id)
             enrol_fn = enrol or _default_enrol()
             ca_file = str(tmp_ca) if tmp_ca else current.sync.ca_file
-            kwargs = {"session": _verifying_session(ca_file)} if ca_file else {}
+            kwargs = {"verify": ca_file} if ca_file else {}
             try:
                 token = enrol_fn(url, device, enrol_code, timeout=timeout, **kwargs)
             except KioskError as exc:
@@ -423,14 +423,6 @@ def _write_temp(final: Path, text: str) -> Path:
         os.fsync(fh.fileno())
     os.chmod(name, 0o644)
     return Path(name)
-
-
-def _verifying_session(ca_file: str) -> Any:
-    import requests
-
-    session = requests.Session()
-    session.verify = ca_file
-    return session
 
 
 def _drop_enrolled_token(cfg: Config) -> None:

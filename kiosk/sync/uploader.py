@@ -182,7 +182,7 @@ class Uploader:
     def post(self, body: bytes, *, batch_id: str, count: int) -> dict[str, Any]:
         """POST one gzip batch; return the acknowledgement or raise Retryable/RejectedError."""
         try:
-            resp = self.session.post(self.url, data=body, timeout=self.timeout_s, headers={
+            resp = self.session.post(self.url, data=body, timeout=self.timeout_s, verify=self.verify, headers={
                 "Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
                 "Content-Encoding": "gzip", "Accept": "application/json"})
         except requests.Timeout as exc:
