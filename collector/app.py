@@ -52,7 +52,7 @@ class UploadEntry(BaseModel):
     model_config = ConfigDict(extra="ignore")  # newer kiosks may send more fields
 
     id: str = Field(pattern=UUID_PATTERN, description="UUID made at scan time; the dedupe key")
-    scanned_at: AwareDatetime
+    scanned_at: validation.IsoDateTime
     device_id: validation.DeviceId
     venue_code: validation.VenueCode
     outcome: Literal["pass", "fail", "review"]
@@ -187,7 +187,7 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
     # Body limits off the event loop, enrolment rate limits, no-store, no CDN docs, every
     # status in the OpenAPI document (collector.hardening). Authenticate an upload before
     # its body is read: no token means 401, whatever the body.
-    hardening.install(app, cfg, engine=store.engine, clock=clock,
+    hardening.install(app, cfg, engine=store.engine, clock=clock, documents=DOCUMENTS,
                       pre_auth={("POST", "/v1/batches"): _device_from_header})
 
     @app.get("/healthz", tags=["meta"])
@@ -273,7 +273,8 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
 
     @app.get("/v1/revocations/chunks/{seq}", tags=["devices"],
              responses={404: {"description": "no such chunk"}})
-    def get_revocation_chunk(seq: int, device: Annotated[str, Depends(device_auth)]) -> Response:
+    def get_revocation_chunk(seq: Annotated[int, validation.ROW_NUMBER],
+                             device: Annotated[str, Depends(device_auth)]) -> Response:
         """One chunk of 16-byte revocation hashes; its SHA-256 is in the signed index."""
         body = store.revocation_chunk(seq)
         if body is None:
@@ -281,7 +282,7 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         return Response(body, media_type="application/octet-stream",
                         headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
-    @app.put("/v1/{name}", tags=["admin"], status_code=204, dependencies=[Depends(admin_auth)],
+    @app.put("/v1/{name:document}", tags=["admin"], status_code=204, dependencies=[Depends(admin_auth)],
              responses={400: {"description": "not a valid document, or not signed"},
                         404: {"description": "not a published document"}})
     async def put_document(name: str, request: Request) -> Response:
@@ -310,9 +311,9 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
             raise HTTPException(400, f"{name}: {exc}") from None
         return Response(status_code=204)
 
-    @app.get("/v1/reports/daily.csv", tags=["admin"], response_class=PlainTextResponse,
+    @app.get("/v1/reports/daily.csv", tags=["admin"], response_class=hardening.CSVResponse,
              dependencies=[Depends(admin_auth)])
-    def daily_csv(day: Annotated[date, Query(alias="date", description="YYYY-MM-DD, Vietnam local")]) -> Response:
+    def daily_csv(day: Annotated[validation.IsoDate, Query(alias="date", description="YYYY-MM-DD, Vietnam local")]) -> Response:
         """The daily report per venue as CSV."""
         rep = report_mod.build(day, store.day_counts(day))
         return Response(report_mod.to_csv(rep), media_type="text/csv; charset=utf-8", headers={
@@ -320,13 +321,14 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
 
     @app.get("/v1/reports/daily", tags=["admin"], response_class=HTMLResponse,
              dependencies=[Depends(admin_auth)])
-    def daily_html(day: Annotated[date, Query(alias="date", description="YYYY-MM-DD, Vietnam local")]) -> HTMLResponse:
+    def daily_html(day: Annotated[validation.IsoDate, Query(alias="date", description="YYYY-MM-DD, Vietnam local")]) -> HTMLResponse:
         """The daily report per venue as a readable page with an entries-per-hour chart."""
         return HTMLResponse(report_mod.to_html(report_mod.build(day, store.day_counts(day))))
 
-    @app.get("/v1/trace", tags=["admin"], response_model=TraceAnswer, dependencies=[Depends(admin_auth)])
+    @app.get("/v1/trace", tags=["admin"], response_model=TraceAnswer, dependencies=[Depends(admin_auth)],
+             responses={400: {"description": "neither venue and time nor a subject, or both subject forms"}})
     def trace(venue: Annotated[Optional[str], Query(max_length=validation.NAME_MAX)] = None,
-              at: Optional[AwareDatetime] = None,
+              at: Optional[validation.IsoDateTime] = None,
               window_minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 60,
               subject_hash: Annotated[Optional[str], Query(max_length=128)] = None,
               subject: Annotated[Optional[str], Query(max_length=200,

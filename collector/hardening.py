@@ -21,17 +21,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from collector import limits, ratelimit
 
-__all__ = ["install", "enrol_rate_limit", "ENROL_REFUSED", "enrol_refused"]
+__all__ = ["install", "enrol_rate_limit", "ENROL_REFUSED", "enrol_refused", "CSVResponse"]
 
 #: The one answer for an unknown, expired, used or another device's code: which of those
 #: it was would tell a guesser which codes exist.
@@ -48,6 +51,12 @@ STATUS_WORDS = {
     422: "a value is missing, malformed or out of range; `detail` names it",
     429: "too many attempts; wait for Retry-After seconds",
 }
+
+
+class CSVResponse(PlainTextResponse):
+    """text/csv, so the OpenAPI document says what the report route really answers."""
+
+    media_type = "text/csv"
 
 
 def enrol_refused() -> HTTPException:
@@ -142,9 +151,19 @@ def _document_statuses(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+class _DocumentName(StringConvertor):
+    """`{name:document}`: only the names of published documents, so `PUT /v1/{name}` does
+    not also claim `/v1/trace` (whose OPTIONS would then answer `Allow: PUT`)."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.regex = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+
+
 def install(app: FastAPI, cfg: Any, *, engine: Any, clock: Callable[[], datetime] = _utcnow,
+            documents: Iterable[str] = (),
             pre_auth: Mapping[tuple[str, str], Callable[[Request], Any]] | None = None) -> None:
     """Set all of the above on a new app, before its routes are added."""
+    register_url_convertor("document", _DocumentName(documents or ("-",)))
     app.router.route_class = limits.limited_route(
         batch=limits.BodyLimit(cfg.max_body_bytes, cfg.max_inflated_bytes), pre_auth=pre_auth)
     app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) not in _DOC_PATHS]

@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 
 import pydantic_core
 from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
@@ -155,6 +156,13 @@ class LimitedRequest(Request):
         return self._json
 
 
+def _query_names(dependant: Any) -> frozenset[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
 def limited_route(*, batch: BodyLimit | None = None,
                   pre_auth: Mapping[tuple[str, str], Callable[[Request], Any]] | None = None) -> type[APIRoute]:
     """An APIRoute class reading bodies through LimitedRequest with the route's limit.
@@ -167,7 +175,16 @@ def limited_route(*, batch: BodyLimit | None = None,
             handler = super().get_route_handler()
             path = self.path_format
 
+            known = _query_names(self.dependant)
+
             async def limited(request: Request) -> Response:
+                unknown = sorted(set(request.query_params) - known)
+                if unknown:
+                    # A typo (`?venu=V1`) would otherwise be ignored without a word.
+                    raise RequestValidationError([{
+                        "type": "extra_forbidden", "loc": ("query", name), "input": request.query_params[name],
+                        "msg": f"unknown parameter; this route takes {', '.join(sorted(known)) or 'none'}"}
+                        for name in unknown])
                 check = checks.get((request.method, path))
                 if check is not None:
                     await run_in_threadpool(check, request)

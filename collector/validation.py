@@ -20,16 +20,18 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, Iterable
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, Field
+from fastapi import Path
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 __all__ = [
     "VenueCode", "DeviceId", "check_venue_code", "check_device_id", "time_window",
-    "check_time", "check_entry_times", "check_day", "MIN_TIME", "MAX_AHEAD", "NAME_MAX",
+    "check_time", "check_entry_times", "ROW_NUMBER", "IsoDateTime", "IsoDate", "MIN_TIME", "MAX_AHEAD", "NAME_MAX",
 ]
 
 #: Nothing was scanned before this: a time before it is a kiosk clock that never synced.
@@ -39,6 +41,8 @@ MAX_AHEAD = timedelta(days=1)
 #: Longest venue code or device id (the database column is 64 characters).
 NAME_MAX = 64
 _NAME_PUNCT = "-_"
+#: A row number in a path (`/v1/revocations/chunks/{seq}`): what a database INTEGER holds.
+ROW_NUMBER = Path(ge=0, le=2**31 - 1)
 
 
 def _where(ch: str, i: int) -> str:
@@ -77,6 +81,26 @@ DeviceId = Annotated[str, Field(min_length=1, max_length=NAME_MAX,
                      AfterValidator(check_device_id)]
 
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_text(pattern: re.Pattern, example: str) -> Any:
+    """A BeforeValidator: times and days arrive as ISO 8601 text, never as a number
+    (pydantic would read `0` as 1970-01-01 and `1e10` as a time in 2286)."""
+    def check(value: Any) -> Any:
+        if isinstance(value, (date, datetime)):
+            return value
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ValueError(f"expected ISO 8601 text such as {example}")
+        return value
+    return BeforeValidator(check)
+
+
+IsoDateTime = Annotated[AwareDatetime, _iso_text(_ISO_DATETIME, "2026-03-02T08:15:00+07:00")]
+IsoDate = Annotated[date, _iso_text(_ISO_DATE, "2026-03-02")]
+
+
 def time_window(now: datetime) -> tuple[datetime, datetime]:
     """The times the collector takes: from MIN_TIME to MAX_AHEAD after `now`."""
     return MIN_TIME, now + MAX_AHEAD
@@ -109,11 +133,3 @@ def check_entry_times(entries: Iterable[Any], now: datetime) -> None:
               for i, e in enumerate(entries) if (msg := _outside(e.scanned_at, now))]
     if errors:
         raise RequestValidationError(errors)
-
-
-def check_day(loc: tuple[Any, ...], day: date, now: datetime) -> None:
-    """A report day inside the time window (a day of year 9999 is a typo, not a report)."""
-    lo, hi = time_window(now)
-    if not (lo.date() - timedelta(days=1) <= day <= hi.date()):
-        raise RequestValidationError([_error(
-            loc, f"day {day.isoformat()} is outside {lo.date().isoformat()} to {hi.date().isoformat()}", day)])
