@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from kiosk.config import Config
+from kiosk.errors import short_error
 from kiosk.health import clock_synchronised_flag
 
 __all__ = ["Check", "Doctor", "OK", "WARN", "FAIL", "SKIP", "CHECKS", "overall"]
@@ -392,7 +393,7 @@ class Doctor:
         try:
             health = requests.get(url + "/healthz", timeout=HTTP_TIMEOUT_S)
         except requests.RequestException as exc:
-            return Check("collector", FAIL, f"{url}: unreachable: {_short(exc)}")
+            return Check("collector", FAIL, f"{url}: unreachable: {short_error(exc)}")
         if not token:
             return Check("collector", WARN, f"{url}: reachable (HTTP {health.status_code}) but this kiosk is "
                          "not enrolled: kiosk provision --enrol-code CODE")
@@ -400,7 +401,7 @@ class Doctor:
             answer = requests.get(url + "/v1/trust", headers={"Authorization": f"Bearer {token}"},
                                   timeout=HTTP_TIMEOUT_S)
         except requests.RequestException as exc:
-            return Check("collector", FAIL, f"{url}: reachable, then failed: {_short(exc)}")
+            return Check("collector", FAIL, f"{url}: reachable, then failed: {short_error(exc)}")
         if answer.status_code in (200, 304, 404):  # 404: accepted, no trust list published yet
             return Check("collector", OK, f"{url}: reachable, device token accepted")
         if answer.status_code in (401, 403):
@@ -463,12 +464,3 @@ def _age(delta: timedelta) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    for known in ("Connection refused", "Name or service not known", "timed out", "No route to host",
-                  "Temporary failure in name resolution", "certificate verify failed"):
-        if known in text:
-            return known.lower()
-    return text if len(text) <= 160 else text[:157] + "..."

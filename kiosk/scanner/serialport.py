@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 
+from kiosk.errors import short_error
 from kiosk.model import utcnow
 from kiosk.scanner.base import Line, Source
 
@@ -75,7 +76,7 @@ class SerialSource(Source):
             # exclusive: a second reader (kiosk doctor while kiosk runs) would steal half the codes.
             self._serial = serial.Serial(self.port, self.baud, timeout=0, exclusive=True)
         except serial.SerialException as exc:
-            raise OSError(getattr(exc, "errno", None) or 5, _short(exc)) from None
+            raise OSError(getattr(exc, "errno", None) or 5, short_error(exc)) from None
         self._buffer = b""
         self._recovered()
 
@@ -90,7 +91,7 @@ class SerialSource(Source):
                     self._serial.timeout = 0
                     chunk += self._serial.read(max(0, self._serial.in_waiting))
             except serial.SerialException as exc:
-                raise OSError(5, _short(exc)) from None
+                raise OSError(5, short_error(exc)) from None
             except OSError as exc:  # termios calls on a vanished device
                 raise OSError(exc.errno or 5, exc.strerror or "I/O error") from None
             lines, self._buffer = split_lines(self._buffer + chunk)
@@ -109,15 +110,3 @@ class SerialSource(Source):
             except OSError as exc:  # closing a port whose device is gone
                 log.debug("serial %s: close failed: %s", self.port, exc)
             self._serial = None
-
-
-def _short(exc: Exception) -> str:
-    """"No such file or directory" rather than pyserial's "could not open port X: [Errno 2] ..."."""
-    import os
-
-    import errno as errnos
-
-    errno = getattr(exc, "errno", None)
-    if errno in (errnos.EAGAIN, errnos.EWOULDBLOCK):  # the exclusive lock is held
-        return "in use by another program"
-    return os.strerror(errno) if isinstance(errno, int) and errno > 0 else str(exc)
