@@ -23,6 +23,10 @@ FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
     ("--checkin-url", "venue.checkin_url", str, "URL in the venue's own check-in QR"),
     ("--collector-url", "sync.collector_url", str, "the collector, e.g. https://collector.example.vn"),
     ("--seal-key", "journal.seal_key", str, "the collector's public seal key (from `collector keygen`)"),
+    ("--publisher-key", "sync.publisher_key", str,
+     "the health department's publishing key (from `collector publisher-keygen`)"),
+    ("--collector-ca", "sync.ca_pem", lambda path: _read_pem(path),
+     "PEM file of the CA of the collector's TLS certificate (kept beside the config as sync.ca_file)"),
     ("--scanner", "scanner.kind", str, "camera, serial, replay or stdin"),
     ("--camera", "scanner.camera", str, "camera index, /dev/videoN or rtsp:// URL"),
     ("--serial-port", "scanner.serial_port", str, "serial scanner device"),
@@ -39,6 +43,13 @@ INTERACTIVE = ["device.id", "venue.name", "venue.code", "venue.type", "sync.coll
                "scanner.kind", "scanner.camera", "pins.backend"]
 QR_SCALE = 6
 QR_BORDER = 4
+
+
+def _read_pem(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"{path}: cannot read a PEM file: {exc}") from None
 
 
 def _dest(key: str) -> str:
@@ -129,11 +140,13 @@ def cmd_make_qr(args: argparse.Namespace) -> int:
 
     key = provision.load_private_key(args.key)
     text = provision.make_qr_text(_settings(args), key, now=utcnow(),
-                                  validity=timedelta(hours=args.valid_hours),
+                                  validity=timedelta(hours=args.valid_hours) if args.valid_hours else None,
                                   enrol_code=args.enrol_code, device=args.device or "")
     if args.out:
         segno.make(text, error="m", micro=False).save(args.out, scale=QR_SCALE, border=QR_BORDER)
-        print(f"{args.out}: provisioning QR, valid {args.valid_hours:g} h, "
+        valid = f"{args.valid_hours:g} h" if args.valid_hours else (
+            f"{provision.DEFAULT_VALIDITY}" if args.device else f"{provision.ANY_DEVICE_VALIDITY} (any device)")
+        print(f"{args.out}: provisioning QR, valid {valid}, "
               f"public key {provision.public_key_text(key)}")
     if args.text or not args.out:
         print(text)
@@ -201,7 +214,8 @@ def register(sub) -> None:
     _add_flags(q)
     q.add_argument("--key", required=True, metavar="PRIVATE.pem", help="Ed25519 provisioning private key")
     q.add_argument("--device", metavar="ID", help="only this device may apply it (default: any)")
-    q.add_argument("--valid-hours", type=float, default=24.0, metavar="H", help="hours until it expires")
+    q.add_argument("--valid-hours", type=float, default=None, metavar="H",
+                   help="hours until it expires (default: 24 for one --device, 0.25 for any)")
     q.add_argument("--out", metavar="FILE.png", help="write the QR image here")
     q.add_argument("--text", action="store_true", help="also print the QR text")
     k = add_command(psub, "keygen", cmd_keygen)

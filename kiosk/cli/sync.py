@@ -51,8 +51,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 if not token:
                     return 0
             with Uploader.from_config(cfg, journal, token=token, stop=stop, **kwargs) as up, \
-                    Fetcher(journal, url=cfg.sync.collector_url, token=token,
-                            timeout_s=cfg.sync.timeout_s) as fetcher:
+                    Fetcher.from_config(cfg, journal, token=token) as fetcher:
                 fetch = None if args.no_fetch else fetcher
                 if args.once:
                     summary = run_once(up, fetch)
@@ -91,7 +90,7 @@ def cmd_enrol(args: argparse.Namespace) -> int:
 
     cfg = config_from(args)
     url = args.url or cfg.sync.collector_url
-    token = enrol(url, cfg.device.id, args.code, timeout=cfg.sync.timeout_s)
+    token = enrol(url, cfg.device.id, args.code, timeout=cfg.sync.timeout_s, verify=cfg.sync.ca_file or None)
     with Journal(cfg.journal_path()) as journal:
         store_token(journal, token)
     print(f"enrolled {cfg.device.id} with {url}; token stored in {cfg.journal_path()}")
