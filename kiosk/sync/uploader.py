@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 import requests
 
-from kiosk.errors import SyncError
+from kiosk.errors import SyncError, short_error
 from kiosk.model import iso_utc, utcnow
 from kiosk.sync import state
 
@@ -190,7 +190,7 @@ class Uploader:
         except requests.RequestException as exc:
             # Connection refused or cut, even mid-response: the batch may or may not have
             # been committed. Resending is safe because the collector dedupes on entry ids.
-            raise RetryableError(f"cannot reach the collector: {_short(exc)}") from exc
+            raise RetryableError(f"cannot reach the collector: {short_error(exc, limit=200)}") from exc
         if resp.status_code in RETRYABLE_STATUS:
             raise RetryableError(f"collector answered {resp.status_code}",
                                  retry_after=parse_retry_after(resp.headers.get("Retry-After"), self.clock()))
@@ -329,11 +329,6 @@ class Uploader:
                 self.waits.append(wait)
                 if self.stop.wait(wait):
                     return None, attempt
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _json_detail(resp: requests.Response) -> Any:
