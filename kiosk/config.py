@@ -300,11 +300,16 @@ def replace(cfg: Config, **dotted: Any) -> Config:
     return dataclasses.replace(cfg, **sections)
 
 
-def to_toml(cfg: Config) -> str:
+#: What `to_toml` writes in place of a secret's value (unless asked to reveal it).
+MASKED = "***"
+
+
+def to_toml(cfg: Config, *, reveal_secrets: bool = False) -> str:
     """Render a config as TOML with a comment per key (what is allowed and why).
 
     Values are written by tomli-w, so any text (newlines, quotes, Vietnamese) reads back
-    as it was; the comments are ours, one above each key.
+    as it was; the comments are ours, one above each key. Secrets (the device token) are
+    written as `***` unless `reveal_secrets`.
     """
     import tomli_w
 
@@ -314,7 +319,10 @@ def to_toml(cfg: Config) -> str:
         out.append(f"[{name}]")
         for f in dataclasses.fields(cls):
             out.append(f"# {f.metadata.get('doc', '')} ({describe(f)})".replace("\n", " "))
-            out.append(tomli_w.dumps({f.name: _plain(getattr(section, f.name))}).rstrip("\n"))
+            value = getattr(section, f.name)
+            if isinstance(value, Secret) and value and not reveal_secrets:
+                value = MASKED
+            out.append(tomli_w.dumps({f.name: _plain(value)}).rstrip("\n"))
         out.append("")
     return "\n".join(out)
 

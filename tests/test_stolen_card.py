@@ -266,3 +266,32 @@ def test_a_kiosk_without_the_seal_key_refuses_a_remote_collector(tmp_path):
         open_journal(cfg)
     assert "collector keygen" in str(err.value)
     assert not (tmp_path / "journal.db").exists()  # nothing was logged unsealed
+
+
+def test_config_show_masks_the_device_token(tmp_path):
+    import subprocess
+    import sys
+
+    token = "tok-" + "s3cr3t" * 6
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[sync]\ndevice_token = "{token}"\n', encoding="utf-8")
+    run = [sys.executable, "-m", "kiosk.cli", "--config", str(config), "config", "show"]
+    shown = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert token not in shown.stdout and 'device_token = "***"' in shown.stdout
+    revealed = subprocess.run([*run, "--reveal-secrets"], capture_output=True, text=True, timeout=60)
+    assert f'device_token = "{token}"' in revealed.stdout
+
+
+def test_a_non_utf8_scanner_line_is_not_logged(caplog):
+    """Regression: the whole ID card line went to journald as hex."""
+    import logging
+
+    from kiosk.scanner.serialport import decode_line
+
+    line = "079190000123|025123456|Nguyễn Thị Hoa|15041990".encode("cp1258", errors="replace") + b"\xff"
+    with caplog.at_level(logging.DEBUG):
+        decode_line(line, where="serial /dev/qrscanner")
+    logged = caplog.text
+    assert "not valid UTF-8" in logged
+    assert "079190000123" not in logged and line.hex()[:24] not in logged and "Hoa" not in logged

@@ -23,13 +23,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
-    """Print the effective config as TOML, with a comment on every key.
+    """Print the effective config as TOML, with a comment on every key; secrets (the
+    device token) as *** unless --reveal-secrets.
 
-    Example: kiosk config show > /etc/kiosk/kiosk.toml
+    Example: kiosk config show --reveal-secrets > /etc/kiosk/kiosk.toml
     """
     from kiosk.config import to_toml
 
-    sys.stdout.write(to_toml(config_from(args)))
+    sys.stdout.write(to_toml(config_from(args), reveal_secrets=args.reveal_secrets))
     return 0
 
 
@@ -38,4 +39,6 @@ def register(sub) -> None:
     csub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
     c = add_command(csub, "check", cmd_config_check)
     c.add_argument("file", nargs="?", help="config file to check (default: the one kiosk would use)")
-    add_command(csub, "show", cmd_config_show)
+    show = add_command(csub, "show", cmd_config_show)
+    show.add_argument("--reveal-secrets", action="store_true",
+                      help="print the device token as it is (to write a config file)")

@@ -48,7 +48,9 @@ def decode_line(raw: bytes, *, where: str = "serial") -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        log.warning("%s: line is not valid UTF-8, kept with replacement characters: %s", where, raw.hex())
+        # Never the bytes themselves: a scanned ID card line is a person's ID, name and address.
+        log.warning("%s: a %d-byte line is not valid UTF-8, kept with replacement characters",
+                    where, len(raw))
         return raw.decode("utf-8", errors="replace")
 
 
