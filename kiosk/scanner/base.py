@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from kiosk.backoff import Backoff
 from kiosk.errors import DeviceClosed, KioskError
 from kiosk.model import utcnow
 
@@ -60,28 +61,6 @@ class Line:
 
     text: str
     at: datetime
-
-
-class Backoff:
-    """Exponential backoff: `start`, doubling, capped at `cap`; `reset()` after a success.
-
-    >>> b = Backoff(0.25, 1.0)
-    >>> [b.next() for _ in range(5)]
-    [0.25, 0.5, 1.0, 1.0, 1.0]
-    """
-
-    def __init__(self, start: float, cap: float) -> None:
-        self.start = min(start, cap)
-        self.cap = cap
-        self._next = self.start
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self.cap)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.start
 
 
 class Source(abc.ABC):

@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 import requests
 
+from kiosk.backoff import backoff_delay
 from kiosk.errors import SyncError, short_error
 from kiosk.model import iso_utc, utcnow
 from kiosk.sync import state
@@ -80,8 +81,7 @@ def next_backoff(attempt: int, retry_after: float | None, rng: random.Random, *,
     Full jitter (uniform in [0, min(cap, base * 2**attempt))) spreads a fleet of kiosks
     that lost the network together; a `Retry-After` from the server is a floor.
     """
-    ceiling = min(cap, base * (2 ** min(attempt, 62)))
-    wait = rng.uniform(0.0, ceiling)
+    wait = backoff_delay(attempt, base=base, cap=cap, rng=rng)
     if retry_after is not None:
         wait = max(wait, min(max(retry_after, 0.0), MAX_RETRY_AFTER_S))
     return wait
