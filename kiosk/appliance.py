@@ -94,8 +94,13 @@ class Kiosk:
     def _work(self) -> None:
         from kiosk.scanner import EndOfStream, Frame, open_source
         from kiosk.scanner.decoder import Decoder
+        from kiosk.scanner.stream import StreamDecoder
 
-        decoder = Decoder(self.cfg.decoder)
+        # A live camera: the plain engine on every frame, the heavy work beside it on a
+        # region of interest (a replayed still gets the whole chain at once).
+        live = self.cfg.scanner.kind == "camera"
+        decoder = StreamDecoder(self.cfg.decoder) if live else Decoder(self.cfg.decoder)
+        decode = decoder.feed if live else decoder.decode
         try:
             with open_source(self.cfg, demo_dir=self.demo_dir) as source:
                 self._source = source
@@ -110,7 +115,7 @@ class Kiosk:
                     try:
                         if isinstance(item, Frame):
                             self._note_frame(item.image)
-                            codes = [(c.text, c.engine) for c in decoder.decode(item.image).codes]
+                            codes = [(c.text, c.engine) for c in decode(item.image).codes]
                         else:
                             codes = [(item.text, "serial" if self.cfg.scanner.kind == "serial" else "text")]
                         for text, engine in codes:
@@ -129,6 +134,7 @@ class Kiosk:
             self.faults.add("scanner_fault")
         finally:
             self._source = None
+            decoder.close()
             self.source_done.set()
 
     def _note_frame(self, image: Any) -> None:
