@@ -64,8 +64,10 @@ CODED_MEMBERS: dict[str, dict[str, str]] = {
 _OPTIONAL = {("t", "ma")}
 
 _VER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
-# RFC 3339 date-time (the schema's `date-time`); fractions of a second of any length.
-_DATE_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+# The schema's `date-time`: RFC 3339, fractions of a second of any length. Issued
+# certificates also carry ISO 8601 forms RFC 3339 lacks (no offset: UTC, as CertLogic
+# reads them; an offset without its colon), which are accepted.
+_DATE_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
