@@ -22,6 +22,8 @@ from typing import Any, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from collector import partitions
+
 from kiosk.checks.signed import DOCUMENTS as SIGNED_DOCUMENTS
 from kiosk.checks.signed import SignedDocError, peek
 
@@ -217,6 +219,7 @@ class Store:
         if self.dialect == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         if create:
+            partitions.create_entries(self.engine, entries)  # PostgreSQL: one partition a day
             metadata.create_all(self.engine)
             self._add_columns()
         self._closed = False
@@ -248,6 +251,7 @@ class Store:
     def reset(self) -> None:
         """Drop and recreate every table (tests and benchmarks only)."""
         metadata.drop_all(self.engine)
+        partitions.create_entries(self.engine, entries)
         metadata.create_all(self.engine)
 
     def _insert(self, table: sa.Table):
@@ -389,8 +393,11 @@ class Store:
                 "override_of": r.get("override_of"), "batch_id": batch_id, "ingest_id": ingest_id,
                 "received_at": received,
             })
-        stmt = self._insert(entries).on_conflict_do_nothing(index_elements=["id"])
+        # No conflict target: the key is (id) on SQLite, (id, scanned_at) on partitioned
+        # PostgreSQL (collector.partitions); a resent entry carries both unchanged.
+        stmt = self._insert(entries).on_conflict_do_nothing()
         ids = [v["id"] for v in values]
+        partitions.ensure_days(self.engine, {v["day_local"] for v in values})
         with self.engine.begin() as conn:
             conn.execute(stmt, values)
             # Count what this transaction inserted: rows carrying our ingest id. Exact even
@@ -493,7 +500,7 @@ class Store:
         """Counts for one local day grouped by venue, outcome, reason and hour."""
         c = entries.c
         q = (sa.select(c.venue_code, c.outcome, c.reason, c.hour_local, sa.func.count().label("n"))
-             .where(c.day_local == day.isoformat())
+             .where(c.day_local == day.isoformat(), partitions.day_bounds_clause(c.scanned_at, day))
              .group_by(c.venue_code, c.outcome, c.reason, c.hour_local))
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
