@@ -6,6 +6,12 @@ committed verdict goes to the main thread through a queue. The main thread owns 
 screen, the lights, the relay and the guard button. So a slow frame never freezes the
 screen, a frozen screen never stops logging, and nothing is signalled before it is
 durably committed.
+
+Beside them, the provisioner thread applies a technician's verified provisioning QR,
+which may enrol with the collector over the network: the scan path only checks the
+QR's signature and shows "accepted, enrolling", so the next person's verdict never
+waits for the network. A kiosk started on a full disk shows the fault and keeps trying
+to open its journal in the same main loop.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from kiosk.journal import Journal
 from kiosk.model import Outcome, Reason, Scan, Verdict
 from kiosk.pipeline import Event, Pipeline, clock_plausible, open_journal
 
-__all__ = ["Kiosk", "on_sigterm", "open_journal_waiting"]
+__all__ = ["Kiosk", "Provisioner", "on_sigterm"]
 
 log = logging.getLogger("kiosk")
 
@@ -52,6 +58,55 @@ SCANNER_STALL_S = 10.0
 WATCHDOG_PING_S = 1.0
 #: While the journal cannot be opened (disk full), try again this often.
 JOURNAL_RETRY_S = 5.0
+#: How long shutdown waits for an enrolment in flight (the provisioner is a daemon
+#: thread; a cut-off enrolment changes nothing, see kiosk.provision.provision).
+PROVISIONER_JOIN_S = 1.0
+
+
+class Provisioner:
+    """Applies verified provisioning QRs one at a time in its own thread, beside the gate.
+
+    With an enrolment code that is a request to the collector (up to
+    kiosk.provision.ENROL_TIMEOUT_S), which must never hold up the scanner thread (the
+    next person's verdict) or the watchdog. `apply(scan)` returns the result's Event,
+    which goes to `deliver` (the run loop's queue of events to signal).
+    """
+
+    def __init__(self, apply: Callable[[Scan], Event], deliver: Callable[[Event], None]) -> None:
+        self._apply, self._deliver = apply, deliver
+        self._pending: "queue.Queue[Scan | None]" = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="provisioner", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, scan: Scan) -> None:
+        self._pending.put(scan)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being applied."""
+        return self._pending.unfinished_tasks == 0
+
+    def _run(self) -> None:
+        while True:
+            scan = self._pending.get()
+            try:
+                if scan is None:
+                    return
+                try:
+                    event = self._apply(scan)
+                except Exception:  # noqa: BLE001 - one bad QR must not end provisioning for good
+                    log.exception("provisioning QR not applied after an unexpected error")
+                else:
+                    self._deliver(event)
+            finally:
+                self._pending.task_done()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._pending.put(None)
+            self._thread.join(timeout=PROVISIONER_JOIN_S)
 
 
 class Kiosk:
@@ -70,9 +125,12 @@ class Kiosk:
         self.max_scans = max_scans
         self.on_event = on_event
         self._own_journal = journal is None
-        self.journal = journal or open_journal(cfg)
-        self.pipeline = Pipeline(cfg, self.journal)
+        self.journal: Journal | None = journal
+        self.pipeline: Pipeline | None = Pipeline(cfg, journal) if journal is not None else None
+        if journal is None:
+            self._open_journal()  # on a full disk run() shows the fault and tries again
         self.events: "queue.Queue[Event]" = queue.Queue()
+        self.provisioner = Provisioner(self._apply_provisioning, self.events.put)
         self.guard_presses: "queue.Queue[float]" = queue.Queue()
         self.stop_event = threading.Event()
         self.source_done = threading.Event()
@@ -161,82 +219,127 @@ class Kiosk:
         self.faults.discard("disk_full")
         if event.entry is not None and event.entry.logged:
             self.logged += 1
+        if event.provisioning:
+            self.provisioner.submit(event.scan)  # applied beside the gate, never here
         self.events.put(event)
+
+    def _apply_provisioning(self, scan: Scan) -> Event:
+        assert self.pipeline is not None  # only a running pipeline makes provisioning events
+        return self.pipeline.apply_provisioning(scan)
+
+    def _open_journal(self) -> bool:
+        """Open the journal and the pipeline on it. False while the disk is too full for
+        that (the fault shows, the caller tries again); any other journal error raises."""
+        from kiosk.health import disk_fault, is_disk_full_error
+
+        try:
+            journal = open_journal(self.cfg)
+        except JournalError as exc:
+            if not (is_disk_full_error(exc) or disk_fault(self.cfg.journal_path())):
+                raise
+            log.error("journal cannot be opened, disk full (trying again every %g s): %s", JOURNAL_RETRY_S, exc)
+            return False
+        try:
+            self.pipeline = Pipeline(self.cfg, journal)
+        except BaseException:
+            journal.close()
+            raise
+        self.journal = journal
+        return True
 
     # --- main thread: screen, lights, buzzer, relay, guard button --------------------
     def run(self) -> int:
+        from kiosk import watchdog
         from kiosk.display import ScreenState, open_display
         from kiosk.display.signals import Signals
 
-        from kiosk import watchdog
-
         previous_handler = on_sigterm(self.stop_event)
-        self._worker = threading.Thread(target=self._work, name="scanner", daemon=True)
-        with open_display(self.cfg, headless=self.headless) as display, Signals(self.cfg.pins) as pins:
-            self.display, self.pins = display, pins
-            # The button thread only queues the press; the journal write happens here.
-            pins.when_guard(lambda: self.guard_presses.put(time.monotonic()))
-            self._worker.start()
-            watchdog.ready()
-            verdict_until = 0.0
-            next_status = 0.0
-            next_preview = 0.0
-            next_ping = 0.0
-            idle = self._idle_state(ScreenState)
-            shown: Any = None
-            while not self.stop_event.is_set():
-                mono = time.monotonic()
-                if mono >= next_status:
-                    self.pipeline.refresh_rules()
-                    idle = self._idle_state(ScreenState)
-                    pins.set_faults(set(idle.faults))
-                    next_status = mono + STATUS_PERIOD_S
-                event = self._next_event()
-                if event is not None:
-                    pins.signal(event.verdict)
-                    shown = ScreenState.from_verdict(event.verdict, **self._common(idle))
-                    display.show(shown)
-                    verdict_until = time.monotonic() + self.cfg.display.verdict_seconds
-                    if self.on_event is not None:
-                        self.on_event(event)
-                elif verdict_until and mono >= verdict_until:
-                    verdict_until = 0.0
-                    pins.idle()
-                    shown = None
-                    if self._restart_requested():
-                        log.warning("configuration changed by a provisioning QR: exiting for a restart")
-                        break
-                if not verdict_until:
-                    if mono < self._motion_until and self._preview is not None:
-                        if mono >= next_preview:
-                            shown = ScreenState(kind="scanning", preview=self._preview, **self._common(idle))
-                            display.show(shown)
-                            next_preview = mono + PREVIEW_PERIOD_S
-                    elif shown != idle:
-                        shown = idle
-                        display.show(idle)
-                for ui_event in display.poll():
-                    if ui_event == "quit":
-                        self.stop_event.set()
-                    elif ui_event == "guard":
-                        self.guard_presses.put(mono)
-                # Pet the watchdog only while the scanner loop really comes round.
-                if self._scanner_alive() and mono >= next_ping:
-                    watchdog.ping()
-                    next_ping = mono + WATCHDOG_PING_S
-                if self.source_done.is_set() and self.events.empty() and self.guard_presses.empty():
-                    if verdict_until and not self.headless:
-                        continue  # let the last verdict be read before the window closes
-                    break
-            watchdog.stopping()
-            self.stop_event.set()
-            self._worker.join(timeout=5)
-            self.pin_history = pins.history  # what the simulated pins did, kept past close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
+        try:
+            with open_display(self.cfg, headless=self.headless) as display, Signals(self.cfg.pins) as pins:
+                self.display, self.pins = display, pins
+                # The button thread only queues the press; the journal write happens here.
+                pins.when_guard(lambda: self.guard_presses.put(time.monotonic()))
+                self.provisioner.start()
+                watchdog.ready()
+                try:
+                    self._loop(display, pins, watchdog, ScreenState)
+                finally:
+                    watchdog.stopping()
+                    self.stop_event.set()
+                    if self._worker is not None:
+                        self._worker.join(timeout=5)
+                    self.provisioner.close()
+                    self.pin_history = pins.history  # what the simulated pins did, kept past close()
+        finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGTERM, previous_handler)
         if self.worker_error is not None:
             raise self.worker_error
         return 0
+
+    def _loop(self, display: Any, pins: Any, watchdog: Any, ScreenState: Any) -> None:
+        verdict_until = next_status = next_preview = next_ping = next_open = 0.0
+        idle: Any = None
+        shown: Any = None
+        while not self.stop_event.is_set():
+            mono = time.monotonic()
+            if self.pipeline is None and mono >= next_open:
+                # Started on a full disk: show the fault, keep petting the watchdog (the
+                # process waits for space, it does not crash-loop) and try again.
+                if self._open_journal():
+                    log.warning("disk space is back: journal open")
+                    next_status = mono
+                else:
+                    watchdog.status("disk full: waiting for space to open the journal")
+                    next_open = mono + JOURNAL_RETRY_S
+            if self.pipeline is not None and self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="scanner", daemon=True)
+                self._worker.start()
+            if mono >= next_status or idle is None:
+                if self.pipeline is not None:
+                    self.pipeline.refresh_rules()
+                idle = self._idle_state(ScreenState)
+                pins.set_faults(set(idle.faults))
+                next_status = mono + STATUS_PERIOD_S
+            event = self._next_event()
+            if event is not None:
+                pins.signal(event.verdict)
+                shown = ScreenState.from_verdict(event.verdict, **self._common(idle))
+                display.show(shown)
+                verdict_until = time.monotonic() + self.cfg.display.verdict_seconds
+                if self.on_event is not None:
+                    self.on_event(event)
+            elif verdict_until and mono >= verdict_until:
+                verdict_until = 0.0
+                pins.idle()
+                shown = None
+                if self._restart_requested():
+                    log.warning("configuration changed by a provisioning QR: exiting for a restart")
+                    return
+            if not verdict_until:
+                if mono < self._motion_until and self._preview is not None:
+                    if mono >= next_preview:
+                        shown = ScreenState(kind="scanning", preview=self._preview, **self._common(idle))
+                        display.show(shown)
+                        next_preview = mono + PREVIEW_PERIOD_S
+                elif shown != idle:
+                    shown = idle
+                    display.show(idle)
+            for ui_event in display.poll():
+                if ui_event == "quit":
+                    self.stop_event.set()
+                elif ui_event == "guard":
+                    self.guard_presses.put(mono)
+            # Pet the watchdog while the scanner loop really comes round (or while the
+            # kiosk waits for disk space to open its journal).
+            if (self.pipeline is None or self._scanner_alive()) and mono >= next_ping:
+                watchdog.ping()
+                next_ping = mono + WATCHDOG_PING_S
+            if (self.source_done.is_set() and self.events.empty() and self.guard_presses.empty()
+                    and self.provisioner.idle):
+                if verdict_until and not self.headless:
+                    continue  # let the last verdict be read before the window closes
+                return
 
     def _next_event(self) -> Event | None:
         try:
@@ -253,7 +356,7 @@ class Kiosk:
             return None
 
     def _restart_requested(self) -> bool:
-        result = self.pipeline.provisioned
+        result = self.pipeline.provisioned if self.pipeline is not None else None
         return bool(result is not None and getattr(result, "restart", False))
 
     def _scanner_alive(self) -> bool:
@@ -267,6 +370,8 @@ class Kiosk:
         """The guard admits the last failed or reviewed person: logged as `override`."""
         from kiosk.display.guard import admit_last
 
+        if self.pipeline is None or self.journal is None:
+            return None  # no journal to log an override in (full disk): the door stays shut
         now = self.pipeline.clock()
         try:
             entry = admit_last(self.journal, now=now)  # within guard.GUARD_WINDOW_S
@@ -284,6 +389,9 @@ class Kiosk:
                 "today_count": idle.today_count, "pending_uploads": idle.pending_uploads}
 
     def _idle_state(self, ScreenState: Any) -> Any:
+        if self.pipeline is None or self.journal is None:
+            return ScreenState(kind="idle", venue_name=self.cfg.venue.name, checkin_url=self.cfg.venue.checkin_url,
+                               faults=("disk_full",))
         now = self.pipeline.clock()
         faults = set(self.faults)
         src = self._source
@@ -305,7 +413,8 @@ class Kiosk:
         self.stop_event.set()
         if self._worker is not None and self._worker.is_alive():
             self._worker.join(timeout=5)
-        if self._own_journal:
+        self.provisioner.close()
+        if self._own_journal and self.journal is not None:
             self.journal.close()
 
     def __enter__(self) -> "Kiosk":
@@ -342,50 +451,3 @@ def on_sigterm(stop: threading.Event) -> Any:
     if threading.current_thread() is not threading.main_thread():
         return None
     return signal.signal(signal.SIGTERM, lambda *_: stop.set())
-
-
-def open_journal_waiting(cfg: Config, *, headless: bool, stop: threading.Event) -> Journal | None:
-    """Open the journal; while the disk is too full for that, show the `disk_full` fault
-    on the screen and lights and try again every JOURNAL_RETRY_S, petting the watchdog
-    (the process is healthy: it waits for space, it does not crash-loop). Returns None
-    if stopped (SIGTERM) while waiting. Any other journal error is raised."""
-    from kiosk.health import disk_fault, is_disk_full_error
-
-    try:
-        return open_journal(cfg)
-    except JournalError as exc:
-        if not (is_disk_full_error(exc) or disk_fault(cfg.journal_path())):
-            raise
-        log.error("journal cannot be opened, disk full: %s", exc)
-    from kiosk import watchdog
-    from kiosk.display import ScreenState, open_display
-    from kiosk.display.signals import Signals
-
-    previous = on_sigterm(stop)
-    try:
-        with open_display(cfg, headless=headless) as display, Signals(cfg.pins) as pins:
-            display.show(ScreenState(kind="idle", venue_name=cfg.venue.name, checkin_url=cfg.venue.checkin_url,
-                                     faults=("disk_full",)))
-            pins.set_faults({"disk_full"})
-            watchdog.ready()
-            watchdog.status("disk full: waiting for space to open the journal")
-            next_try = time.monotonic() + JOURNAL_RETRY_S
-            while not stop.is_set():
-                watchdog.ping()
-                for ui_event in display.poll():
-                    if ui_event == "quit":
-                        stop.set()
-                if time.monotonic() >= next_try:
-                    try:
-                        journal = open_journal(cfg)
-                    except JournalError as exc:
-                        log.warning("journal still cannot be opened: %s", exc)
-                        next_try = time.monotonic() + JOURNAL_RETRY_S
-                    else:
-                        log.warning("disk space is back: journal open")
-                        return journal
-                stop.wait(min(WATCHDOG_PING_S, JOURNAL_RETRY_S))
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    return None

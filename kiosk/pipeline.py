@@ -20,7 +20,8 @@ from kiosk.errors import ConfigError
 from kiosk.journal import Entry, Journal
 from kiosk.model import Outcome, Reason, Scan, Verdict, utcnow
 
-__all__ = ["Event", "Pipeline", "clock_plausible", "open_journal", "DEBOUNCE_S", "PROVISION_PREFIX"]
+__all__ = ["Event", "Pipeline", "clock_plausible", "open_journal", "provisioning_event", "DEBOUNCE_S",
+           "PROVISION_PREFIX"]
 
 log = logging.getLogger("kiosk")
 
@@ -31,6 +32,8 @@ DEBOUNCE_S = 4.0
 #: would be wrong, so verdicts go to review with `clock_unsynced`.
 EARLIEST_PLAUSIBLE = datetime(2025, 1, 1, tzinfo=timezone.utc)
 PROVISION_PREFIX = "KP1:"
+#: The scheme a provisioning QR's verdict shows.
+PROVISION_SCHEME = "provision"
 
 
 def clock_plausible(now: datetime) -> bool:
@@ -45,6 +48,9 @@ class Event:
     scan: Scan
     verdict: Verdict
     entry: Entry | None
+    #: A provisioning QR that verified and still has to be applied (with its enrolment,
+    #: over the network): `Pipeline.apply_provisioning(scan)` does that, beside the gate.
+    provisioning: bool = False
 
     @property
     def repeat(self) -> bool:
@@ -124,17 +130,41 @@ class Pipeline:
 
     def _provision(self, scan: Scan) -> Event | None:
         """A technician's `KP1:` code configures the device (only when signed with the
-        provisioning key); it is never judged or journalled as a person's entry."""
+        provisioning key); it is never judged or journalled as a person's entry. Here
+        only its signature, expiry and device are checked (no network, nothing written):
+        a verified code comes back as a pending Event for `apply_provisioning`."""
         if not scan.text.startswith(PROVISION_PREFIX):
             return None
         from kiosk import provision
 
+        checked = provision.check_scan(scan.text, self.cfg, _config_path(self.cfg), now=scan.at)
+        if isinstance(checked, provision.ProvisionResult):
+            self.provisioned = checked
+            return provisioning_event(scan, checked)
+        verdict = Verdict(Outcome.REVIEW, Reason.PROVISION_PENDING, PROVISION_SCHEME,
+                          detail="provisioning QR accepted; " + (
+                              "enrolling with the collector" if checked.enrol_code else "applying it"))
+        return Event(scan, verdict, None, provisioning=True)
+
+    def apply_provisioning(self, scan: Scan) -> Event:
+        """Apply a provisioning QR that `handle` returned as pending: write the config
+        and, with an enrolment code, get the device token from the collector (up to
+        kiosk.provision.ENROL_TIMEOUT_S). Slow: call it beside the gate, never in the
+        scan path. The QR is judged as of the time it was scanned."""
+        from kiosk import provision
+
         result = provision.handle_scan(scan.text, self.cfg, _config_path(self.cfg), now=scan.at)
         self.provisioned = result
-        reason = Reason.OK if result.accepted else Reason.UNKNOWN_KEY
-        verdict = Verdict(Outcome.PASS if result.accepted else Outcome.FAIL, reason, "provision",
-                          detail=result.message)
-        return Event(scan, verdict, None)
+        return provisioning_event(scan, result)
+
+
+def provisioning_event(scan: Scan, result: Any) -> Event:
+    """The Event that shows a provisioning result (a kiosk.provision.ProvisionResult)."""
+    if result.accepted:
+        outcome, reason = Outcome.PASS, Reason.OK
+    else:
+        outcome, reason = Outcome.FAIL, Reason.ENROL_FAILED if result.reason == "enrol_failed" else Reason.UNKNOWN_KEY
+    return Event(scan, Verdict(outcome, reason, PROVISION_SCHEME, detail=result.message), None)
 
 
 def _config_path(cfg: Config) -> Path | None:

@@ -46,7 +46,7 @@ from kiosk.errors import ConfigError, KioskError
 
 __all__ = [
     "PREFIX", "ALLOWED_KEYS", "ProvisionError", "ProvisionRequest", "ProvisionResult",
-    "make_qr_text", "read_qr_text", "handle_scan", "apply_settings", "provision",
+    "make_qr_text", "read_qr_text", "check_scan", "handle_scan", "apply_settings", "provision",
     "load_private_key", "load_public_key", "public_key_text",
 ]
 
@@ -469,45 +469,61 @@ def _last_applied(marker: Path) -> tuple[str | None, datetime | None]:
         return text or None, None
 
 
+def _refuse(reason: str, message: str) -> ProvisionResult:
+    log.warning("provisioning QR refused (%s): %s", reason, message)
+    return ProvisionResult(False, reason, message)
+
+
+def check_scan(text: str, cfg: Config, config_path: str | os.PathLike | None, *,
+               now: datetime) -> ProvisionRequest | ProvisionResult:
+    """The checks of `handle_scan` that need no network and write nothing: the verified
+    request when the QR would be applied, else the ProvisionResult that refuses it (or
+    says it was applied before). Fast enough for the scan path; the appliance then runs
+    `handle_scan` (with its enrolment) beside the gate."""
+    if not cfg.device.provisioning_key:
+        return _refuse("no_key", "no provisioning key configured (device.provisioning_key)")
+    try:
+        public = load_public_key(cfg.device.provisioning_key)
+    except ConfigError as exc:
+        return _refuse("no_key", str(exc))
+    try:
+        request = read_qr_text(text, public, now=now)
+    except ProvisionError as exc:
+        return _refuse(exc.reason, str(exc))
+    if request.device not in (ANY_DEVICE, cfg.device.id):
+        return _refuse("other_device", f"this QR is for device {request.device!r}, not {cfg.device.id!r}")
+    if config_path is None:
+        return _refuse("no_config_file", "the kiosk runs on built-in defaults; there is no config file to write")
+    marker = cfg.state_path() / _STATE_FILE
+    last_digest, last_iat = _last_applied(marker)
+    if last_digest == request.digest:
+        return ProvisionResult(True, "already_applied", "this provisioning QR was applied before")
+    if last_iat is not None and request.issued_at is not None and request.issued_at < last_iat:
+        return _refuse("older", f"made {request.issued_at.isoformat()}, before the QR applied last "
+                      f"({last_iat.isoformat()}): an old QR cannot undo a newer one")
+    return request
+
+
 def handle_scan(text: str, cfg: Config, config_path: str | os.PathLike | None, *,
                 now: datetime, enrol: Enrol | None = None) -> ProvisionResult:
     """Act on a `KP1:` code scanned at the kiosk. Never raises on bad input.
 
     Accepted only when signed with `cfg.device.provisioning_key`; a refusal is logged
     with its reason and changes nothing. The same QR scanned twice is applied once
-    (its one-time enrolment code would fail the second time).
+    (its one-time enrolment code would fail the second time). With an enrolment code
+    this talks to the collector (up to ENROL_TIMEOUT_S): never call it in the scan path.
     """
-    def refuse(reason: str, message: str) -> ProvisionResult:
-        log.warning("provisioning QR refused (%s): %s", reason, message)
-        return ProvisionResult(False, reason, message)
-
-    if not cfg.device.provisioning_key:
-        return refuse("no_key", "no provisioning key configured (device.provisioning_key)")
-    try:
-        public = load_public_key(cfg.device.provisioning_key)
-    except ConfigError as exc:
-        return refuse("no_key", str(exc))
-    try:
-        request = read_qr_text(text, public, now=now)
-    except ProvisionError as exc:
-        return refuse(exc.reason, str(exc))
-    if request.device not in (ANY_DEVICE, cfg.device.id):
-        return refuse("other_device", f"this QR is for device {request.device!r}, not {cfg.device.id!r}")
-    if config_path is None:
-        return refuse("no_config_file", "the kiosk runs on built-in defaults; there is no config file to write")
+    checked = check_scan(text, cfg, config_path, now=now)
+    if isinstance(checked, ProvisionResult):
+        return checked
+    request = checked
     marker = cfg.state_path() / _STATE_FILE
-    last_digest, last_iat = _last_applied(marker)
-    if last_digest == request.digest:
-        return ProvisionResult(True, "already_applied", "this provisioning QR was applied before")
-    if last_iat is not None and request.issued_at is not None and request.issued_at < last_iat:
-        return refuse("older", f"made {request.issued_at.isoformat()}, before the QR applied last "
-                      f"({last_iat.isoformat()}): an old QR cannot undo a newer one")
     try:
         applied = provision(config_path, request.settings, enrol_code=request.enrol_code, enrol=enrol)
     except ProvisionError as exc:
-        return refuse(exc.reason, str(exc))
+        return _refuse(exc.reason, str(exc))
     except ConfigError as exc:
-        return refuse("bad_config", str(exc))
+        return _refuse("bad_config", str(exc))
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"digest": request.digest, "iat": int(request.issued_at.timestamp())

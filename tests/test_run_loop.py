@@ -122,30 +122,43 @@ def test_serial_unplugged_shows_scanner_fault(journal_path, tmp_path):
         kiosk.close()
 
 
-def test_kiosk_started_on_a_full_disk_shows_the_fault_and_opens_when_space_returns(monkeypatch):
+def test_kiosk_started_on_a_full_disk_shows_the_fault_and_opens_when_space_returns(monkeypatch, scanner_pty):
+    """One main loop: on a full disk the screen shows disk_full and the kiosk keeps
+    trying; once space is back it opens the journal and the next person is judged."""
     from test_retention import _fill, tiny_filesystem
 
     from kiosk import appliance
-    from kiosk.model import Outcome, Reason, Scan, Verdict
 
     monkeypatch.setattr(appliance, "JOURNAL_RETRY_S", 0.2)
+    master, port = scanner_pty
     with tiny_filesystem() as fs:
         filler = _fill(fs)
-        cfg = make_cfg(fs / "journal.db", "/dev/null")
-        stop = threading.Event()
-        opened = []
-        waiter = threading.Thread(target=lambda: opened.append(appliance.open_journal_waiting(cfg, headless=True, stop=stop)))
-        waiter.start()
-        time.sleep(1.5)
-        assert waiter.is_alive() and not opened  # waiting on the disk_full fault, not crashed
-        filler.unlink()
-        waiter.join(timeout=20)
-        stop.set()
-        assert opened and opened[0] is not None
-        with opened[0] as journal:
-            entry = journal.record(Scan("after the disk was freed"), Verdict(Outcome.PASS, Reason.OK, "opaque"),
-                                   venue="V", device="D")
-            assert journal.get(entry.id) is not None
+        cfg = make_cfg(fs / "journal.db", port)
+        events = []
+        kiosk = Kiosk(cfg, headless=True, on_event=events.append)
+        assert kiosk.journal is None  # not crashed: waiting for space
+        runner = threading.Thread(target=kiosk.run)
+        runner.start()
+        try:
+            time.sleep(1.0)
+            assert runner.is_alive() and kiosk.journal is None
+            assert kiosk.display.history[-1].faults == ("disk_full",)
+            filler.unlink()
+            deadline = time.monotonic() + 20
+            while kiosk.journal is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert kiosk.journal is not None
+            time.sleep(0.5)  # the scanner thread opens the pty
+            os.write(master, b"HC1:NOT-BASE45!\r\n")
+            deadline = time.monotonic() + 10
+            while not events and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            kiosk.stop()
+            runner.join(timeout=10)
+        assert [e.verdict.reason.value for e in events] == ["bad_base45"]
+        assert kiosk.journal.get(events[0].entry.id) is not None  # committed after the wait
+        kiosk.close()
 
 
 def test_one_bad_frame_is_skipped_and_the_gate_keeps_working(journal_path, tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
 from typing import TYPE_CHECKING
 
 from kiosk.cli._common import add_command, config_from, print_json
@@ -31,17 +30,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     Example: kiosk --config /etc/kiosk/kiosk.toml run
     """
-    from kiosk.appliance import Kiosk, open_journal_waiting
+    from kiosk.appliance import Kiosk
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = config_from(args)
-    on_event = json_event if args.json else print_event
-    stop = threading.Event()
-    journal = open_journal_waiting(cfg, headless=args.headless, stop=stop)
-    if journal is None:
-        return 0
-    with journal, Kiosk(cfg, headless=args.headless, journal=journal, on_event=on_event,
-                        max_scans=args.max_scans) as kiosk:
+    with Kiosk(cfg, headless=args.headless, on_event=json_event if args.json else print_event,
+               max_scans=args.max_scans) as kiosk:
         return kiosk.run()
 
 

@@ -88,6 +88,11 @@ REASON_TEXTS: dict[Reason, Bilingual] = {
     # pass / guard
     Reason.OK: B("Chứng nhận hợp lệ", "Certificate valid"),
     Reason.OVERRIDE: B("Bảo vệ đã cho phép vào", "Admitted by the guard"),
+    # a technician's provisioning QR
+    Reason.PROVISION_PENDING: B("Đã nhận mã cài đặt, đang đăng ký với máy chủ",
+                                "Provisioning QR accepted; enrolling with the collector"),
+    Reason.ENROL_FAILED: B("Không đăng ký được với máy chủ, cấu hình không đổi",
+                           "Enrolment with the collector failed; nothing was changed"),
 }
 
 #: Fault kinds: (title, what to do). `{pending}` is the number of entries waiting to upload.
