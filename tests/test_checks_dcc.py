@@ -302,3 +302,13 @@ def test_an_unknown_rapid_test_device_fails_the_structure_step_without_rules():
                           now=NOW, trust=store, rules=None)
     assert (verdict.reason.value, verdict.failure) == ("bad_schema", {
         "step": "valuesets", "member": "t[0].ma", "message": "'9999' is not in the EU value set test-manf"})
+
+
+@pytest.mark.parametrize("ver, dob, ok", [
+    ("1.0.0", "1964", True), ("1.0.0", "1964-05", True), ("1.0.0", "", False),
+    ("1.2.1", "1990-02-30", False), ("1.3.0", "1990-13", False), ("1.3.2", "2099-12-31", True),
+])
+def test_birth_dates_per_schema_release(ver, dob, ok):
+    key, kid, store = signer()
+    verdict, _ = evaluate(_signed({**BASE, "ver": ver, "dob": dob, "v": [vac()]}, key, kid), now=NOW, trust=store)
+    assert (verdict.reason.value == "ok") is ok and (ok or verdict.failure["member"] == "dob"), verdict

@@ -118,6 +118,15 @@ def _is_date(text: object) -> bool:
     return True
 
 
+def _is_dob(text: object) -> bool:
+    """`dcc-dob`: the birth date patterns admit `1990-02-30` and `1990-13`; real dates only."""
+    if not isinstance(text, str) or len(text) <= 4:
+        return True
+    if len(text) == 7:
+        return "01" <= text[5:] <= "12"
+    return _is_date(text)
+
+
 def _is_date_time(text: object) -> bool:
     if not isinstance(text, str):
         return True
@@ -144,6 +153,7 @@ def _validators() -> dict[str, Any]:
     formats = FormatChecker(formats=())
     formats.checks("date")(_is_date)
     formats.checks("date-time")(_is_date_time)
+    formats.checks("dcc-dob")(_is_dob)
     out = {}
     for line in ("1.0", "1.2", "1.3", "1.3.2"):
         schema = {**doc, "$ref": f"#/$defs/dcc-{line}"}
@@ -151,8 +161,23 @@ def _validators() -> dict[str, Any]:
     return out
 
 
+#: What a pattern or format failure means, for the members whose patterns read badly.
+_MEANING = {
+    "dob": "is not a birth date from 1900 to 2099 (YYYY-MM-DD, YYYY-MM or YYYY)",
+    "fnt": "is not a transliterated name (A-Z and <, ICAO 9303)",
+    "gnt": "is not a transliterated name (A-Z and <, ICAO 9303)",
+    "ver": "is not a schema version like 1.3.0",
+    "date": "is not a date (YYYY-MM-DD)",
+    "date-time": "is not a date-time (YYYY-MM-DDThh:mm:ssZ)",
+}
+
+
 def _error(err: Any, instance: Mapping[str, Any]) -> tuple[str, str]:
     path = list(err.absolute_path)
+    if err.validator in ("pattern", "format") and path:
+        meaning = _MEANING.get(str(path[-1])) or _MEANING.get(str(err.validator_value))
+        if meaning:
+            return member_path(path), f"{err.instance!r} {meaning}"
     if err.validator == "required":
         held = err.instance if isinstance(err.instance, Mapping) else {}
         missing = [k for k in err.validator_value if k not in held]
