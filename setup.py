@@ -38,21 +38,22 @@ LIBRARY = [
 #: The appliance only: camera, decoders, screen, pins, journal.
 APPLIANCE = [
     "numpy>=1.24,<3",
-    "opencv-python-headless>=4.8,<6",
-    "zxing-cpp>=2.2,<4",
+    "opencv-python-headless>=4.8.0.76,<6",  # 4.8.0.74 is yanked
+    "zxing-cpp>=3.0,<4",              # try_invert= (2.x: TypeError each frame)
     "pyzbar>=0.1.9,<0.2",            # needs the libzbar0 system package
     "pyserial>=3.5,<4",
     "gpiozero>=2.0,<3",
-    "sqlite-utils>=3.36,<5",
+    "sqlite-utils>=4.0,<5",          # 3.x commits inside our migration transaction
     "pygame>=2.5,<3",
 ]
 
 #: The collector's server.
 COLLECTOR = [
     "fastapi>=0.110,<1",
-    "uvicorn>=0.29,<1",
+    "pydantic>=2.5,<3",               # v2 models; pydantic_core.from_json
+    "uvicorn>=0.51,<1",               # Multiprocess(config, sockets=) for --workers
     "sqlalchemy>=2.0,<3",
-    "psycopg[binary]>=3.1,<4",
+    "psycopg[binary]>=3.1.4,<4",      # the first with psycopg-binary for 3.11
 ]
 
 #: Pin backends: RPi.GPIO on a Pi 4 and older, lgpio on a Pi 5.
@@ -65,7 +66,7 @@ PI = [
 #: system packages the tests need are listed once, in scripts/setup.sh).
 DEV = [
     "pytest>=8,<10",
-    "hypothesis>=6.100,<7",
+    "hypothesis>=6.108,<7",           # schemathesis 4 needs it
     "httpx>=0.27,<1",
     "schemathesis>=4.0,<5",        # property-based API test of the collector
 ]
