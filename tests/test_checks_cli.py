@@ -44,7 +44,9 @@ def test_check_with_trust_file_and_rules(env, capsys):
     assert rc == 1  # not all passed
     assert [(r["verdict"], r["reason"]) for r in results] == [m.expected[label] for label, _ in m.payloads]
     assert results[0]["name"] == "Trần T*** M"
-    assert all(set(r) == {"verdict", "reason", "scheme", "name"} for r in results)
+    # A failing verdict also says which step (and payload member) failed.
+    assert all(set(r) - {"detail"} == {"verdict", "reason", "scheme", "name"} for r in results)
+    assert all(("detail" in r) == (r["verdict"] == "fail") for r in results)
 
 
 def test_check_reads_stdin_and_no_rules(env, capsys, monkeypatch):
