@@ -65,8 +65,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Check QR texts and print one verdict per payload (`-` reads lines from stdin).
 
     Without --trust the configured journal's trust list is used; without --rules the
-    venue's rules from the config; --no-rules checks only decoding, signature, key usage
-    and validity period.
+    venue's rules from the config; --no-rules checks only decoding, structure (EU DCC
+    schema and value sets), signature, key usage and validity period. A failing verdict
+    says which step and member failed: with --json as `"detail": {"step": "schema",
+    "member": "t[0].tr", "message": ...}` (a forged certificate fails at `signature`, a
+    badly issued one at `schema` or `valuesets`).
 
     Example: kiosk check --json --no-rules --at 2021-06-01T10:00:00Z --trust list.json 'HC1:...'
     """
@@ -96,7 +99,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.json:
             print_json(r)
         else:
-            print(f"{r['verdict']:<7} {r['reason']:<24} {r['scheme']:<9} {r['name'] or ''}")
+            where = r.get("detail") or {}
+            failed = f"  [{where.get('step')} {where['member']}]" if "member" in where else ""
+            print(f"{r['verdict']:<7} {r['reason']:<24} {r['scheme']:<9} {r['name'] or ''}{failed}")
     return 0 if all(r["verdict"] == "pass" for r in results) else 1
 
 
