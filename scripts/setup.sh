@@ -2,8 +2,11 @@
 # Set up a development or demo copy of the kiosk on Debian 12 / Raspberry Pi OS Bookworm:
 # system packages, then a virtual environment in .venv with the package installed editable.
 #   scripts/setup.sh          the kiosk and its collector (enough for `kiosk demo`)
-#   scripts/setup.sh --dev    also the test tools and a PostgreSQL server for the collector's tests
+#   scripts/setup.sh --dev    also everything the tests need (APT_DEV below, the [dev] extra)
 # Safe to run again: it installs only what is missing.
+#
+# A new dependency goes in ONE place: a Python one in setup.py's lists (DEV for test
+# tools), a Debian one in APT_RUN or APT_DEV here. CI (.ci/run) runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,16 +14,23 @@ dev=0
 for arg in "$@"; do
   case "$arg" in
     --dev) dev=1 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg (allowed: --dev)" >&2; exit 2 ;;
   esac
 done
 
-# libzbar0: pyzbar's decoder. fonts-dejavu-core: Vietnamese glyphs on the screen.
-# libsdl2 libraries come inside pygame's wheel; python3-venv makes the virtual environment.
-packages=(python3 python3-venv python3-pip libzbar0 fonts-dejavu-core)
+# What the kiosk and `kiosk demo` need. libzbar0: pyzbar's decoder. fonts-dejavu-core:
+# Vietnamese glyphs on the screen. libsdl2 comes inside pygame's wheel.
+APT_RUN=(python3 python3-venv python3-pip libzbar0 fonts-dejavu-core)
+# What the tests need besides. postgresql: the collector's PostgreSQL tests
+# (.ci/start-postgres). systemd, shellcheck: unit and install.sh checks. debootstrap,
+# systemd-container: a Debian 12 root folder to run install.sh in and boot with
+# systemd-nspawn (.ci/debian-root, tests/test_install.py).
+APT_DEV=(postgresql systemd shellcheck debootstrap systemd-container)
+
+packages=("${APT_RUN[@]}")
 if [ "$dev" = 1 ]; then
-  packages+=(postgresql systemd shellcheck)
+  packages+=("${APT_DEV[@]}")
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Set up everything the tests need (system packages, .venv, a PostgreSQL server on
-# loopback for the collector) and run the whole test suite. Extra arguments go to pytest.
+# Set up everything the tests need (system packages, .venv with the [collector,dev]
+# extras, a PostgreSQL server on loopback for the collector, and as root a Debian 12 root
+# folder for install.sh) and run the whole test suite. Extra arguments go to pytest.
 #   scripts/test.sh            all tests
 #   scripts/test.sh -k journal a subset
+# Not root: the install tests that need chroot/systemd-nspawn skip (with CI=true they fail).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
@@ -10,6 +12,11 @@ if [ -z "${KIOSK_TEST_PG_URL:-}" ]; then
   # A throw-away PostgreSQL server on 127.0.0.1 for the collector's tests; prints
   # `export KIOSK_TEST_PG_URL=...`.
   eval "$(.ci/start-postgres)"
+fi
+if [ -z "${KIOSK_TEST_DEBIAN_ROOT:-}" ] && [ "$(id -u)" = 0 ]; then
+  # Built once with debootstrap (about a minute), then reused from /var/cache/kiosk-ci.
+  KIOSK_TEST_DEBIAN_ROOT=$(.ci/debian-root)
+  export KIOSK_TEST_DEBIAN_ROOT
 fi
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
 exec .venv/bin/python -m pytest -q "$@"
