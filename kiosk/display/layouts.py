@@ -83,6 +83,24 @@ class _Layout:
                   self.fonts.bold, max_size=int(bh * 0.42), color=INK, max_lines=2)
         return bh
 
+    def header(self, symbol: str, disc, words, *, share: float, icon_fill: float, icon_max_w: float,
+               vi: tuple[float, float], en: tuple[float, float]) -> int:
+        """The round symbol on a `disc` at the left, the Vietnamese title (bottom-aligned)
+        and the English one under it, in the top `share` of the area; returns its height.
+        `vi`: (share of the header's height, font size as a share of the screen's);
+        `en`: (where it starts as a share of the header's height, font size)."""
+        pg, a = self.pg, self.area
+        header_h = int(a.h * share)
+        icon_d = int(min(header_h * icon_fill, self.w * icon_max_w))
+        self.s.blit(icon(symbol, icon_d, self.bg, disc), (a.x, a.y + (header_h - icon_d) // 2))
+        tx = a.x + icon_d + self.m
+        tw = a.right - tx
+        self.text(words.vi, pg.Rect(tx, a.y, tw, int(header_h * vi[0])), size_frac=vi[1], bold=True,
+                  valign="bottom")
+        self.text(words.en, pg.Rect(tx, a.y + int(header_h * en[0]), tw, header_h - int(header_h * en[0])),
+                  size_frac=en[1], max_lines=1, valign="top")
+        return header_h
+
     def footer(self, text: str) -> Any:
         """Small venue line at the bottom; returns the y where the body must end."""
         fh = round(self.area.h * 0.08)
@@ -93,15 +111,8 @@ class _Layout:
 
 def _render_verdict(L: _Layout) -> None:
     pg, st, a = L.pg, L.state, L.area
-    words = texts.VERDICT_TEXTS[L.kind]
-    header_h = int(a.h * 0.46)
-    icon_d = int(min(header_h * 0.92, L.w * 0.2))
-    L.s.blit(icon(L.kind, icon_d, L.bg, L.fg), (a.x, a.y + (header_h - icon_d) // 2))
-    tx = a.x + icon_d + L.m
-    tw = a.right - tx
-    L.text(words.vi, pg.Rect(tx, a.y, tw, int(header_h * 0.7)), size_frac=0.2, bold=True, valign="bottom")
-    L.text(words.en, pg.Rect(tx, a.y + int(header_h * 0.72), tw, header_h - int(header_h * 0.72)),
-           size_frac=0.085, max_lines=1, valign="top")
+    header_h = L.header(L.kind, L.fg, texts.VERDICT_TEXTS[L.kind], share=0.46, icon_fill=0.92, icon_max_w=0.2,
+                        vi=(0.7, 0.2), en=(0.72, 0.085))
     end = L.footer(st.venue_name)
     y = a.y + header_h + L.m // 2
     body = end - y - L.m // 2
@@ -178,14 +189,8 @@ def _render_scanning(L: _Layout) -> None:
 def _render_fault(L: _Layout) -> None:
     pg, st, a = L.pg, L.state, L.area
     title, detail = texts.fault_text(L.kind, pending=st.pending_uploads)
-    header_h = int(a.h * 0.42)
-    icon_d = int(min(header_h * 0.85, L.w * 0.18))
-    L.s.blit(icon("fault", icon_d, L.bg, BANNER_BG), (a.x, a.y + (header_h - icon_d) // 2))
-    tx = a.x + icon_d + L.m
-    tw = a.right - tx
-    L.text(title.vi, pg.Rect(tx, a.y, tw, int(header_h * 0.66)), size_frac=0.13, bold=True, valign="bottom")
-    L.text(title.en, pg.Rect(tx, a.y + int(header_h * 0.68), tw, header_h - int(header_h * 0.68)),
-           size_frac=0.075, max_lines=1, valign="top")
+    header_h = L.header("fault", BANNER_BG, title, share=0.42, icon_fill=0.85, icon_max_w=0.18,
+                        vi=(0.66, 0.13), en=(0.68, 0.075))
     end = L.footer(st.venue_name)
     y = a.y + header_h + L.m
     rest = end - y
