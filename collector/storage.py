@@ -291,8 +291,11 @@ class Store:
             if used.rowcount != 1:
                 raise EnrolError(409, "this enrolment code was already used; mint a new one")
             token = secrets.token_urlsafe(32)
+            # The device is bound from the moment its code was minted (the admin's decision
+            # that it belongs at this venue): it may have logged entries offline between
+            # then and the code's use, and those go up; nothing before.
             stmt = self._insert(devices).values(
-                device_id=device_id, token_hash=_hash(token), enrolled_at=_naive_utc(now),
+                device_id=device_id, token_hash=_hash(token), enrolled_at=row["created_at"],
                 venue_code=row["venue_code"], revoked_at=None, prev_token_hash=None, rotate=False)
             # Re-enrolling a device (new SD card, new venue) replaces its token, its venue
             # and lifts a revocation; at the same venue it keeps its first enrolment time,

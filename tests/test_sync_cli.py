@@ -78,9 +78,12 @@ def served(tmp_path):
 def test_demo_then_sync_once_leaves_the_collector_with_exactly_the_kiosks_entries(tmp_path, served):
     url, db = served["url"], served["db"]
     journal_path = tmp_path / "journal.db"
+    # The code binds the kiosk to its venue from the moment it is minted: entries the
+    # kiosk logs before it uses the code go up, entries from before the code would not.
+    code = _run(tmp_path, "collector.cli", "enrol-code", "--device", DEVICE, "--venue", "DEMO-001",
+                "--db", db).stdout.strip()
     _kiosk(tmp_path, "demo", "--headless", "--fresh", url=url)
 
-    code = _run(tmp_path, "collector.cli", "enrol-code", "--device", DEVICE, "--db", db).stdout.strip()
     assert _kiosk(tmp_path, "enrol", "--code", code, url=url).stdout.startswith(f"enrolled {DEVICE}")
     again = _kiosk(tmp_path, "enrol", "--code", code, url=url, check=False)
     assert again.returncode != 0 and "already used" in again.stderr
