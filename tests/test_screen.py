@@ -212,6 +212,36 @@ def cfg_with(**dotted):
     return replace(load_config(None, search=False), **dotted)
 
 
+BACKENDS = {
+    "headless": {"display.backend": "headless", "display.size": "1024x600"},
+    "pygame": {"display.backend": "pygame", "display.size": "1024x600", "display.sound": False},
+}
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_every_backend_keeps_the_display_contract(backend, monkeypatch, tmp_path):
+    """One contract over every backend: a Display, sized as configured, shows what it is
+    given (screenshot), a closed display refuses to be used and closes twice quietly."""
+    from kiosk.display.backends import Display
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    display = open_display(cfg_with(**BACKENDS[backend]))
+    with display:
+        assert isinstance(display, Display) and not display.closed
+        assert tuple(display.size) == (1024, 600)
+        display.show(state("scanning", preview=np.full((720, 1280), 128, np.uint8)))
+        display.show(state("review", reason=Reason.IDENTITY_ONLY))
+        assert display.poll() == []
+        display.screenshot(tmp_path / "shot.png")
+        shot = pygame.image.load(str(tmp_path / "shot.png"))
+        assert shot.get_size() == (1024, 600) and dominant(shot) == BACKGROUNDS["review"]
+    assert display.closed
+    display.close()
+    for use in (lambda: display.show(state("idle")), display.poll):
+        with pytest.raises(DeviceClosed):
+            use()
+
+
 def test_headless_display_records_states_and_events(tmp_path):
     with open_display(cfg_with(), headless=True) as display:
         assert isinstance(display, HeadlessDisplay)
