@@ -167,26 +167,41 @@ fingerprint() {
 
 backup_journal() {
     local journal=$ROOT$STATE_DIR/journal.db
-    [ -f "$journal" ] && [ -x "$ROOT$VENV/bin/python" ] || return 0
-    local stamp backup
+    [ -x "$ROOT$VENV/bin/python" ] || return 0
+    # /var/lib/kiosk belongs to the kiosk user, who may have planted links there: never
+    # follow one as root. The backup runs as the journal's owner, so a planted link
+    # reaches nothing that user could not write anyway; no chown is needed afterwards.
+    if [ -L "$journal" ] || [ -L "$ROOT$STATE_DIR" ]; then
+        say "upgrade: warning: $STATE_DIR/journal.db is a symbolic link: not following it, no backup"
+        return 0
+    fi
+    [ -f "$journal" ] || return 0
+    local stamp backup owner group
     stamp=$(date -u +%Y%m%dT%H%M%SZ)
     backup=$STATE_DIR/backup/journal-$stamp.db
+    owner=$(stat -c %u "$journal")
+    group=$(stat -c %g "$journal")
     say "upgrade: backing up the journal to $backup"
-    install -d -m 0700 -o "$(stat -c %u "$journal")" -g "$(stat -c %g "$journal")" "$ROOT$STATE_DIR/backup"
-    # SQLite's online backup: consistent even while kiosk and kiosk-sync write to it.
-    target "$VENV/bin/python" -c 'import sqlite3, sys
-src = sqlite3.connect(sys.argv[1]); dst = sqlite3.connect(sys.argv[2])
-with dst: src.backup(dst)
-dst.close(); src.close()' "$STATE_DIR/journal.db" "$backup"
-    chown --reference="$journal" "$ROOT$backup"
-    chmod 0600 "$ROOT$backup"
-    # Reading a WAL journal as root may leave -wal/-shm owned by root: give them back.
-    local side
-    for side in "$journal-wal" "$journal-shm"; do
-        [ -e "$side" ] && chown --reference="$journal" "$side"
-    done
-    # Keep the newest few backups only.
-    ls -1t "$ROOT$STATE_DIR"/backup/journal-*.db 2>/dev/null | tail -n +$((JOURNAL_BACKUPS_KEPT + 1)) | xargs -r rm -f
+    # SQLite's online backup: consistent even while kiosk and kiosk-sync write to it. The
+    # backup file is created fresh (O_EXCL|O_NOFOLLOW) in a folder that is not a link.
+    target setpriv --reuid="$owner" --regid="$group" --clear-groups \
+        "$VENV/bin/python" -c 'import glob, os, sqlite3, stat, sys
+src, folder, dst, keep = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+os.umask(0o077)
+try:
+    os.mkdir(folder, 0o700)
+except FileExistsError:
+    pass
+if not stat.S_ISDIR(os.lstat(folder).st_mode):
+    sys.exit(f"{folder} is not a folder (a link?): no backup")
+os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+s = sqlite3.connect(src); d = sqlite3.connect(dst)
+with d: s.backup(d)
+d.close(); s.close()
+# Keep the newest few backups only.
+for old in sorted(glob.glob(os.path.join(folder, "journal-*.db")), reverse=True)[keep:]:
+    os.unlink(old)' "$STATE_DIR/journal.db" "$STATE_DIR/backup" "$backup" "$JOURNAL_BACKUPS_KEPT" \
+        || die "upgrade: the journal backup failed (see above): fix $STATE_DIR/backup, then run again"
 }
 
 install_package() {
@@ -232,7 +247,10 @@ write_config() {
         return
     fi
     say "config: writing $CONF_DIR/kiosk.toml (set venue and collector with: kiosk provision)"
-    local tmp=$ROOT$CONF_DIR/.kiosk.toml.new host
+    # /etc/kiosk is writable by the kiosk group: a fixed temp name could be a planted
+    # link that root would then overwrite and chown. mktemp makes a fresh file (O_EXCL).
+    local tmp host
+    tmp=$(mktemp "$ROOT$CONF_DIR/.kiosk.toml.XXXXXXXX")
     host=$(cat "$ROOT/etc/hostname" 2>/dev/null || echo kiosk)
     cat > "$tmp" <<EOF
 # Written by install.sh. Set the venue, collector and enrolment with \`kiosk provision\`
