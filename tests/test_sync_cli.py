@@ -95,8 +95,10 @@ def test_demo_then_sync_once_leaves_the_collector_with_exactly_the_kiosks_entrie
     assert f"uploaded {len(ids)} entries" in first.stdout and "0 left" in first.stdout
     rules = tmp_path / "rules.toml"
     rules.write_text('venue_type = "hospital"\n[dcc]\nmin_days_after_dose = 21\n', encoding="utf-8")
-    _run(tmp_path, "collector.cli", "publish", "rules", str(rules), "--db", db)
-    second = _kiosk(tmp_path, "sync", "--once", url=url)  # this time with the fetch
+    keygen = _run(tmp_path, "collector.cli", "publisher-keygen", "--out", str(tmp_path / "publisher.pem"))
+    public = keygen.stdout.split('publisher_key = "')[1].split('"')[0]
+    _run(tmp_path, "collector.cli", "publish", "rules", str(rules), "--db", db, "--key", str(tmp_path / "publisher.pem"))
+    second = _kiosk(tmp_path, "--set", f"sync.publisher_key={public}", "sync", "--once", url=url)  # with the fetch
     assert "uploaded 0 entries" in second.stdout
     assert "rules: updated" in second.stdout and "denylist: absent" in second.stdout
     with Journal(journal_path) as j:
