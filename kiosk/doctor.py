@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 #: The checklist, in the order a technician walks through it.
 CHECKS = ("config", "camera", "camera_decode", "serial_scanner", "light_green", "light_red",
-          "buzzer", "relay", "guard_button", "clock", "disk", "journal", "collector", "trust_list")
+          "buzzer", "relay", "guard_button", "clock", "disk", "journal", "sealing", "collector",
+          "trust_list")
 
 CAMERA_SECONDS = 2.0          # how long to watch the camera for frames
 DECODE_TIMEOUT_S = 15.0       # how long a technician has to hold up a test code
@@ -358,6 +359,7 @@ class Doctor:
         path = self.cfg.journal_path()
         if not path.exists():
             yield Check("journal", WARN, f"{path}: no journal yet (the kiosk creates it when it starts)")
+            yield self._sealing()
             yield self._collector(None)
             yield Check("trust_list", WARN, "never fetched (no journal yet)")
             return
@@ -374,11 +376,27 @@ class Doctor:
                             f"{counts['pending_upload']} waiting for upload{age}")
             else:
                 yield Check("journal", FAIL, f"{path}: integrity check: {integrity}")
+            yield self._sealing()
             yield self._collector(journal)
             yield self._trust(journal)
         finally:
             journal.close()
             _give_back(path)
+
+    def _sealing(self) -> Check:
+        """Personal fields and identifiers sealed to the collector's key: required
+        wherever the collector is not on loopback (else `kiosk run` refuses to start)."""
+        from kiosk.errors import ConfigError
+        from kiosk.seal import seal_required, sealer_from_config
+
+        try:
+            sealer = sealer_from_config(self.cfg)
+        except ConfigError as exc:
+            return Check("sealing", FAIL, f"kiosk run will refuse to start: {exc}")
+        if sealer is None:
+            return Check("sealing", WARN if not seal_required(self.cfg) else FAIL,
+                         "personal fields are kept unsealed (collector on loopback: demo or test only)")
+        return Check("sealing", OK, "personal fields and identifiers sealed to the collector's key")
 
     def _collector(self, journal: Any) -> Check:
         import requests
@@ -428,7 +446,7 @@ class Doctor:
 _GROUP_NAMES = {
     "_config": ("config",), "_camera": ("camera", "camera_decode"), "_serial": ("serial_scanner",),
     "_pins": ("light_green", "light_red", "buzzer", "relay", "guard_button"), "_clock": ("clock",),
-    "_disk": ("disk",), "_journal_and_collector": ("journal", "collector", "trust_list"),
+    "_disk": ("disk",), "_journal_and_collector": ("journal", "sealing", "collector", "trust_list"),
 }
 
 

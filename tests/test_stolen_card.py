@@ -295,3 +295,18 @@ def test_a_non_utf8_scanner_line_is_not_logged(caplog):
     logged = caplog.text
     assert "not valid UTF-8" in logged
     assert "079190000123" not in logged and line.hex()[:24] not in logged and "Hoa" not in logged
+
+
+def test_doctor_says_why_a_kiosk_without_the_seal_key_will_not_start(tmp_path):
+    from kiosk.doctor import FAIL, OK, Doctor
+
+    remote = load_config(None, search=False, overrides={
+        "device.state_dir": str(tmp_path), "sync.collector_url": "https://collector.soyte.example"})
+    (check,) = [c for c in Doctor(remote).run() if c.name == "sealing"]
+    assert check.status == FAIL and "journal.seal_key" in check.detail and "refuse to start" in check.detail
+    _, public = generate_keypair()
+    sealed = load_config(None, search=False, overrides={
+        "device.state_dir": str(tmp_path), "sync.collector_url": "https://collector.soyte.example",
+        "journal.seal_key": public})
+    (check,) = [c for c in Doctor(sealed).run() if c.name == "sealing"]
+    assert check.status == OK
