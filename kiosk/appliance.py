@@ -428,7 +428,7 @@ def _status_faults(cfg: Config, journal: Journal, trust: Any, now: datetime) -> 
     """Faults derived from stored state: offline uploads, stale trust list, disk."""
     from kiosk.health import disk_fault
     from kiosk.sync import status as sync_status
-    from kiosk.sync.fetcher import untrusted_collector
+    from kiosk.sync.fetcher import fetch_faults
 
     faults: set[str] = set()
     if sync_status(journal, now).offline:
@@ -437,8 +437,7 @@ def _status_faults(cfg: Config, journal: Journal, trust: Any, now: datetime) -> 
         # No trust list at all is as bad as a stale one (older than trust.max_age_hours
         # or past its own signed valid-until): nothing signed can pass.
         faults.add("trust_stale")
-    if untrusted_collector(journal):
-        faults.add("collector_untrusted")
+    faults |= fetch_faults(journal)   # collector_untrusted, or a signed document out of date
     fault = disk_fault(cfg.journal_path())
     if fault:
         faults.add(fault)

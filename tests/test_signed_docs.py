@@ -206,3 +206,21 @@ def test_the_algorithm_is_taken_only_from_the_protected_header():
                                                        r.to_bytes(32, "big") + s.to_bytes(32, "big")])))
     assert unseal(text, "HC1:").alg is None
     assert _check(text, der) == ("fail", "bad_signature")
+
+
+def test_an_out_of_date_document_shows_as_stale_not_as_a_rogue_collector(tmp_path):
+    from kiosk.sync.fetcher import fetch_faults
+
+    now = datetime.now(timezone.utc)
+    store = open_store("sqlite", tmp_path)
+    # The department's own list, but the collector stopped re-signing it a week ago.
+    with RunningCollector(store, publisher=None) as collector, Journal(tmp_path / "j.db") as journal:
+        publish_raw(store, "denylist", b"[]", now=now - timedelta(days=8), valid_for=timedelta(days=7))
+        with Fetcher(journal, url=collector.url, token=collector.token(), publisher_key=PUBLISHER_KEY) as f:
+            assert f.fetch_all()["denylist"].startswith("refused: expired")
+        assert fetch_faults(journal) == {"trust_stale"}
+        publish_raw(store, "denylist", b"[]", now=now, key=generate_private_key())
+        with Fetcher(journal, url=collector.url, token=collector.token(), publisher_key=PUBLISHER_KEY) as f:
+            assert f.fetch_all()["denylist"].startswith("refused: other_key")
+        assert fetch_faults(journal) == {"collector_untrusted"}
+    store.close()
