@@ -181,10 +181,30 @@ def _documents() -> tuple[str, ...]:
 DOCUMENTS = _documents()
 
 
-def untrusted_collector(journal: Any) -> bool:
-    """True when the last fetch refused a document (the screen's `collector_untrusted`)."""
-    last = journal.get_json(state.FETCH_KEY) or {}
-    return bool(refused(last.get("results") or {}))
+#: Refusals that are the health department's own documents gone out of date (the
+#: collector stopped re-signing, or the kiosk's clock is off): stale, not untrusted.
+STALE_REASONS = frozenset({"expired", "not_yet_valid"})
+
+
+def fetch_faults(journal: Any) -> set[str]:
+    """The screen's faults from the last fetch: `collector_untrusted` when a document was
+    refused as not the health department's (unsigned, another key, an older version
+    replayed, no key pinned), `trust_stale` when one was refused as out of date.
+
+    >>> class J:
+    ...     def get_json(self, key):
+    ...         return {"results": {"trust": "refused: other_key: ...", "rules": "refused: expired: ..."}}
+    >>> sorted(fetch_faults(J()))
+    ['collector_untrusted', 'trust_stale']
+    """
+    results = (journal.get_json(state.FETCH_KEY) or {}).get("results") or {}
+    reasons = {str(results[name]).split(": ")[1] if ": " in str(results[name]) else "" for name in refused(results)}
+    faults = set()
+    if reasons - STALE_REASONS:
+        faults.add("collector_untrusted")
+    if reasons & STALE_REASONS:
+        faults.add("trust_stale")
+    return faults
 
 
 class Fetcher:
