@@ -402,6 +402,7 @@ class Doctor:
         import requests
 
         url = self.cfg.sync.collector_url.rstrip("/")
+        verify = self.cfg.sync.ca_file or None   # the pinned collector CA, as kiosk sync uses it
         try:
             from kiosk.sync import resolve_token
 
@@ -409,7 +410,7 @@ class Doctor:
         except ImportError:
             token = self.cfg.sync.device_token.reveal()
         try:
-            health = requests.get(url + "/healthz", timeout=HTTP_TIMEOUT_S)
+            health = requests.get(url + "/healthz", timeout=HTTP_TIMEOUT_S, verify=verify)
         except requests.RequestException as exc:
             return Check("collector", FAIL, f"{url}: unreachable: {short_error(exc)}")
         if not token:
@@ -417,7 +418,7 @@ class Doctor:
                          "not enrolled: kiosk provision --enrol-code CODE")
         try:
             answer = requests.get(url + "/v1/trust", headers={"Authorization": f"Bearer {token}"},
-                                  timeout=HTTP_TIMEOUT_S)
+                                  timeout=HTTP_TIMEOUT_S, verify=verify)
         except requests.RequestException as exc:
             return Check("collector", FAIL, f"{url}: reachable, then failed: {short_error(exc)}")
         if answer.status_code in (200, 304, 404):  # 404: accepted, no trust list published yet
