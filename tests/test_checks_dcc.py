@@ -312,3 +312,13 @@ def test_birth_dates_per_schema_release(ver, dob, ok):
     key, kid, store = signer()
     verdict, _ = evaluate(_signed({**BASE, "ver": ver, "dob": dob, "v": [vac()]}, key, kid), now=NOW, trust=store)
     assert (verdict.reason.value == "ok") is ok and (ok or verdict.failure["member"] == "dob"), verdict
+
+
+@pytest.mark.parametrize("ver", ["1.0.0", "1.3.0"])
+def test_a_vaccination_date_with_a_time_of_day_is_its_day(ver):
+    """As PL issues them (#12 of its 1.0.0 and 1.3.0 cases, flagged schema-valid)."""
+    key, kid, store = signer()
+    entry = {**vac(days_ago=30), "dt": (NOW - timedelta(days=30)).strftime("%Y-%m-%dT08:10:00+02:00")}
+    verdict, credential = evaluate(_signed({**BASE, "ver": ver, "v": [entry]}, key, kid), now=NOW, trust=store,
+                                   rules=builtin_rules("supermarket"))
+    assert (verdict.outcome.value, verdict.reason.value) == ("pass", "ok")

@@ -118,6 +118,13 @@ def _is_date(text: object) -> bool:
     return True
 
 
+def _is_entry_date(text: object) -> bool:
+    """The schema's `date` for dt/fr/df/du: a full date, or a date-time starting with one.
+    Member states issue vaccination dates as `2021-05-18T08:10:00+02:00` in 1.0.0 to
+    1.3.0 and flag them schema-valid (PL #12 of each release); the day is what counts."""
+    return _is_date(text) or _is_date_time(text)
+
+
 def _is_dob(text: object) -> bool:
     """`dcc-dob`: the birth date patterns admit `1990-02-30` and `1990-13`; real dates only."""
     if not isinstance(text, str) or len(text) <= 4:
@@ -165,7 +172,7 @@ def _validators() -> dict[str, Any]:
         return node
 
     formats = FormatChecker(formats=())
-    formats.checks("date")(_is_date)
+    formats.checks("date")(_is_entry_date)
     formats.checks("date-time")(_is_date_time)
     formats.checks("dcc-dob")(_is_dob)
     out = {}
