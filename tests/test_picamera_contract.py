@@ -13,7 +13,7 @@ import pytest
 
 from kiosk.config import load_config
 from kiosk.errors import ConfigError, DeviceClosed
-from kiosk.scanner.base import open_source
+from kiosk.scanner.sources import open_source
 from kiosk.scanner.camera import CameraControls, CameraSource
 from kiosk.scanner.picamera import PiCameraSource, libcamera_controls
 

@@ -8,7 +8,8 @@
 OpenCV, zxing-cpp, zbar and pyserial are imported only when a source or decoder is used.
 """
 
-from kiosk.scanner.base import EndOfStream, Frame, Line, Source, open_source
+from kiosk.scanner.base import EndOfStream, Frame, Line, Source
+from kiosk.scanner.sources import open_source
 from kiosk.scanner.decoder import Code, DecodeResult, Decoder
 
 __all__ = ["Code", "DecodeResult", "Decoder", "EndOfStream", "Frame", "Line", "Source", "open_source"]

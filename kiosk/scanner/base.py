@@ -8,6 +8,7 @@ folder without loop, a text stream) ends, by raising `EndOfStream`.
 
     >>> from kiosk.config import load_config
     >>> cfg = load_config(None, overrides={"scanner.kind": "stdin"}, search=False)
+    >>> from kiosk.scanner.sources import open_source
     >>> with open_source(cfg) as source:          # doctest: +SKIP
     ...     item = source.read(timeout=0.5)        # Frame, Line or None
 """
@@ -20,7 +21,6 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from kiosk.backoff import Backoff
@@ -30,9 +30,7 @@ from kiosk.model import utcnow
 if TYPE_CHECKING:
     import numpy as np
 
-    from kiosk.config import Config
-
-__all__ = ["Frame", "Line", "Source", "EndOfStream", "Backoff", "open_source"]
+__all__ = ["Frame", "Line", "Source", "EndOfStream", "Backoff"]
 
 log = logging.getLogger(__name__)
 
@@ -226,42 +224,3 @@ class Source(abc.ABC):
                 self._failed(self._describe_open_error(exc))
                 return
             self._is_open = True
-
-
-def open_source(cfg: "Config", *, demo_dir: Path | None = None) -> Source:
-    """The source `cfg.scanner.kind` names. `demo_dir` is the replay folder used when
-    `scanner.replay_path` is empty (the demo passes its generated frames)."""
-    sc = cfg.scanner
-    if sc.kind == "camera":
-        from kiosk.scanner.camera import CameraControls, CameraSource
-
-        controls = CameraControls.from_config(sc)
-        if sc.camera_backend == "picamera2":
-            from kiosk.scanner.picamera import PiCameraSource
-
-            return PiCameraSource(sc.camera, width=sc.width, height=sc.height, fps=sc.fps,
-                                  controls=controls, backoff_max_s=sc.reopen_backoff_max_s)
-        return CameraSource(sc.camera, width=sc.width, height=sc.height, fps=sc.fps,
-                            backoff_max_s=sc.reopen_backoff_max_s, controls=controls)
-    if sc.kind == "replay":
-        from kiosk.scanner.replay import ReplaySource
-
-        path = Path(sc.replay_path) if sc.replay_path else demo_dir
-        if path is None:
-            from kiosk.errors import ConfigError
-
-            raise ConfigError(f"{cfg.source}: key 'scanner.replay_path' is empty and no demo frames "
-                              "were given; expected a folder of images or a video file")
-        return ReplaySource(path, interval_s=sc.replay_interval_s, loop=sc.replay_loop,
-                            backoff_max_s=sc.reopen_backoff_max_s)
-    if sc.kind == "serial":
-        from kiosk.scanner.serialport import SerialSource
-
-        return SerialSource(sc.serial_port, baud=sc.serial_baud, backoff_max_s=sc.reopen_backoff_max_s)
-    if sc.kind == "stdin":
-        import sys
-
-        from kiosk.scanner.textstream import TextStreamSource
-
-        return TextStreamSource(sys.stdin, name="stdin")
-    raise ValueError(f"unknown scanner.kind {sc.kind!r}")  # config validation prevents this
