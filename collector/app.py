@@ -19,7 +19,6 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from collector import report as report_mod
 from collector import hardening, validation
 from collector.config import CollectorConfig
 from collector.limits import MAX_ENTRIES_PER_BATCH
@@ -311,19 +310,11 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
             raise HTTPException(400, f"{name}: {exc}") from None
         return Response(status_code=204)
 
-    @app.get("/v1/reports/daily.csv", tags=["admin"], response_class=hardening.CSVResponse,
-             dependencies=[Depends(admin_auth)])
-    def daily_csv(day: Annotated[validation.IsoDate, Query(alias="date", description="YYYY-MM-DD, Vietnam local")]) -> Response:
-        """The daily report per venue as CSV."""
-        rep = report_mod.build(day, store.day_counts(day))
-        return Response(report_mod.to_csv(rep), media_type="text/csv; charset=utf-8", headers={
-            "Content-Disposition": f'attachment; filename="daily-{day.isoformat()}.csv"'})
+    # The daily report (page, CSV, XLSX; default today), the venue registry and the
+    # officers' tracing page (collector.report_api).
+    from collector import report_api
 
-    @app.get("/v1/reports/daily", tags=["admin"], response_class=HTMLResponse,
-             dependencies=[Depends(admin_auth)])
-    def daily_html(day: Annotated[validation.IsoDate, Query(alias="date", description="YYYY-MM-DD, Vietnam local")]) -> HTMLResponse:
-        """The daily report per venue as a readable page with an entries-per-hour chart."""
-        return HTMLResponse(report_mod.to_html(report_mod.build(day, store.day_counts(day))))
+    report_api.install(app, store=store, clock=clock, admin=admin_auth)
 
     @app.get("/v1/trace", tags=["admin"], response_model=TraceAnswer, dependencies=[Depends(admin_auth)],
              responses={400: {"description": "neither venue and time nor a subject, or both subject forms"}})

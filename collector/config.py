@@ -63,15 +63,54 @@ class CollectorConfig:
     tls_cert: str = ""             # PEM certificate chain: `collector serve` speaks HTTPS
     tls_key: str = ""              # its private key
     retention_days: int = 21       # personal fields are purged after this (`collector retention`)
+    # The daily report's delivery (collector.delivery; `collector deliver`, collector-report.timer).
+    report_time: str = "16:30"     # HH:MM Vietnam time: the cut-off and when it is sent
+    export_dir: str = "exports"    # CSV, XLSX and HTML of each day's report go here
+    smtp_host: str = ""            # empty: the report is exported, not e-mailed
+    smtp_port: int = 587
+    smtp_security: str = "starttls"  # starttls | tls (implicit, port 465) | none (loopback only)
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_ca_file: str = ""         # PEM CA of a private mail server (default: the system's)
+    mail_from: str = ""
+    mail_to: str = ""              # comma-separated (a TOML list is accepted)
 
     def __post_init__(self) -> None:
         _check_admin_token("admin_token", self.admin_token)
 
     def __repr__(self) -> str:  # never print the admin token or the key
-        secret = {"admin_token", "seal_private_key"}
+        secret = {"admin_token", "seal_private_key", "smtp_password"}
         return "CollectorConfig(" + ", ".join(
             f"{f.name}={('***' if getattr(self, f.name) else '') if f.name in secret else getattr(self, f.name)!r}"
             for f in dataclasses.fields(self)) + ")"
+
+
+def _check_report_time(where: str, value: str) -> None:
+    import re
+
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise CollectorConfigError(f"{where} = {value!r}: expected HH:MM (24-hour Vietnam time, e.g. 16:30)")
+
+
+def _check_smtp_security(where: str, value: str) -> None:
+    if value not in SMTP_SECURITY:
+        raise CollectorConfigError(f"{where} = {value!r}: expected one of {', '.join(SMTP_SECURITY)}")
+
+
+def _check_addresses(where: str, value: str) -> None:
+    from email.utils import parseaddr
+
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        addr = parseaddr(part)[1]
+        if "@" not in addr or addr.startswith("@") or addr.endswith("@") or any(c.isspace() for c in addr):
+            raise CollectorConfigError(f"{where}: {part!r} is not an e-mail address (name@example.vn)")
+
+
+#: starttls: plain connection upgraded (port 587); tls: TLS from the first byte (465);
+#: none: no TLS, refused unless the server is on loopback (collector.delivery).
+SMTP_SECURITY = ("starttls", "tls", "none")
+DELIVERY_CHECKS = {"report_time": _check_report_time, "smtp_security": _check_smtp_security,
+                   "mail_to": _check_addresses, "mail_from": _check_addresses}
 
 
 def _check_admin_token(where: str, token: str) -> None:
@@ -91,11 +130,15 @@ def _coerce(where: str, key: str, value: Any) -> Any:
                 raise CollectorConfigError(f"{where}: {key} = {value!r}: expected an integer") from None
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise CollectorConfigError(f"{where}: {key} = {value!r}: expected a positive integer")
-        if key == "port" and value > 65535:
-            raise CollectorConfigError(f"{where}: port = {value}: expected 1 to 65535")
+        if key in ("port", "smtp_port") and value > 65535:
+            raise CollectorConfigError(f"{where}: {key} = {value}: expected 1 to 65535")
         return value
+    if key == "mail_to" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = ", ".join(value)
     if not isinstance(value, str):
         raise CollectorConfigError(f"{where}: {key} = {value!r}: expected a string")
+    if key in DELIVERY_CHECKS:
+        DELIVERY_CHECKS[key](f"{where}: {key}", value)
     if key == "admin_token":
         _check_admin_token(f"{where}: admin_token", value)
     return value

@@ -1,9 +1,13 @@
-"""The daily report per venue: entries, passes, fails by reason, reviews, overrides,
-entries per hour. As CSV for spreadsheets and as a readable HTML page with an inline
-SVG chart (no JavaScript).
+"""The daily report: per venue (with its registered name, type, district and commune)
+entries, passes, fails and reviews by reason, guard overrides and entries per hour split
+by verdict; totals for the province and per district/commune; the kiosks that have not
+uploaded that day or whose clocks are off; when it was made and up to when it counts.
+As CSV (one row per venue), XLSX (collector.xlsx) and a readable HTML page
+(collector.report_page).
 
 The day is Vietnam local time (UTC+7). `entries` counts scans (guard overrides are not
-new people, so they are counted apart): entries = passes + fails + reviews.
+new people, so they are counted apart): entries = passes + fails + reviews. With a
+cut-off only entries scanned before it count (the 16:30 delivery counts up to 16:30).
 
     >>> rows = [{"venue_code": "V1", "outcome": "pass", "reason": "ok", "hour_local": 8, "n": 3}]
     >>> build(date(2026, 3, 2), rows).venues[0].entries
@@ -13,60 +17,284 @@ new people, so they are counted apart): entries = passes + fails + reviews.
 from __future__ import annotations
 
 import csv
-import html
 import io
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
-__all__ = ["DailyReport", "VenueDay", "build", "to_csv", "to_html", "csv_cell"]
+__all__ = ["DailyReport", "VenueDay", "Kiosk", "CommuneRoster", "build", "collect", "to_csv", "to_html",
+           "csv_cell", "OUTCOMES", "CLOCK_AHEAD_TOLERANCE", "CLOCK_BEHIND_TOLERANCE", "local_time",
+           "roster_provider"]
 
 HOURS = 24
-#: Chart geometry (pixels): wide enough for 24 labelled bars on a laptop screen.
-CHART_W, CHART_H, CHART_PAD = 720, 200, 28
+OUTCOMES = ("pass", "fail", "review")
+#: An entry scanned after the collector received it: the kiosk's clock runs ahead.
+CLOCK_AHEAD_TOLERANCE = timedelta(minutes=2)
+#: A kiosk whose freshest entry was this old in every upload of the day: its clock runs
+#: behind (or it uploads that late); either way someone should look at it.
+CLOCK_BEHIND_TOLERANCE = timedelta(hours=1)
+#: How far before the report day entries received that day may have been scanned (offline
+#: kiosks catch up): bounds the upload query to a few partitions on PostgreSQL.
+UPLOAD_LOOKBACK = timedelta(days=7)
+UNREGISTERED = "(chưa đăng ký / not registered)"
 
 
 @dataclass
 class VenueDay:
     venue_code: str
+    name: str = ""
+    type: str = ""
+    province: str = ""
+    district: str = ""
+    commune: str = ""
     entries: int = 0
     passes: int = 0
     fails: int = 0
     reviews: int = 0
     overrides: int = 0
     fails_by_reason: dict[str, int] = field(default_factory=dict)
+    reviews_by_reason: dict[str, int] = field(default_factory=dict)
     per_hour: list[int] = field(default_factory=lambda: [0] * HOURS)
+    #: outcome -> entries per hour
+    hourly: dict[str, list[int]] = field(default_factory=lambda: {o: [0] * HOURS for o in OUTCOMES})
+
+    def add(self, other: "VenueDay") -> None:
+        for k in ("entries", "passes", "fails", "reviews", "overrides"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        for mine, theirs in ((self.fails_by_reason, other.fails_by_reason),
+                             (self.reviews_by_reason, other.reviews_by_reason)):
+            for r, n in theirs.items():
+                mine[r] = mine.get(r, 0) + n
+        for h in range(HOURS):
+            self.per_hour[h] += other.per_hour[h]
+            for o in OUTCOMES:
+                self.hourly[o][h] += other.hourly[o][h]
+
+    @property
+    def label(self) -> str:
+        return self.name or self.venue_code
+
+
+@dataclass(frozen=True)
+class Kiosk:
+    """A device's upload state on the report day (up to the cut-off)."""
+
+    device_id: str
+    venue_code: str | None
+    uploads: int                      # batches received that day
+    last_upload_at: datetime | None   # latest received that day (UTC)
+    last_seen_at: datetime | None     # latest upload ever (UTC), for "silent since"
+    #: smallest (received - newest scanned) over the day's uploads: ~0 for a kiosk with a
+    #: right clock; negative when it runs ahead.
+    clock_lag: timedelta | None
+
+    @property
+    def silent(self) -> bool:
+        return self.uploads == 0
+
+    @property
+    def clock_off(self) -> str | None:
+        """`ahead`, `behind` or None."""
+        if self.clock_lag is None:
+            return None
+        if self.clock_lag < -CLOCK_AHEAD_TOLERANCE:
+            return "ahead"
+        if self.clock_lag > CLOCK_BEHIND_TOLERANCE:
+            return "behind"
+        return None
+
+
+@dataclass(frozen=True)
+class CommuneRoster:
+    """People on the quarantine roster of a commune and how they declared that day."""
+
+    district: str
+    commune: str
+    on_roster: int
+    declared: int
+    with_symptoms: int
+
+    @property
+    def not_declared(self) -> int:
+        return self.on_roster - self.declared
 
 
 @dataclass
 class DailyReport:
     day: date
     venues: list[VenueDay]
+    generated_at: datetime | None = None
+    cutoff: datetime | None = None
+    kiosks: list[Kiosk] = field(default_factory=list)
+    #: None: no declaration roster on this collector (the form's tables are not there).
+    roster: list[CommuneRoster] | None = None
 
     def fail_reasons(self) -> list[str]:
         return sorted({r for v in self.venues for r in v.fails_by_reason})
 
+    def review_reasons(self) -> list[str]:
+        return sorted({r for v in self.venues for r in v.reviews_by_reason})
 
-def build(day: date, rows: Iterable[Mapping[str, Any]]) -> DailyReport:
-    """Fold grouped counts (venue, outcome, reason, hour, n) into per-venue rows."""
+    def total(self) -> VenueDay:
+        """The province: every venue added up."""
+        t = VenueDay("", name="Toàn tỉnh / Province")
+        for v in self.venues:
+            t.add(v)
+        return t
+
+    def by_area(self) -> list[VenueDay]:
+        """Totals per (district, commune), in that order; venue_code holds 'district / commune'."""
+        areas: dict[tuple[str, str], VenueDay] = {}
+        for v in self.venues:
+            key = (v.district or "—", v.commune or "—")
+            a = areas.setdefault(key, VenueDay(f"{key[0]} / {key[1]}", district=key[0], commune=key[1]))
+            a.add(v)
+        return [areas[k] for k in sorted(areas)]
+
+    def silent_kiosks(self) -> list[Kiosk]:
+        return [k for k in self.kiosks if k.silent]
+
+    def clock_off_kiosks(self) -> list[Kiosk]:
+        return [k for k in self.kiosks if k.clock_off]
+
+
+def local_time(ts: datetime) -> datetime:
+    from collector.storage import REPORT_TZ
+
+    return (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).astimezone(REPORT_TZ)
+
+
+def build(day: date, rows: Iterable[Mapping[str, Any]], *, registry: Mapping[str, Mapping[str, str]] | None = None,
+          generated_at: datetime | None = None, cutoff: datetime | None = None,
+          kiosks: Iterable[Kiosk] = (), roster: list[CommuneRoster] | None = None) -> DailyReport:
+    """Fold grouped counts (venue, outcome, reason, hour, n) into per-venue rows, named
+    from the venue registry."""
+    registry = registry or {}
     venues: dict[str, VenueDay] = {}
     for r in rows:
-        v = venues.setdefault(r["venue_code"], VenueDay(r["venue_code"]))
+        code = r["venue_code"]
+        v = venues.get(code)
+        if v is None:
+            reg = registry.get(code) or {}
+            v = venues[code] = VenueDay(code, name=reg.get("name", ""), type=reg.get("type", ""),
+                                        province=reg.get("province", ""), district=reg.get("district", ""),
+                                        commune=reg.get("commune", ""))
         n = int(r["n"])
         if r["reason"] == "override":
             v.overrides += n
             continue
+        hour = int(r["hour_local"])
         v.entries += n
-        v.per_hour[int(r["hour_local"])] += n
-        if r["outcome"] == "pass":
+        v.per_hour[hour] += n
+        outcome = r["outcome"] if r["outcome"] in OUTCOMES else "review"
+        v.hourly[outcome][hour] += n
+        if outcome == "pass":
             v.passes += n
-        elif r["outcome"] == "fail":
+        elif outcome == "fail":
             v.fails += n
             v.fails_by_reason[r["reason"]] = v.fails_by_reason.get(r["reason"], 0) + n
         else:
             v.reviews += n
-    return DailyReport(day, [venues[k] for k in sorted(venues)])
+            v.reviews_by_reason[r["reason"]] = v.reviews_by_reason.get(r["reason"], 0) + n
+    return DailyReport(day, [venues[k] for k in sorted(venues)], generated_at=generated_at, cutoff=cutoff,
+                       kiosks=sorted(kiosks, key=lambda k: k.device_id), roster=roster)
 
+
+# --- reading the database ----------------------------------------------------------
+
+def _counts(store: Any, day: date, cutoff: datetime | None) -> list[dict[str, Any]]:
+    import sqlalchemy as sa
+
+    from collector import partitions
+    from collector.storage import entries
+
+    c = entries.c
+    q = (sa.select(c.venue_code, c.outcome, c.reason, c.hour_local, sa.func.count().label("n"))
+         .where(c.day_local == day.isoformat(), partitions.day_bounds_clause(c.scanned_at, day)))
+    if cutoff is not None:
+        q = q.where(c.scanned_at < _naive(cutoff))
+    q = q.group_by(c.venue_code, c.outcome, c.reason, c.hour_local)
+    with store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def _naive(ts: datetime) -> datetime:
+    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    return ts.replace(tzinfo=timezone.utc) if ts is not None and ts.tzinfo is None else ts
+
+
+def _kiosks(store: Any, day: date, until: datetime) -> list[Kiosk]:
+    """Every enrolled, unrevoked device with its uploads received on `day` before `until`."""
+    import sqlalchemy as sa
+
+    from collector.partitions import local_day_bounds
+    from collector.storage import devices, entries
+
+    start, end = local_day_bounds(day)
+    end = min(end, _naive(until))
+    c = entries.c
+    batches = (sa.select(c.device_id, c.ingest_id, sa.func.max(c.scanned_at).label("newest"),
+                         sa.func.max(c.received_at).label("received"))
+               .where(c.received_at >= start, c.received_at < end, c.scanned_at >= start - UPLOAD_LOOKBACK,
+                      c.scanned_at < end + timedelta(days=2))
+               .group_by(c.device_id, c.ingest_id))
+    last = sa.select(c.device_id, sa.func.max(c.received_at).label("last")).where(
+        c.received_at < end).group_by(c.device_id)
+    with store.engine.connect() as conn:
+        devs = conn.execute(sa.select(devices.c.device_id, devices.c.venue_code)
+                            .where(devices.c.revoked_at.is_(None))).all()
+        per: dict[str, list[tuple[datetime, datetime]]] = {}
+        for r in conn.execute(batches):
+            per.setdefault(r.device_id, []).append((r.newest, r.received))
+        seen = {r.device_id: r.last for r in conn.execute(last)}
+    out = []
+    for device_id, venue in devs:
+        ups = per.get(device_id, [])
+        out.append(Kiosk(device_id, venue, uploads=len(ups),
+                         last_upload_at=_aware(max((u[1] for u in ups), default=None)),
+                         last_seen_at=_aware(seen.get(device_id)),
+                         clock_lag=min((u[1] - u[0] for u in ups), default=None)))
+    return out
+
+
+#: The declaration form's roster counts, when that part of the collector is installed:
+#: a callable (store, day) -> list[CommuneRoster] | None. collector.form registers it
+#: (`report.roster_provider = ...`); None here means no roster section on the report.
+roster_provider: Any = None
+
+
+def _roster(store: Any, day: date) -> list[CommuneRoster] | None:
+    provider = roster_provider
+    if provider is None:
+        try:  # the declaration form (issue 14) registers its provider on import
+            import collector.form  # noqa: F401
+        except ImportError:
+            return None
+        provider = roster_provider
+    return provider(store, day) if provider is not None else None
+
+
+def collect(store: Any, day: date, *, now: datetime, cutoff: datetime | None = None) -> DailyReport:
+    """The report for `day` from the database: entries scanned before `cutoff` (if given),
+    venue names from the registry, kiosks' upload state up to min(cutoff, now)."""
+    from collector import venues
+
+    until = min(t for t in (cutoff, now) if t is not None)
+    return build(day, _counts(store, day, cutoff), registry=venues.registry(store), generated_at=now,
+                 cutoff=cutoff, kiosks=_kiosks(store, day, until), roster=_roster(store, day))
+
+
+def cutoff_for(day: date, at: time) -> datetime:
+    """`at` o'clock Vietnam time on `day`, as an aware datetime."""
+    from collector.storage import REPORT_TZ
+
+    return datetime.combine(day, at, tzinfo=REPORT_TZ)
+
+
+# --- CSV -----------------------------------------------------------------------------
 
 #: A spreadsheet reads a cell starting with one of these as a formula (or, for a control
 #: character, may): such cells get a leading apostrophe (OWASP "CSV injection").
@@ -87,80 +315,32 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
+def table(report: DailyReport) -> list[list[Any]]:
+    """The per-venue table the CSV and the XLSX share: a header row, then one row per
+    venue; one `fail_<reason>` / `review_<reason>` column per reason seen that day."""
+    fails, reviews = report.fail_reasons(), report.review_reasons()
+    rows: list[list[Any]] = [["date", "venue_code", "entries", "passes", "fails", "reviews", "overrides",
+                              "venue_name", "venue_type", "province", "district", "commune",
+                              *[f"fail_{r}" for r in fails], *[f"review_{r}" for r in reviews]]]
+    for v in report.venues:
+        rows.append([report.day.isoformat(), v.venue_code, v.entries, v.passes, v.fails, v.reviews, v.overrides,
+                     v.name, v.type, v.province, v.district, v.commune,
+                     *[v.fails_by_reason.get(r, 0) for r in fails], *[v.reviews_by_reason.get(r, 0) for r in reviews]])
+    return rows
+
+
 def to_csv(report: DailyReport) -> str:
-    """One row per venue; one `fail_<reason>` column per fail reason seen that day. Text
-    cells that a spreadsheet would run as a formula are neutralised (csv_cell)."""
-    reasons = report.fail_reasons()
+    """One row per venue (table()). Text cells that a spreadsheet would run as a formula
+    are neutralised (csv_cell)."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(map(csv_cell, ["date", "venue_code", "entries", "passes", "fails", "reviews", "overrides",
-                              *[f"fail_{r}" for r in reasons]]))
-    for v in report.venues:
-        w.writerow(map(csv_cell, [report.day.isoformat(), v.venue_code, v.entries, v.passes, v.fails,
-                                  v.reviews, v.overrides, *[v.fails_by_reason.get(r, 0) for r in reasons]]))
+    for row in table(report):
+        w.writerow(map(csv_cell, row))
     return out.getvalue()
 
 
-def _chart(v: VenueDay) -> str:
-    """Entries per hour as an inline SVG bar chart with hour labels and counts."""
-    peak = max(v.per_hour) or 1
-    bar_w = (CHART_W - 2 * CHART_PAD) / HOURS
-    plot_h = CHART_H - 2 * CHART_PAD
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{CHART_W}" height="{CHART_H}" '
-             f'role="img" aria-label="Entries per hour at {html.escape(v.venue_code)}">',
-             f'<line x1="{CHART_PAD}" y1="{CHART_H - CHART_PAD}" x2="{CHART_W - CHART_PAD}" '
-             f'y2="{CHART_H - CHART_PAD}" stroke="#444"/>']
-    for hour, n in enumerate(v.per_hour):
-        h = plot_h * n / peak
-        x = CHART_PAD + hour * bar_w
-        y = CHART_H - CHART_PAD - h
-        parts.append(f'<rect x="{x + 2:.1f}" y="{y:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" '
-                     f'fill="#2a7ab9"><title>{hour:02d}:00 — {n}</title></rect>')
-        if n:
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{y - 3:.1f}" font-size="10" '
-                         f'text-anchor="middle">{n}</text>')
-        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{CHART_H - CHART_PAD + 14}" font-size="10" '
-                     f'text-anchor="middle">{hour:02d}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+def to_html(report: DailyReport, **page: Any) -> str:
+    """The readable page (collector.report_page.render)."""
+    from collector.report_page import render
 
-
-def _reason_words(code: str) -> str:
-    """A reason code as the kiosk's screen says it, with the code for reference:
-    `Chứng nhận đã hết hạn / This certificate has expired (expired)`."""
-    from kiosk.display.texts import reason_text
-
-    text = reason_text(code)
-    label = f"{text.vi} / {text.en} " if text is not None else ""
-    return html.escape(label) + f"<code>({html.escape(code)})</code>"
-
-
-def to_html(report: DailyReport) -> str:
-    """A self-contained page: a summary table and one chart per venue."""
-    e = html.escape
-    day = report.day.isoformat()
-    rows = []
-    for v in report.venues:
-        reasons = "<br>".join(f"{_reason_words(k)}: <b>{n}</b>"
-                              for k, n in sorted(v.fails_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))) or "—"
-        rows.append(f"<tr><td>{e(v.venue_code)}</td><td>{v.entries}</td><td>{v.passes}</td>"
-                    f"<td>{v.fails}</td><td class=\"reasons\">{reasons}</td><td>{v.reviews}</td><td>{v.overrides}</td></tr>")
-    charts = "".join(f"<section><h2>{e(v.venue_code)} — lượt vào theo giờ / entries per hour</h2>"
-                     f"{_chart(v)}</section>" for v in report.venues)
-    empty = "" if report.venues else "<p>Không có dữ liệu cho ngày này. / No entries for this day.</p>"
-    return f"""<!doctype html>
-<html lang="vi"><head><meta charset="utf-8">
-<title>Báo cáo ngày {day} / Daily report {day}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #999;padding:4px 10px;text-align:right}}td:first-child,td.reasons{{text-align:left}}
-code{{color:#666;font-size:85%}}</style>
-</head><body>
-<h1>Báo cáo ngày {day} / Daily report {day}</h1>
-<p>Giờ Việt Nam (UTC+7). Vietnam local time (UTC+7).
-<a href="daily.csv?date={day}">CSV</a></p>
-{empty}<table><thead><tr><th>Địa điểm / Venue</th><th>Lượt / Entries</th><th>Đạt / Pass</th>
-<th>Không đạt / Fail</th><th>Lý do / Fail reasons</th><th>Xem xét / Review</th><th>Cho qua / Overrides</th>
-</tr></thead><tbody>{''.join(rows)}</tbody></table>
-{charts}
-</body></html>
-"""
+    return render(report, **page)

@@ -247,7 +247,7 @@ def test_daily_report_page_has_a_chart_per_venue(client, day):
     r = client.get("/v1/reports/daily", params={"date": "2026-03-02"}, headers=ADMIN_AUTH)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     page = r.text
-    assert page.count("<svg") == 2 and "<script" not in page
+    assert page.count("<svg") == 3 and "<script" not in page  # the province's chart, then one per venue
     assert "V-HOSP" in page and "V-MARKET" in page
     assert "<title>08:00 — 2</title>" in page  # hospital 08:xx: two scans (the override is apart)
     # fail reasons in the kiosk's own plain words, with the code for reference
