@@ -129,7 +129,10 @@ class Verdict:
             "reason": self.reason.value,
             "scheme": self.scheme,
             "name": self.name,
-            **({"detail": dict(self.failure)} if self.failure else {}),
+            **({"detail": dict(self.failure)} if self.failure else
+               # A fail decided outside the checks' steps (revoked, denied): named by its reason.
+               {"detail": {"step": self.reason.value, "message": self.detail or self.reason.value}}
+               if self.outcome is Outcome.FAIL else {}),
         }
 
 
