@@ -26,7 +26,8 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from collector_helpers import ADMIN_TOKEN, RunningCollector, open_store
+from collector_helpers import ADMIN_TOKEN, PUBLISHER_KEY, RunningCollector, open_store, publish_raw
+from kiosk.checks.denylist import MIN_N, make_denylist
 from kiosk.checks import hd1
 from kiosk.checks.trust import TrustStore
 from kiosk.config import load_config
@@ -35,6 +36,7 @@ from kiosk.errors import ConfigError
 from kiosk.journal import Journal
 from kiosk.pipeline import Pipeline, open_journal
 from kiosk.seal import generate_keypair
+from kiosk.sync.fetcher import Fetcher
 from kiosk.sync.uploader import Uploader
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)  # 08:00 in Vietnam
@@ -89,9 +91,11 @@ def _forged(at: datetime) -> str:
                     dob="1980-01-01", kind="v", entry=vac)
 
 
-def _kiosk_day(tmp_path: Path, collector, *, device: str, venue: str, scans, public: str) -> Path:
-    """One kiosk, sealed, scanning its day before it ever synced; then it syncs. Returns a
-    copy of its whole state taken while it runs (journal, WAL, state dir, config)."""
+def _kiosk_day(tmp_path: Path, collector, *, device: str, venue: str, scans, public: str,
+               deny: list[str] = ()) -> Path:
+    """One kiosk, sealed, scanning its day before it ever synced; then it syncs. With
+    `deny`, it first fetches a keyed deny list of those subject keys from the collector.
+    Returns a copy of its whole state taken while it runs (journal, WAL, state dir, config)."""
     state = tmp_path / device / "state"
     state.mkdir(parents=True)
     token = collector.token(device, venue=venue, since=T0 - timedelta(days=1))
@@ -99,17 +103,24 @@ def _kiosk_day(tmp_path: Path, collector, *, device: str, venue: str, scans, pub
     config.write_text(
         f'[device]\nid = "{device}"\nstate_dir = "{state}"\n[venue]\ncode = "{venue}"\n'
         f'[journal]\nseal_key = "{public}"\n'
-        f'[sync]\ncollector_url = "{collector.url}"\ndevice_token = "{token}"\n', encoding="utf-8")
+        f'[sync]\ncollector_url = "{collector.url}"\ndevice_token = "{token}"\n'
+        f'publisher_key = "{PUBLISHER_KEY}"\n', encoding="utf-8")
     cfg = load_config(config)
     material = demo_material(T0)
     with open_journal(cfg) as journal:
         TrustStore(journal).import_list(material.trust_list_json, now=T0)
+        if deny:
+            publish_raw(collector.store, "denylist", make_denylist(deny, n=MIN_N), now=datetime.now(timezone.utc))
+            with Fetcher.from_config(cfg, journal, token=token) as fetcher:
+                assert fetcher.fetch("denylist") == "updated"
         clock = [T0]
         pipe = Pipeline(cfg, journal, clock=lambda: clock[0])
-        for at, text, _ in scans:
+        for at, text, p in scans:
             clock[0] = at
             event = pipe.handle(text, source="camera", engine="zxing")
             assert event.entry.logged, event.verdict
+            denied = any(k in deny for k in (f"cccd:{p['id']}", f"dcc:{p['uvci']}")) if p else False
+            assert (event.verdict.reason.value == "denied") == denied, (p, event.verdict)
         with Uploader.from_config(cfg, journal, token=token) as uploader:
             assert uploader.drain().left == 0
         # The thief's copy, taken from the running kiosk: the WAL has not been checkpointed.
@@ -187,8 +198,9 @@ def test_a_copy_of_a_kiosk_after_a_day_of_scans_reveals_no_one(tmp_path):
     people = _people(24, 0)
     scans = _day(material, people, start=T0) + [(T0 + timedelta(hours=5), _forged(T0 + timedelta(hours=5)), None)]
     with RunningCollector(open_store("sqlite", tmp_path), seal_private_key=private) as collector:
+        # Two of the day's people are on the deny list (an ID card and a passport).
         stolen = _kiosk_day(tmp_path, collector, device="kiosk-1", venue="CHO-BEN-THANH", scans=scans,
-                            public=public)
+                            public=public, deny=[f"cccd:{people[0]['id']}", f"dcc:{people[2]['uvci']}"])
         assert collector.store.count_entries(device_id="kiosk-1") == len(scans)
     raw = b"".join(p.read_bytes() for p in stolen.rglob("*") if p.is_file())
     assert raw.count(b"SQLite format 3") >= 1 and len(raw) > 10_000  # the copy is the real journal

@@ -98,7 +98,6 @@ def evaluate(text: str, *, now: datetime, trust: Any = None, rules: Any = None,
 def _evaluate(scheme: str, text: str, now: datetime, trust: Any, rules: Any,
               history: Any, clock_synced: bool, denied: Any) -> tuple[Verdict, Credential | None]:
     from kiosk.checks.rules import decide
-    from kiosk.checks.trust import subject_hash
 
     checked = _check(scheme, text, now, trust)
     credential = checked.credential
@@ -119,8 +118,7 @@ def _evaluate(scheme: str, text: str, now: datetime, trust: Any, rules: Any,
     assert credential is not None
     if trust is not None and checked.revocation_hashes and trust.is_revoked(checked.revocation_hashes):
         return Verdict(Outcome.FAIL, Reason.REVOKED, scheme, name), None
-    is_denied = denied if denied is not None else (trust.is_denied if trust is not None else None)
-    if is_denied is not None and credential.subject_key and is_denied(subject_hash(credential.subject_key)):
+    if credential.subject_key and _denied(credential.subject_key, trust, denied):
         return Verdict(Outcome.FAIL, Reason.DENIED, scheme, name), credential
     if rules is None:
         if scheme == "cccd":
@@ -130,3 +128,16 @@ def _evaluate(scheme: str, text: str, now: datetime, trust: Any, rules: Any,
         return Verdict(Outcome.PASS, Reason.OK, scheme, name), credential
     return decide(credential, rules, now=now, history=history), credential
 
+
+def _denied(subject_key: str, trust: Any, denied: Callable[[str], bool] | None) -> bool:
+    """`denied(hash)` when given (unkeyed SHA-256, tests and tools); else the trust
+    store's deny list, keyed with scrypt (kiosk.checks.denylist)."""
+    if denied is not None:
+        from kiosk.checks.trust import subject_hash
+
+        return denied(subject_hash(subject_key))
+    if trust is None:
+        return False
+    from kiosk.checks.denylist import subject_denied
+
+    return subject_denied(trust, subject_key)

@@ -117,9 +117,13 @@ def _import_valuesets(fetcher: "Fetcher", doc: SignedDocument) -> None:
 
 
 def _import_denylist(fetcher: "Fetcher", doc: SignedDocument) -> None:
+    from kiosk.checks.denylist import store_params
     from kiosk.checks.trust import TrustStore
 
-    TrustStore(fetcher.journal).import_denylist(parse_denylist(doc.body))
+    # The hashes and the scrypt parameters that make them (kiosk.checks.denylist) together.
+    with fetcher.journal.atomic():
+        TrustStore(fetcher.journal).import_denylist(parse_denylist(doc.body))
+        store_params(fetcher.journal, doc.body)
 
 
 def _revocation_index(body: bytes) -> list[dict[str, Any]]:
