@@ -61,7 +61,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from kiosk.demo.runner import run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    return run_demo(args, on_event=json_event if args.json else print_event)
+    return run_demo(on_event=json_event if args.json else print_event, headless=args.headless, fresh=args.fresh,
+                    interval=args.interval, local_collector_wanted=not args.no_collector,
+                    overrides=getattr(args, "overrides", None))
 
 
 def register(sub) -> None:

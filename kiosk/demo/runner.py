@@ -8,11 +8,10 @@ those frames through the real decoder, checks, journal, screen and simulated pin
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from kiosk.config import Config, load_config, state_dir
 from kiosk.errors import SyncError
@@ -26,20 +25,21 @@ HEADLESS_INTERVAL_S = 0.05
 LOCAL_COLLECTOR_DB = "local-collector.db"
 
 
-def demo_config(args: argparse.Namespace) -> Config:
-    """Built-in defaults, with the demo's journal apart from a real one."""
+def demo_config(*, interval: float | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Built-in defaults, with the demo's journal apart from a real one; `overrides` (the
+    command line's --set) on top."""
     base = load_config(None, search=False)
-    overrides: dict[str, Any] = {
+    settings: dict[str, Any] = {
         "scanner.kind": "replay",
         "scanner.replay_path": "",
         "pins.backend": "mock",
         "display.fullscreen": False,
         "journal.path": str(state_dir(base) / "demo" / "journal.db"),
     }
-    if args.interval is not None:
-        overrides["scanner.replay_interval_s"] = args.interval
-    overrides.update(getattr(args, "overrides", None) or {})
-    return load_config(None, overrides=overrides, search=False)
+    if interval is not None:
+        settings["scanner.replay_interval_s"] = interval
+    settings.update(overrides or {})
+    return load_config(None, overrides=settings, search=False)
 
 
 def prepare_demo(cfg: Config, journal: Any, frames_dir: Path, *, collector: Any = None,
@@ -97,26 +97,30 @@ def local_collector(folder: Path, enabled: bool) -> Iterator[Any]:
         yield running
 
 
-def run_demo(args: argparse.Namespace, *, on_event: Callable[[Any, str | None], None]) -> int:
-    """The demo; `on_event(event, label)` reports each verdict with what the code was."""
+def run_demo(*, on_event: Callable[[Any, str | None], None], headless: bool = False, fresh: bool = False,
+             interval: float | None = None, local_collector_wanted: bool = True,
+             overrides: Mapping[str, Any] | None = None) -> int:
+    """The demo; `on_event(event, label)` reports each verdict with what the code was.
+    `fresh` starts with an empty demo journal; `overrides` are dotted config keys."""
     from kiosk.appliance import Kiosk
     from kiosk.pipeline import open_journal
     from kiosk.config import replace
     from kiosk.display.backends import display_available
 
-    cfg = demo_config(args)
-    headless = args.headless or not display_available()
-    if args.interval is None:
+    overrides = dict(overrides or {})
+    cfg = demo_config(interval=interval, overrides=overrides)
+    headless = headless or not display_available()
+    if interval is None:
         cfg = replace(cfg, **{"scanner.replay_interval_s": HEADLESS_INTERVAL_S if headless else WINDOW_INTERVAL_S})
     journal_path = cfg.journal_path()
     demo_dir = journal_path.parent
-    if args.fresh:
+    if fresh:
         for path in (journal_path, demo_dir / LOCAL_COLLECTOR_DB):
             for suffix in ("", "-wal", "-shm"):
                 Path(str(path) + suffix).unlink(missing_ok=True)
     # A collector named on the command line is the user's own: no local one, no upload
     # (`kiosk sync` does that with the user's token).
-    wants_local = not args.no_collector and "sync.collector_url" not in (getattr(args, "overrides", None) or {})
+    wants_local = local_collector_wanted and "sync.collector_url" not in overrides
     with local_collector(demo_dir, wants_local) as collector, \
             open_journal(cfg) as journal:
         token = ""
