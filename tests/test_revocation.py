@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -166,3 +167,24 @@ def test_a_chunk_that_does_not_match_the_signed_index_is_refused(setup):
     assert result.startswith("error:") and "does not match the signed index" in result
     assert not TrustStore(journal).is_revoked(_hashes(10, "D")[:1])
     assert journal.get_state(REVOCATION_CURSOR_KEY) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120))
+def test_a_revocation_file_line_is_hashes_or_a_clear_error(line):
+    try:
+        out = revocation.parse_line(line)
+    except ValueError as exc:
+        assert "hash" in str(exc) or "country-uvci" in str(exc)
+    else:
+        assert all(len(h) == 32 and int(h, 16) >= 0 for h in out)
+
+
+def test_the_eu_hashes_of_a_certificate():
+    # First 16 bytes of SHA-256 (EU DCC revocation design); ECDSA: of r only.
+    sig = bytes(range(64))
+    assert revocation.signature_hash(sig, -7) == revocation.signature_hash(sig[:32] + b"\xff" * 32, -7)
+    assert revocation.signature_hash(sig, -37) != revocation.signature_hash(sig[:32] + b"\xff" * 32, -37)
+    assert revocation.country_uvci_hash("VN", "U1") == revocation.uvci_hash("VNU1")
+    assert revocation.parse_line("country-uvci:VN:U1") == [revocation.uvci_hash("U1"), revocation.uvci_hash("VNU1")]
+    assert revocation.parse_line("AB" * 32) == ["ab" * 16]
