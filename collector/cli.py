@@ -247,20 +247,6 @@ def cmd_publisher_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """Print the daily report per venue as CSV (or --html) for a Vietnam-local day.
-
-    Example: collector report --date 2026-03-02 > daily.csv
-    """
-    from collector import report
-
-    day = date.fromisoformat(args.date) if args.date else _now().astimezone(REPORT_TZ).date()
-    with _store(args, must_exist=True) as store:
-        rep = report.build(day, store.day_counts(day))
-    sys.stdout.write(report.to_html(rep) if args.html else report.to_csv(rep))
-    return 0
-
-
 def cmd_keygen(args: argparse.Namespace) -> int:
     """Make the collector's seal key pair: kiosks seal personal fields to the public half.
 
@@ -323,9 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", metavar="FILE", help="publishing key (default: publisher_key_file)")
     p = _add(sub, "publisher-keygen", cmd_publisher_keygen)
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the private key")
-    p = _add(sub, "report", cmd_report)
-    p.add_argument("--date", help="YYYY-MM-DD (default: today in Vietnam)")
-    p.add_argument("--html", action="store_true", help="the HTML page instead of CSV")
+    # report [--send|--xlsx|--html], deliver, status, venue add|import|list
+    from collector import report_cli
+
+    report_cli.register(sub, _add, store_of=_store, config_of=_config)
     _add(sub, "keygen", cmd_keygen)
     p = _add(sub, "device", cmd_device)
     p.add_argument("action", choices=("list", "revoke", "rotate"))

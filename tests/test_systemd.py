@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "systemd"
 UNIT_FILES = ["kiosk.service", "kiosk-sync.service", "collector.service",
               "kiosk-retention.service", "kiosk-retention.timer", "kiosk-reload.path", "kiosk-reload.service",
-              "collector-retention.service", "collector-retention.timer"]
+              "collector-retention.service", "collector-retention.timer",
+              "collector-report.service", "collector-report.timer"]
 #: The issue's bar: `systemd-analyze security` rates kiosk.service 4.0 or better (lower is safer).
 MAX_EXPOSURE = 4.0
 INSTALL_PREFIX = "/opt/kiosk/venv/bin"
