@@ -54,6 +54,7 @@ COLLECTOR = [
     "uvicorn>=0.51,<1",               # Multiprocess(config, sockets=) for --workers
     "sqlalchemy>=2.0,<3",
     "psycopg[binary]>=3.1.4,<4",      # the first with psycopg-binary for 3.11
+    "openpyxl>=3.1,<4",               # the daily report as XLSX (pure Python)
 ]
 
 #: Pin backends: RPi.GPIO on a Pi 4 and older, lgpio on a Pi 5.
@@ -69,6 +70,8 @@ DEV = [
     "hypothesis>=6.108,<7",           # schemathesis 4 needs it
     "httpx>=0.27,<1",
     "schemathesis>=4.0,<5",        # property-based API test of the collector
+    "aiosmtpd>=1.4.4,<2",             # a real SMTP server on loopback (report delivery)
+    "playwright>=1.40,<2",            # drives Debian's chromium (report page; no browser download)
 ]
 
 PACKAGE_DATA = {"kiosk": ["*.toml", "rules/*.toml", "data/*"], "collector": ["*.toml", "templates/*"]}

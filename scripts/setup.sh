@@ -25,8 +25,9 @@ APT_RUN=(python3 python3-venv python3-pip libzbar0 fonts-dejavu-core)
 # What the tests need besides. postgresql: the collector's PostgreSQL tests
 # (.ci/start-postgres). systemd, shellcheck: unit and install.sh checks. debootstrap,
 # systemd-container: a Debian 12 root folder to run install.sh in and boot with
-# systemd-nspawn (.ci/debian-root, tests/test_install.py).
-APT_DEV=(postgresql systemd shellcheck debootstrap systemd-container)
+# systemd-nspawn (.ci/debian-root, tests/test_install.py). chromium, fonts-noto-core: the report
+# pages in a real browser (Playwright drives it; tests/test_report_page.py).
+APT_DEV=(postgresql systemd shellcheck debootstrap systemd-container chromium fonts-noto-core)
 
 packages=("${APT_RUN[@]}")
 if [ "$dev" = 1 ]; then
