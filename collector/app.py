@@ -247,6 +247,8 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         doc = store.document(name)
         if doc is None:
             raise HTTPException(404, f"no {name} published yet")
+        if doc.content_type != SIGNED_CONTENT_TYPE:  # a row stored before documents were signed
+            raise HTTPException(404, f"no signed {name} published yet (collector publish {name} FILE)")
         headers = {"ETag": doc.etag, "Cache-Control": "no-cache",
                    "Last-Modified": doc.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT")}
         if _etag_matches(request.headers.get("if-none-match"), doc.etag):

@@ -116,6 +116,7 @@ def cmd_trust_import(args: argparse.Namespace) -> int:
 
     from kiosk.journal import Journal
     from kiosk.model import utcnow
+    from kiosk.sync.fetcher import HELD_KEY
 
     cfg = config_from(args)
     now = utcnow()
@@ -151,6 +152,7 @@ def cmd_trust_status(args: argparse.Namespace) -> int:
 
     from kiosk.journal import Journal
     from kiosk.model import utcnow
+    from kiosk.sync.fetcher import HELD_KEY
 
     cfg = config_from(args)
     now = utcnow()
@@ -160,13 +162,17 @@ def cmd_trust_status(args: argparse.Namespace) -> int:
         revocations = journal.db.conn.execute("SELECT count(*) FROM revocations").fetchone()[0]
         info = {"keys": len(store), "revocations": revocations,
                 "age_hours": None if age is None else round(age.total_seconds() / 3600, 1),
-                "stale": store.stale(now, timedelta(hours=cfg.trust.max_age_hours))}
+                "stale": store.stale(now, timedelta(hours=cfg.trust.max_age_hours)),
+                # What the kiosk holds of each signed document (version, signed at, valid until).
+                "signed": journal.get_json(HELD_KEY) or {}}
     if args.json:
         print_json(info)
     else:
         print(f"keys {info['keys']}, revocations {info['revocations']}, age "
               + ("never imported" if age is None else f"{info['age_hours']} h")
               + (" (STALE)" if info["stale"] else ""))
+        for name, held in sorted(info["signed"].items()):
+            print(f"{name}: version {held['version']}, signed {held['iat']}, valid until {held['exp']}")
     return 1 if info["stale"] else 0
 
 

@@ -3,7 +3,9 @@
 Runs as its own process (`kiosk sync`), sharing the journal file with the run loop.
 
 - `Uploader(journal, url=..., device_id=..., token=...).drain()`: send the outbox.
-- `Fetcher(journal, url=..., token=...).fetch_all()`: trust list, rules, deny list.
+- `Fetcher(journal, url=..., token=..., publisher_key=...).fetch_all()`: the signed
+  documents (trust list, rules, deny list, revocations ...), only if the pinned
+  publisher key signed them.
 - `status(journal, now) -> SyncStatus`: what the screen shows (`.offline`).
 - `enrol(url, device_id, code, timeout=...) -> token`: one-time code to device token.
 """
