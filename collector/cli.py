@@ -140,16 +140,47 @@ def cmd_device(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_denylist(args: argparse.Namespace) -> int:
+    """Make a deny list document from subject keys (one per line: `cccd:<ID>`, `dcc:<UVCI>`
+    or `hd1:<idh>`, optionally a note after a tab), keyed with scrypt and a fresh salt so
+    kiosks can check it offline and no one can invert it; then publish it.
+
+    Example: collector denylist denied.txt --out denylist.json && collector publish denylist denylist.json
+    """
+    from kiosk.checks.denylist import make_denylist
+
+    items = []
+    for n, line in enumerate(Path(args.file).read_text(encoding="utf-8").splitlines(), 1):
+        key, _, note = line.strip().partition("\t")
+        if not key or key.startswith("#"):
+            continue
+        if ":" not in key:
+            raise ValueError(f"{args.file}:{n}: {key[:20]!r} is not a subject key (cccd:<ID>, dcc:<UVCI>, hd1:<idh>)")
+        items.append((key.strip(), note.strip()))
+    Path(args.out).write_bytes(make_denylist(items))
+    print(f"{len(items)} subjects keyed into {args.out}")
+    return 0
+
+
 def cmd_retention(args: argparse.Namespace) -> int:
     """Forget who was where: clear personal fields, masked names and person keys of
     entries older than the tracing retention window (the counts for reports stay).
     Run daily by collector-retention.timer.
 
     Example: collector retention --days 21
+    Example: collector retention --days 21 --drop-days 400   (also forget days older than 400)
     """
     days = args.days or _config(args).retention_days
     with _store(args, must_exist=True) as store:
         cleared = store.purge_personal(before=_now() - timedelta(days=days))
+        if args.drop_days:
+            from collector import partitions
+            from collector.storage import entries
+
+            first_kept = _now().astimezone(REPORT_TZ).date() - timedelta(days=args.drop_days)
+            dropped = partitions.drop_days_before(store.engine, entries, first_kept)
+            what = "day partitions" if store.dialect == "postgresql" else "entries"
+            print(f"dropped {dropped} {what} before {first_kept.isoformat()}")
     print(f"cleared the personal fields of {cleared} entries older than {days} days")
     return 0
 
@@ -317,9 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "device", cmd_device)
     p.add_argument("action", choices=("list", "revoke", "rotate"))
     p.add_argument("device", nargs="?", metavar="ID", help="the device (revoke, rotate)")
+    p = _add(sub, "denylist", cmd_denylist)
+    p.add_argument("file", help="subject keys, one per line (a note after a tab)")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the deny list document")
     p = _add(sub, "retention", cmd_retention)
     p.add_argument("--days", type=_int_in(1, 3650, "a number of days"),
                    help="keep personal fields this long (default: retention_days, 21)")
+    p.add_argument("--drop-days", type=_int_in(1, 36500, "a number of days"), metavar="N",
+                   help="also forget whole days older than N days, counts included "
+                        "(PostgreSQL drops their partitions)")
     p = _add(sub, "count", cmd_count)
     p.add_argument("--device", help="only this device's entries")
     return parser

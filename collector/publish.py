@@ -66,9 +66,9 @@ def _trust(body: bytes) -> None:
 
 
 def _denylist(body: bytes) -> None:
-    from kiosk.sync.fetcher import parse_denylist
+    from kiosk.checks.denylist import MIN_N, parse, refuse_unkeyed
 
-    parse_denylist(body)
+    refuse_unkeyed(*parse(body, min_n=MIN_N))
 
 
 def _rules(body: bytes) -> None:

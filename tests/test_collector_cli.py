@@ -64,8 +64,15 @@ def test_enrol_code_publish_and_report_from_the_command_line(tmp_path, capsys):
     bad.write_text("[not json")
     assert cli.main(["publish", "denylist", str(bad), "--db", db, "--key", key]) == 2
     assert "not JSON" in capsys.readouterr().err
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(["ab" * 32]))
+    assert cli.main(["publish", "denylist", str(plain), "--db", db, "--key", key]) == 2
+    assert "unkeyed deny list" in capsys.readouterr().err  # SHA-256 of an ID is searchable
+    subjects = tmp_path / "denied.txt"
+    subjects.write_text("cccd:079190000123\tcourt order\n")
     good = tmp_path / "deny.json"
-    good.write_text(json.dumps(["ab" * 32]))
+    assert cli.main(["denylist", str(subjects), "--out", str(good)]) == 0
+    assert "1 subjects keyed" in capsys.readouterr().out and "079190000123" not in good.read_text()
     assert cli.main(["publish", "denylist", str(good), "--db", db]) == 2  # no key: nothing signed
     assert "no publishing key" in capsys.readouterr().err
     assert cli.main(["publish", "denylist", str(good), "--db", db, "--key", key]) == 0

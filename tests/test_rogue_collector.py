@@ -11,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from kiosk.checks.denylist import MIN_N, make_denylist
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -90,7 +92,7 @@ def kiosk(tmp_path):
         first = publish(store, "trust", honest_list, key=PUBLISHER, now=NOW - timedelta(hours=2))
         publish(store, "trust", honest_list, key=PUBLISHER, now=NOW - timedelta(hours=1))
         publish(store, "rules", b'{"dcc": {"min_days_after_dose": 14}}', key=PUBLISHER, now=NOW)
-        publish(store, "denylist", json.dumps(["ab" * 32]).encode(), key=PUBLISHER, now=NOW)
+        publish(store, "denylist", make_denylist(["cccd:079190000123"], n=MIN_N), key=PUBLISHER, now=NOW)
         with Fetcher.from_config(cfg, journal, token=honest.token()) as f:
             assert f.fetch_all()["trust"] == "updated"
     yield cfg, journal, honest_kid, first.body

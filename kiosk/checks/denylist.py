@@ -32,7 +32,7 @@ from typing import Any, Iterable
 
 from kiosk.errors import TrustError
 
-__all__ = ["DenyParams", "deny_hash", "make_denylist", "parse", "store_params", "subject_denied",
+__all__ = ["DenyParams", "deny_hash", "make_denylist", "parse", "store_params", "subject_denied", "refuse_unkeyed",
            "SCHEME", "DEFAULT_N", "DEFAULT_R", "MIN_N"]
 
 SCHEME = "scrypt-v1"
@@ -106,8 +106,17 @@ def parse(body: bytes, *, min_n: int = 1) -> tuple[DenyParams | None, list[tuple
 def store_params(journal: Any, body: bytes) -> None:
     """Keep the parameters of a deny list just imported (its hashes are in `denylist`).
     A keyed list must cost at least MIN_N per guess."""
-    params, _ = parse(body, min_n=MIN_N)
+    params, items = parse(body, min_n=MIN_N)
+    refuse_unkeyed(params, items)
     journal.set_json(PARAMS_STATE, params.as_json() if params is not None else None)
+
+
+def refuse_unkeyed(params: DenyParams | None, items: list[tuple[str, str]]) -> None:
+    """A non-empty list of plain hashes is refused: SHA-256 of `cccd:<id>` is inverted
+    by a search of the ID space in minutes."""
+    if params is None and items:
+        raise TrustError("an unkeyed deny list (plain hashes) is refused: it can be inverted into "
+                         "ID numbers; make it with `collector denylist` (scrypt, kiosk.checks.denylist)")
 
 
 _cache: "OrderedDict[tuple[str, str], str]" = OrderedDict()
