@@ -322,3 +322,18 @@ def test_a_vaccination_date_with_a_time_of_day_is_its_day(ver):
     verdict, credential = evaluate(_signed({**BASE, "ver": ver, "v": [entry]}, key, kid), now=NOW, trust=store,
                                    rules=builtin_rules("supermarket"))
     assert (verdict.outcome.value, verdict.reason.value) == ("pass", "ok")
+
+
+@pytest.mark.parametrize("tr, want", [
+    (dcc.TEST_NOT_DETECTED, "ok"), (dcc.TEST_DETECTED, "test_positive"),
+    ("260385009", "bad_schema"), ("", "bad_schema"), (None, "bad_schema"),
+])
+def test_the_venue_rules_admit_only_not_detected(tr, want):
+    """decide() on its own (a value set published with a third result code must still
+    not admit it): only 260415000 admits."""
+    from kiosk.checks.rules import decide
+    from kiosk.model import Credential
+
+    entry = {**test(hours_ago=5), "tr": tr}
+    credential = Credential(scheme="dcc", name="Nguyễn Bảo Duy", claims={"type": "t", "entry": entry})
+    assert decide(credential, builtin_rules("supermarket"), now=NOW).reason.value == want
