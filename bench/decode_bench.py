@@ -2,7 +2,10 @@
 
 Data: the shared real photos (qr-photos, 97 images with expected text) at 0/90/180/270
 degrees, and a synthetic gate-camera set (kiosk.demo.frames) with named conditions.
-Engines: plain zxing-cpp, plain pyzbar, OpenCV's QRCodeDetector, and the chain
+A third set: single frames of held-out gate sequences (bench/sequences.py; entry blur,
+hand shake, dark mode, glare, low light, moire, tilt, far and dense codes, ID cards).
+Engines: plain zxing-cpp, plain pyzbar, OpenCV's QRCodeDetector, the chain as it was
+before the stream decoder (chain-before, bench/baseline.py) and the chain
 (kiosk.scanner.decoder.Decoder with the default config). Per engine and data set: reads,
 misreads (a code whose text is not the expected one), false positives (codes on frames
 with no code), median and p95 milliseconds per frame, and ratios against plain zxing-cpp.
@@ -26,6 +29,7 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 ROTATIONS = (0, 90, 180, 270)
 # qrcode-2/13.png is labelled "photograph" but encodes "photography" (zxing-cpp and zbar
@@ -100,6 +104,21 @@ def engine_opencv() -> Callable:
     return read
 
 
+def engine_before() -> Callable | None:
+    """The chain as it was before the stream decoder (bench/baseline.py), or None."""
+    from baseline import load_before
+    from kiosk.config import DecoderConfig
+
+    before = load_before()
+    if before is None:
+        return None
+    decoder = before.Decoder(DecoderConfig())
+
+    def read(img):
+        return [(c.text, c.raw) for c in decoder.decode(img).codes]
+    return read
+
+
 def engine_chain() -> Callable:
     from kiosk.config import load_config
     from kiosk.scanner.decoder import Decoder
@@ -134,6 +153,15 @@ def photo_cases(root: Path, rotations=ROTATIONS) -> list[Case]:
             cases.append(Case(f"{name}@{deg}", f"photos@{deg}", img, text if text is not None else "", raw,
                               LABEL_ERRORS.get(name)))
     return cases
+
+
+def sequence_cases(per_condition: int, seed: int) -> list[Case]:
+    """Single frames of held-out gate sequences (bench/sequences.py, 640x480): a frame of
+    the lift for entry-blur, any held frame otherwise."""
+    from sequences import single_frames
+
+    return [Case(f"seq/{cond}/{i}", cond, img, payload)
+            for i, (cond, payload, img) in enumerate(single_frames(per_condition, seed=seed))]
 
 
 def synth_cases(per_kind: int, seed: int) -> list[Case]:
@@ -206,11 +234,17 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-opencv", action="store_true", help="skip OpenCV's QRCodeDetector (the slowest)")
     ap.add_argument("--no-photos", action="store_true")
+    ap.add_argument("--no-before", action="store_true", help="skip the chain as it was before the stream decoder")
+    ap.add_argument("--per-condition", type=int, default=30,
+                    help="held-out sequence frames per condition (default 30)")
     args = ap.parse_args(argv)
 
     engines = {"zxing-cpp": engine_zxing(), "pyzbar": engine_pyzbar()}
     if not args.no_opencv:
         engines["opencv"] = engine_opencv()
+    before = None if args.no_before else engine_before()
+    if before is not None:
+        engines["chain-before"] = before
     engines["chain"] = engine_chain()
     for read in engines.values():  # warm up lazy imports and first-call setup
         import numpy as np
@@ -228,6 +262,9 @@ def main(argv=None) -> int:
                          score_all(engines, photos)))
         upright = [c for c in photos if c.group == "photos@0"]
         out.append(table("Real photos, upright only", score_all(engines, upright)))
+    seq = sequence_cases(args.per_condition, 1000 + args.seed)
+    out.append(table(f"Held-out gate sequence frames (bench/sequences.py, 640x480, {args.per_condition} per "
+                     f"condition, seeds from {1000 + args.seed})", score_all(engines, seq)))
     started = time.perf_counter()
     synth = synth_cases(args.per_kind, args.seed)
     render_s = time.perf_counter() - started

@@ -24,11 +24,8 @@ Readers, in the same run, each on every sequence, interleaved sequence by sequen
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,10 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from baseline import load_before  # noqa: E402
 from sequences import CONDITIONS, FPS, make_sequence  # noqa: E402
 
-#: The last commit before the stream decoder: its chain is the "before" baseline.
-BEFORE_REV = "3d0f580"
 #: A person not read this long after the code came into view counts as not read.
 GIVE_UP_S = 1.2
 
@@ -62,22 +58,6 @@ class Tally:
 
     def read(self, cond=None):
         return [p for p in self.people if p.condition != "no-code" and (cond is None or p.condition == cond)]
-
-
-def load_before():
-    """The decoder module as it was at BEFORE_REV (None when git cannot show it)."""
-    try:
-        text = subprocess.run(["git", "show", f"{BEFORE_REV}:kiosk/scanner/decoder.py"], cwd=ROOT,
-                              capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    path = Path(tempfile.mkdtemp()) / "decoder_before.py"
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location("decoder_before", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["decoder_before"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class Reader:

@@ -121,7 +121,8 @@ class CameraSource(Source):
         self.skipped = 0
         self._cap = None
         self._is_file = False
-        self._next_due = 0.0
+        self._started = 0.0   # a file: when its frame 0 was due
+        self._position = 0    # a file: the index of the frame its next read() returns
 
     def _open(self) -> None:
         import cv2
@@ -145,7 +146,8 @@ class CameraSource(Source):
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
             self._apply_controls(cap)
         self._cap = cap
-        self._next_due = self._clock()
+        self._started = self._clock()
+        self._position = 0
 
     def _apply_controls(self, cap: Any) -> None:
         import cv2
@@ -161,18 +163,19 @@ class CameraSource(Source):
 
     def _read_item(self, timeout: float) -> Frame | None:
         if self._is_file:
-            # A file reads as fast as the disk; pace it like the camera it stands in for,
-            # and drop the frames a live sensor would have overwritten meanwhile.
-            if not self._wait_until(self._next_due, timeout):
+            # A file reads as fast as the disk; pace it like the camera it stands in for:
+            # frame k is due at open + k / fps. A reader that falls behind gets the newest
+            # due frame, the ones before it are grabbed and dropped, as a live sensor
+            # would have overwritten them; the schedule never drifts.
+            if not self._wait_until(self._started + self._position / self.fps, timeout):
                 return None
-            period = 1.0 / self.fps
-            late = self._clock() - self._next_due
-            while late >= period:
+            newest = int((self._clock() - self._started) * self.fps)
+            while self._position < newest:
                 if not self._cap.grab():
                     raise OSError(5, "no frame: unplugged, or end of a video file")
                 self.skipped += 1
-                late -= period
-            self._next_due = self._clock() - late + period
+                self._position += 1
+            self._position += 1
         ok, image = self._cap.read()
         if not ok or image is None:
             raise OSError(5, "no frame: unplugged, or end of a video file")

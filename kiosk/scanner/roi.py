@@ -34,6 +34,8 @@ __all__ = ["Box", "LADDER", "locate", "crop", "run_ladder"]
 
 #: Texture is measured on a copy this many times smaller (cheap, and averages noise away).
 TEXTURE_SHRINK = 4
+#: Wider frames are halved (area average) before their texture is measured.
+TEXTURE_MAX_WIDTH = 720
 #: A region smaller than this (pixels of the full frame, per side) holds no readable QR.
 MIN_BOX_SIDE = 40
 #: Margin added around a located region (share of its side): the quiet zone and the
@@ -82,17 +84,25 @@ def locate(grey: "np.ndarray", failed: Sequence[Sequence[tuple[float, float]]] =
 
     shape = grey.shape
     boxes = [_from_points(pts).grown(BOX_MARGIN, shape) for pts in failed]
+    # Camera frames above TEXTURE_MAX_WIDTH are measured on an area-averaged copy (a
+    # 720p frame costs what a 640x480 one does; modules of 2 px still leave edges).
+    scale = 1
+    while grey.shape[1] // scale > TEXTURE_MAX_WIDTH:
+        scale *= 2
+    work = grey if scale == 1 else cv2.resize(grey, (grey.shape[1] // scale, grey.shape[0] // scale),
+                                              interpolation=cv2.INTER_AREA)
     s = TEXTURE_SHRINK
-    if min(shape) // s < 8:
+    if min(work.shape) // s < 8:
         return boxes
     # Edge density at full resolution, then averaged over cells: modules of 2-3 px make
     # edges everywhere in the code; a phone's outline is a thin line that averages away.
     # The light smoothing first takes most sensor noise out of a dark frame.
-    soft = cv2.GaussianBlur(grey, (0, 0), 1.0)
+    soft = cv2.GaussianBlur(work, (0, 0), 1.0) if scale == 1 else work
     edges = cv2.convertScaleAbs(cv2.Sobel(soft, cv2.CV_16S, 1, 0, ksize=3)) // 2 + \
         cv2.convertScaleAbs(cv2.Sobel(soft, cv2.CV_16S, 0, 1, ksize=3)) // 2
-    small = cv2.resize(edges, (shape[1] // s, shape[0] // s), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(edges, (work.shape[1] // s, work.shape[0] // s), interpolation=cv2.INTER_AREA)
     energy = cv2.boxFilter(small.astype(np.float32), -1, (5, 5))
+    s *= scale
     # Relative to the frame itself, so a dim frame's code stands out as well as a bright one's.
     peak = float(energy.max())
     if peak < 4.0:

@@ -1,9 +1,9 @@
 """The decoder for a live camera: the plain engine on every frame, the heavy work beside it.
 
 `StreamDecoder.feed(frame)` runs zxing-cpp on the whole frame in the caller's thread and
-returns at once (about 1-3 ms on 640x480-1280x720). When it reads nothing, the frame's
-regions of interest (where zxing-cpp located a code it could not decode, or where the
-frame's texture looks like a code) are handed to one worker thread, which runs the
+returns at once (about 1-3 ms on 640x480-1280x720). When it reads nothing, the frame
+goes to one worker thread, which finds its regions of interest (where zxing-cpp located
+a code it could not decode, or where the frame's texture looks like a code) and runs the
 enhancement ladder (kiosk.scanner.roi.LADDER: binarizers, upscaling, contrast, averaging
 of the last few ROIs, Wiener deconvolution) on them. The worker takes only the newest
 job when it comes free: jobs that arrive while it is busy replace the waiting one and
@@ -86,8 +86,8 @@ class StreamStats:
 class _Job:
     frame: int
     grey: "np.ndarray"
-    boxes: list
-    history: dict       # box index -> earlier crops of the same region
+    failed: list        # corners of codes zxing-cpp located but could not decode
+    history: list       # the frames before it, oldest first (for averaging)
 
 
 class StreamDecoder:
@@ -141,9 +141,8 @@ class StreamDecoder:
                 self._generation += 1       # a verified read: the worker's job is moot
                 self._job = None
         elif self._worker is not None:
-            boxes = roi_mod.locate(grey, failed)
-            if boxes:
-                self._submit(_Job(index, grey, boxes, {}))
+            # Locating and cropping happen in the worker too: this thread only reads.
+            self._submit(_Job(index, grey, failed, [g for _, g in self._history]))
         self._history.append((index, grey))
         ms = (self._clock() - started) * 1000.0
         found = self._take_found()
@@ -194,9 +193,6 @@ class StreamDecoder:
             raise DeviceClosed("stream decoder is closed")
 
     def _submit(self, job: _Job) -> None:
-        # Earlier crops of the same regions, for averaging (cheap: views until cropped).
-        for k, box in enumerate(job.boxes):
-            job.history[k] = [roi_mod.crop(g, box) for _, g in self._history]
         with self._cond:
             if self._job is not None:
                 self.stats.roi_skipped += 1
@@ -244,8 +240,11 @@ class StreamDecoder:
         def stop() -> bool:
             return self._closed or self._generation != generation
 
-        for k, box in enumerate(job.boxes):
-            codes = roi_mod.run_ladder(roi_mod.crop(job.grey, box), job.history.get(k, ()), d.read_zxing,
+        for box in roi_mod.locate(job.grey, job.failed):
+            if stop():
+                return []
+            history = [roi_mod.crop(g, box) for g in job.history]
+            codes = roi_mod.run_ladder(roi_mod.crop(job.grey, box), history, d.read_zxing,
                                        steps=self._steps, should_stop=stop,
                                        zbar=d.read_zbar if "zbar" in d.engines else None)
             if codes:
