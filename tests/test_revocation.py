@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from collector.publish import publish, revoke
-from collector_helpers import PUBLISHER, PUBLISHER_KEY, RunningCollector, open_store
+from collector_helpers import ENGINES, PUBLISHER, PUBLISHER_KEY, RunningCollector, open_store
 from faultproxy import FaultProxy
 from kiosk.checks import revocation
 from kiosk.checks.trust import KIND_DSC, TrustStore, trust_entry
@@ -40,14 +40,14 @@ def _dcc(key, kid, uvci: str) -> str:
     return make_dcc(key, kid, now=NOW, name=("Trần", "Thị Bình"), dob="1985-05-05", kind="v", entry=entry)
 
 
-@pytest.fixture
-def setup(tmp_path):
+@pytest.fixture(params=ENGINES)
+def setup(request, tmp_path):
     from kiosk.demo.material import make_dsc
 
     dsc_key = ec.generate_private_key(ec.SECP256R1())
     der = make_dsc(dsc_key, now=NOW).public_bytes(Encoding.DER)
     kid = b"V" + der[-7:]
-    store = open_store("sqlite", tmp_path)
+    store = open_store(request.param, tmp_path)
     with RunningCollector(store) as collector:
         publish(store, "trust", json.dumps([trust_entry(kid, KIND_DSC, der)]).encode(), key=PUBLISHER, now=NOW)
         cfg = load_config(None, search=False, overrides={
@@ -91,7 +91,7 @@ def test_a_certificate_revoked_at_the_collector_fails_on_a_running_kiosk_after_o
 
         key_file.write_bytes(private_key_pem(PUBLISHER))
         proc = subprocess.run([sys.executable, "-m", "collector.cli", "revoke", str(lines), "--key", str(key_file),
-                               "--db", collector.store.url.replace("sqlite+pysqlite", "sqlite")],
+                               "--db", collector.store.engine.url.render_as_string(hide_password=False)],
                               capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert proc.returncode == 0, proc.stderr
         assert "revoked 2 hashes" in proc.stdout
