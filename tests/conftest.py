@@ -34,3 +34,15 @@ def testdata() -> Path:
 @pytest.fixture
 def journal_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "journal.db"
+
+
+@pytest.fixture
+def scanner_pty():
+    """A pty pair standing in for a serial QR scanner: write lines to `master`; the
+    kiosk opens the returned port name."""
+    import pty
+
+    master, slave = pty.openpty()
+    yield master, os.ttyname(slave)
+    os.close(master)
+    os.close(slave)

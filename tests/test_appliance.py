@@ -34,16 +34,6 @@ from kiosk.model import utcnow
 SAFETY_S = 30.0
 
 
-@pytest.fixture
-def scanner_pty():
-    import pty
-
-    master, slave = pty.openpty()
-    yield master, os.ttyname(slave)
-    os.close(master)
-    os.close(slave)
-
-
 def _cfg(journal_path: Path, port: str, config_file: Path | None = None, **extra):
     overrides = {"journal.path": str(journal_path), "scanner.kind": "serial", "scanner.serial_port": port,
                  "display.backend": "headless", "pins.backend": "mock", "display.verdict_seconds": 0.5,

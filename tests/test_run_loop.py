@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pty
 import threading
 import time
 
@@ -15,14 +14,6 @@ from kiosk.checks.trust import TrustStore
 from kiosk.config import load_config
 from kiosk.journal import Journal
 from kiosk.model import utcnow
-
-
-@pytest.fixture
-def scanner_pty():
-    master, slave = pty.openpty()
-    yield master, os.ttyname(slave)
-    os.close(master)
-    os.close(slave)
 
 
 def make_cfg(journal_path, port, **extra):
