@@ -24,6 +24,10 @@ __all__ = ["render", "chart", "COLOURS", "OUTCOME_WORDS"]
 #: Verdict colours, the kiosk's own lights: green pass, red fail, amber review.
 COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "review": "#f9a825"}
 OUTCOME_WORDS = {"pass": "Đạt / Pass", "fail": "Không đạt / Fail", "review": "Xem xét / Review"}
+#: collector.venues.VENUE_TYPES in Vietnamese (English is the code itself).
+TYPE_WORDS = {"hospital": "Bệnh viện", "clinic": "Phòng khám", "supermarket": "Siêu thị", "market": "Chợ",
+              "school": "Trường học", "hotel": "Khách sạn", "restaurant": "Nhà hàng", "transport": "Giao thông",
+              "office": "Văn phòng", "factory": "Nhà máy", "government": "Cơ quan nhà nước", "other": "Khác"}
 #: Chart geometry (pixels): 24 labelled bars with a y axis on a laptop screen.
 CHART_W, CHART_H = 760, 240
 PAD_L, PAD_R, PAD_T, PAD_B = 48, 12, 14, 40
@@ -193,7 +197,7 @@ def render(report: DailyReport, *, deliveries: Iterable[Mapping[str, Any]] = (),
     venue_rows = []
     for v in report.venues:
         name = e(v.name) if v.name else f'<span class="muted">{e(UNREGISTERED)}</span>'
-        venue_rows.append(f"<tr><td>{name}<br><code>{e(v.venue_code)}</code></td><td>{e(v.type or '—')}</td>"
+        venue_rows.append(f"<tr><td>{name}<br><code>{e(v.venue_code)}</code></td><td>{e(TYPE_WORDS.get(v.type, v.type)) + ' / ' + e(v.type) if v.type else '—'}</td>"
                           f"<td>{e(v.commune or '—')}, {e(v.district or '—')}</td>{_counts(v)}"
                           f"<td class=\"reasons\">{_reasons(v.fails_by_reason)}</td>"
                           f"<td class=\"reasons\">{_reasons(v.reviews_by_reason)}</td></tr>")
@@ -210,7 +214,8 @@ body{{font-family:"Noto Sans","DejaVu Sans",sans-serif;margin:1.5em;color:#222;m
 h1{{margin:.2em 0}} h2{{margin-top:1.6em;border-bottom:2px solid #ddd}}
 table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #bbb;padding:4px 9px;text-align:right;vertical-align:top}}
 th{{background:#f2f2f2}} td:first-child,td.reasons,th:first-child{{text-align:left}}
-#venues td:nth-child(2),#venues td:nth-child(3),#kiosks td,#deliveries td,#areas td:nth-child(2){{text-align:left}}
+#venues td:nth-child(2),#venues td:nth-child(3),#kiosks td,#kiosks th,#deliveries td,#deliveries th,#areas td:nth-child(2),
+#roster td:nth-child(2){{text-align:left}}
 code{{color:#666;font-size:85%}} .muted{{color:#888}}
 .meta{{color:#444}} nav{{display:flex;gap:1.2em;align-items:center;margin:.6em 0}} nav form{{margin:0}}
 .cards{{display:flex;flex-wrap:wrap;gap:.8em;margin:1em 0}}

@@ -124,7 +124,7 @@ td,th{{border:1px solid #bbb;padding:4px 8px;text-align:left}} th{{background:#f
 <fieldset><legend>Ca bệnh / The case</legend>
 <label>Số CCCD / ID number <input name="id_number" inputmode="numeric" pattern="[0-9]{{12}}" value="{v('id_number')}"></label>
 <label>hoặc mã / or subject key <input name="subject" placeholder="dcc:URN:UVCI:..." value="{v('subject')}"></label></fieldset>
-<fieldset><legend>hoặc địa điểm và thời gian / or a venue and a time</legend>
+<fieldset><legend>hoặc địa điểm và thời gian / or a venue and a time (với ca bệnh: ngày được ghi nhận / with a case: when it was seen)</legend>
 <label>Mã địa điểm / Venue code <input name="venue" value="{v('venue')}"></label>
 <label>Thời gian (giờ VN) / Time (Vietnam) <input type="datetime-local" name="at" value="{v('at')}"></label></fieldset>
 <label>Khoảng ± phút / Window ± minutes <input type="number" name="window_minutes" min="1" max="1440" value="{v('window_minutes') or 60}"></label>

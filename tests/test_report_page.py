@@ -1,0 +1,130 @@
+"""The report page and the tracing page in a real browser (Playwright driving Debian's
+Chromium, the admin token as the Basic auth password): the totals, the chart split by
+verdict with its axes, the silent kiosk and the one whose clock is off, the date
+navigation and downloads; the tracing page finds the case's contacts and exports them.
+Screenshots go to $KIOSK_SCREENSHOTS (default: the system's temp folder) for review."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import tempfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import report_data as data
+from collector.app import create_app
+from collector.config import CollectorConfig
+from collector_helpers import ADMIN_TOKEN, RunningCollector, open_store
+
+CHROMIUM = os.environ.get("KIOSK_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(os.environ.get("KIOSK_SCREENSHOTS", tempfile.gettempdir()))
+
+
+def _browser_or_fail():
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        message = "Debian's chromium is not installed (scripts/setup.sh --dev)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture
+def collector(tmp_path):
+    store = open_store("sqlite", tmp_path)
+    data.fill(store)
+    with RunningCollector(store) as c:
+        yield c
+    store.close()
+
+
+@pytest.fixture
+def page(collector):
+    sync_api = _browser_or_fail()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(http_credentials={"username": "officer", "password": ADMIN_TOKEN},
+                                      viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def test_the_page_shows_totals_chart_and_silent_kiosks(collector, page):
+    page.goto(f"{collector.url}/v1/reports/daily?date=2026-03-02")
+    totals = page.locator("#totals")
+    assert totals.locator(".card").first.inner_text().split("\n")[-1] == str(data.TOTAL["entries"])
+    text = totals.inner_text()
+    for label, key in (("Đạt / Pass", "passes"), ("Không đạt / Fail", "fails"), ("Xem xét / Review", "reviews")):
+        assert f"{label}\n{data.TOTAL[key]}" in text
+    # The province's chart: stacked bars in the verdict colours, with both axes labelled,
+    # really drawn (a box with a size), 08:00 holding the morning's five entries.
+    chart = page.locator("svg.chart").first
+    box = chart.bounding_box()
+    assert box and box["width"] > 600 and box["height"] > 200
+    assert chart.locator("rect.bar-pass").count() >= 3 and chart.locator("rect.bar-fail").count() == 2
+    assert chart.locator("rect.bar-review").count() == 2
+    assert "Hour (Vietnam time)" in chart.inner_html() and "Entries" in chart.inner_html()
+    assert "<title>08:00 — 5</title>" in chart.inner_html()
+    # The kiosks to look at: the silent one and the one whose clock runs ahead.
+    kiosks = page.locator("#kiosks").inner_text()
+    assert data.SILENT in kiosks and "no upload today" in kiosks
+    assert data.CLOCK_AHEAD in kiosks and "10 min ahead" in kiosks
+    venues = page.locator("#venues").inner_text()
+    assert "Bệnh viện Chợ Rẫy" in venues and "Chợ Bến Thành" in venues and "not registered" in venues
+    assert "Phường 12" in page.locator("#areas").inner_text()
+    page.screenshot(path=str(SHOTS / "report-page.png"), full_page=True)
+    # Date navigation: the previous day, then the picker back to 2026-03-02.
+    page.click("a[rel=prev]")
+    assert "Daily report 2026-03-01" in page.title()
+    page.fill("input[type=date]", "2026-03-02")
+    page.click("nav button[type=submit]")
+    assert "Daily report 2026-03-02" in page.title()
+    with page.expect_download() as dl:
+        page.click("text=XLSX (Excel)")
+    assert dl.value.suggested_filename == "daily-2026-03-02.xlsx"
+
+
+def test_the_tracing_page_finds_the_cases_contacts_and_exports_them(collector, page):
+    page.goto(f"{collector.url}/v1/reports/daily?date=2026-03-02")
+    page.click("text=Truy vết / Contact tracing")
+    page.fill("input[name=id_number]", data.CASE_ID)
+    page.fill("input[name=at]", "2026-03-02T08:00")  # the day the case was seen (else: the last 21 days)
+    page.fill("input[name=window_minutes]", "30")
+    page.click("button[type=submit]")
+    table = page.locator("#contacts")
+    rows = table.locator("tbody tr")
+    # The case at 08:10 and everyone at Chợ Rẫy from 07:40 to 08:40: five entries.
+    assert rows.count() == 5
+    assert "Bệnh viện Chợ Rẫy" in table.inner_text() and "Trần T*** B" in table.inner_text()
+    assert table.locator("tr.case").count() == 1 and "2026-03-02 08:10:00" in table.locator("tr.case").inner_text()
+    page.screenshot(path=str(SHOTS / "tracing-page.png"), full_page=True)
+    with page.expect_download() as dl:
+        page.click("text=CSV")
+    exported = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text(encoding="utf-8"))))
+    assert len(exported) == 5 and sum(r["is_case"] == "yes" for r in exported) == 1
+    # A malformed ID number is an answer on the page, not a crash.
+    page.goto(f"{collector.url}/v1/reports/tracing?id_number=12345")
+    assert "12 digits" in page.locator(".error").inner_text()
+
+
+def test_without_a_date_the_report_is_today_in_vietnam(tmp_path):
+    """23:30 UTC on 2026-03-01 is 06:30 on 2026-03-02 in Vietnam."""
+    store = open_store("sqlite", tmp_path)
+    data.fill(store)
+    clock = lambda: datetime(2026, 3, 1, 23, 30, tzinfo=timezone.utc)  # noqa: E731
+    client = TestClient(create_app(store, CollectorConfig(db_url=store.url, admin_token=ADMIN_TOKEN), clock=clock))
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    page = client.get("/v1/reports/daily", headers=auth)
+    assert page.status_code == 200 and "Daily report 2026-03-02" in page.text
+    assert client.get("/v1/reports/daily.csv", headers=auth).headers["content-disposition"].endswith('2026-03-02.csv"')
+    tracing = client.get("/v1/reports/tracing", headers=auth, params={"id_number": data.CASE_ID})
+    assert tracing.status_code == 200 and tracing.headers["cache-control"] == "no-store"
+    assert client.get("/v1/reports/tracing", params={"id_number": data.CASE_ID}).status_code == 401
+    store.close()
