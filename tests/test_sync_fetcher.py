@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from collector_helpers import PUBLISHER_KEY, RunningCollector, open_store, publish_raw
+from kiosk.checks.denylist import MIN_N, make_denylist, subject_denied
 from kiosk.checks.trust import TrustStore, trust_entry
 from kiosk.journal import Journal
 from kiosk.sync import Fetcher
@@ -66,12 +67,12 @@ def test_documents_are_fetched_once_then_304_until_they_change(collector, journa
     clock = [T0]
     _publish(collector, "trust", _trust_list(2))
     _publish(collector, "rules", b'venue_type = "hospital"\n[dcc]\nmin_days_after_dose = 21\n', "application/toml")
-    _publish(collector, "denylist", json.dumps([{"hash": "ab" * 32, "note": "fake certificate"}]).encode())
+    _publish(collector, "denylist", make_denylist([("cccd:079190000001", "fake certificate")], n=MIN_N))
     with _fetcher(collector, journal, clock=lambda: clock[0]) as f:
         assert _some(f.fetch_all()) == {"trust": "updated", "rules": "updated", "denylist": "updated",
                                         "revocations": "absent"}
         trust = TrustStore(journal)
-        assert trust.keys_for(b"\x01" * 8) and trust.is_denied("ab" * 32)
+        assert trust.keys_for(b"\x01" * 8) and subject_denied(trust, "cccd:079190000001")
         assert "min_days_after_dose = 21" in journal.get_state(RULES_KEY)
         assert set(journal.get_json(ETAGS_KEY)) == {"trust", "rules", "denylist"}
 
@@ -81,14 +82,15 @@ def test_documents_are_fetched_once_then_304_until_they_change(collector, journa
         # A 304 does not make the list look fresh: its age counts from when it was signed.
         assert TrustStore(journal).age(clock[0]) == timedelta(days=2)
 
-        _publish(collector, "denylist", json.dumps(["cd" * 32]).encode())
+        _publish(collector, "denylist", make_denylist(["cccd:079190000002"], n=MIN_N))
         assert f.fetch("denylist") == "updated"
     trust = TrustStore(journal)
-    assert trust.is_denied("cd" * 32) and not trust.is_denied("ab" * 32)  # swapped whole
+    # Swapped whole (a new list, a new salt):
+    assert subject_denied(trust, "cccd:079190000002") and not subject_denied(trust, "cccd:079190000001")
 
 
 def test_a_bad_document_is_refused_and_the_good_one_stays(collector, journal):
-    _publish(collector, "denylist", json.dumps(["ab" * 32]).encode())
+    _publish(collector, "denylist", make_denylist(["cccd:079190000001"], n=MIN_N))
     _publish(collector, "trust", _trust_list(1))
     with _fetcher(collector, journal) as f:
         f.fetch_all()
@@ -99,7 +101,7 @@ def test_a_bad_document_is_refused_and_the_good_one_stays(collector, journal):
         results = f.fetch_all()
     assert results["denylist"].startswith("error:") and "not a hex hash" in results["denylist"]
     assert results["trust"].startswith("error:") and results["rules"].startswith("error:")
-    assert TrustStore(journal).is_denied("ab" * 32)
+    assert subject_denied(TrustStore(journal), "cccd:079190000001")
     assert TrustStore(journal).keys_for(b"\x00" * 8)
     assert journal.get_state(RULES_KEY) is None
     assert journal.get_json(ETAGS_KEY) == etags  # so the next round fetches again
