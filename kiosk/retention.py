@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.config import Config
-from kiosk.errors import JournalError
 from kiosk.health import disk_space
 from kiosk.journal import Journal
 

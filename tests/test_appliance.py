@@ -18,7 +18,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from kiosk import appliance, provision
