@@ -129,9 +129,12 @@ def _device_from_header(request: Request) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorised("a device token is required (Authorization: Bearer ...)")
+    if "collector.device" in request.scope:  # checked before the body was read
+        return request.scope["collector.device"]
     device = request.app.state.store.device_for_token(token.strip())
     if device is None:
         raise _unauthorised("unknown or revoked device token")
+    request.scope["collector.device"] = device
     return device
 
 

@@ -11,8 +11,8 @@ PostgreSQL wants the partition key in every unique index, so on PostgreSQL the e
 primary key is (id, scanned_at). A kiosk resends an entry with the scanned_at it was
 journalled with (both are fixed at scan time), so the dedupe is the same.
 
-Partitions are made when an upload needs them (`ensure_days`, one catalogue lookup per
-batch, no memory in the process), so any number of server processes can insert.
+Partitions are made when an upload needs them (`ensure_days`: a catalogue lookup, at most
+once a minute per day and process), so any number of server processes can insert.
 
     >>> partition_name("2026-03-02")
     'entries_p20260302'
@@ -22,6 +22,7 @@ batch, no memory in the process), so any number of server processes can insert.
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 
@@ -29,9 +30,15 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 __all__ = ["create_entries", "ensure_days", "drop_days_before", "partition_name", "local_day_bounds",
-           "is_partitioned", "list_partitions", "day_bounds_clause", "PARTITION_PREFIX"]
+           "is_partitioned", "list_partitions", "day_bounds_clause", "forget_known",
+           "is_missing_partition", "PARTITION_PREFIX"]
 
 PARTITION_PREFIX = "entries_p"
+#: A partition seen to exist is not looked up again for this long. Only a hint that saves
+#: a catalogue lookup per upload: nothing depends on it (an insert into a day dropped
+#: meanwhile fails with "no partition", and the Store forgets the hint and retries).
+KNOWN_FOR_S = 60.0
+_KNOWN: dict[str, dict[str, float]] = {}
 #: Vietnam's offset (no daylight saving since 1975): local days are the report days.
 LOCAL_OFFSET = timedelta(hours=7)
 
@@ -83,12 +90,18 @@ def ensure_days(engine: sa.Engine, days: Iterable[str]) -> list[str]:
     if engine.dialect.name != "postgresql":
         return []
     names = {partition_name(d): d for d in days}
+    known = _KNOWN.setdefault(_key(engine), {})
+    now = time.monotonic()
+    names = {n: d for n, d in names.items() if known.get(n, -KNOWN_FOR_S) < now - KNOWN_FOR_S}
+    if not names:
+        return []
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT n, to_regclass(n) IS NOT NULL, "
             "(SELECT relkind FROM pg_class WHERE oid = to_regclass('entries')) "
             "FROM unnest(CAST(:names AS text[])) AS n"), {"names": list(names)}).all()
     missing = [n for n, exists, kind in rows if not exists and kind == "p"]
+    known.update({n: now for n, exists, _ in rows if exists})
     made = []
     for name in missing:
         start, end = local_day_bounds(date.fromisoformat(names[name]))
@@ -98,12 +111,28 @@ def ensure_days(engine: sa.Engine, days: Iterable[str]) -> list[str]:
                     f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF entries '
                     f"FOR VALUES FROM ('{start.isoformat(' ')}') TO ('{end.isoformat(' ')}')"))
             made.append(name)
+            known[name] = now
         except sa.exc.DBAPIError:
             # Another process made it between our lookup and our CREATE: it exists now.
             with engine.connect() as conn:
                 if conn.execute(sa.text("SELECT to_regclass(:n)"), {"n": name}).scalar() is None:
                     raise
     return made
+
+
+def is_missing_partition(exc: BaseException) -> bool:
+    """PostgreSQL's "no partition of relation ... found for row" (SQLSTATE 23514)."""
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None) == "23514" and "no partition" in str(orig)
+
+
+def forget_known(engine: sa.Engine) -> None:
+    """Drop the hint of which partitions exist (after a 'no partition for row' error)."""
+    _KNOWN.pop(_key(engine), None)
+
+
+def _key(engine: sa.Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
 
 
 def list_partitions(engine: sa.Engine) -> list[str]:
@@ -133,6 +162,7 @@ def drop_days_before(engine: sa.Engine, entries: sa.Table, day: date) -> int:
     with engine.begin() as conn:
         for name in old:
             conn.execute(sa.text(f'DROP TABLE "{name}"'))
+    forget_known(engine)
     return len(old)
 
 

@@ -400,7 +400,19 @@ class Store:
         # PostgreSQL (collector.partitions); a resent entry carries both unchanged.
         stmt = self._insert(entries).on_conflict_do_nothing()
         ids = [v["id"] for v in values]
-        partitions.ensure_days(self.engine, {v["day_local"] for v in values})
+        days = {v["day_local"] for v in values}
+        partitions.ensure_days(self.engine, days)
+        try:
+            accepted = self._insert_counted(stmt, values, ids, ingest_id)
+        except sa.exc.IntegrityError as exc:
+            if not partitions.is_missing_partition(exc):
+                raise
+            partitions.forget_known(self.engine)  # a day dropped by retention since we looked
+            partitions.ensure_days(self.engine, days)
+            accepted = self._insert_counted(stmt, values, ids, ingest_id)
+        return BatchResult(accepted=accepted, duplicates=len(values) - accepted)
+
+    def _insert_counted(self, stmt: Any, values: list[dict[str, Any]], ids: list[str], ingest_id: str) -> int:
         with self.engine.begin() as conn:
             conn.execute(stmt, values)
             # Count what this transaction inserted: rows carrying our ingest id. Exact even
@@ -410,7 +422,7 @@ class Store:
             for i in range(0, len(ids), ID_CHUNK):
                 accepted += conn.execute(sa.select(sa.func.count()).select_from(entries).where(
                     entries.c.id.in_(ids[i:i + ID_CHUNK]), entries.c.ingest_id == ingest_id)).scalar()
-        return BatchResult(accepted=accepted, duplicates=len(values) - accepted)
+        return accepted
 
     def count_entries(self, *, device_id: str | None = None) -> int:
         q = sa.select(sa.func.count()).select_from(entries)
@@ -427,6 +439,10 @@ class Store:
     def tracing_key(self) -> str:
         """This collector's tracing key (hex), made on first use; concurrent first uses
         agree on one."""
+        with self.engine.connect() as conn:  # the common case: one read, no write transaction
+            key = conn.execute(sa.select(settings.c.value).where(settings.c.name == TRACING_KEY)).scalar()
+        if key is not None:
+            return key
         with self.engine.begin() as conn:
             stmt = self._insert(settings).values(name=TRACING_KEY, value=secrets.token_hex(TRACING_KEY_BYTES))
             conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))

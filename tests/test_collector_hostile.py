@@ -299,3 +299,43 @@ def test_an_admin_token_under_32_characters_is_a_config_error(tmp_path, token):
     with pytest.raises(CollectorConfigError, match="COLLECTOR_ADMIN_TOKEN"):
         load(None, env={"COLLECTOR_ADMIN_TOKEN": token})
     assert load(None, env={"COLLECTOR_ADMIN_TOKEN": "a" * 32}).admin_token == "a" * 32
+
+
+# --- publishing: a document a kiosk would refuse is never published ---------------------
+
+def _kiosk_takes(name: str, body: bytes) -> bool:
+    """Would a kiosk take this document in (its own parsers, as kiosk.sync.fetcher runs them)?"""
+    from kiosk.checks.rules import FETCHED_WHERE, parse_rules_text
+    from kiosk.checks.trust import parse_list
+    from kiosk.sync.fetcher import parse_denylist
+
+    try:
+        {"trust": parse_list, "denylist": parse_denylist,
+         "rules": lambda b: parse_rules_text(b.decode("utf-8"), FETCHED_WHERE, None)}[name](body)
+    except (ValueError, UnicodeDecodeError):  # TrustError and ConfigError are ValueErrors
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name, body", [
+    ("trust", b"{}"), ("trust", b"not json"), ("trust", b'{"certificates": 3}'),
+    ("rules", b"[]"), ("rules", b'{"doses": 2}'), ("rules", b"\xff"),
+    ("denylist", b"{}"), ("denylist", b"not json"), ("denylist", b'["not-hex"]'),
+])
+def test_put_refuses_a_document_every_kiosk_would_refuse(tmp_path, name, body):
+    from collector import cli
+
+    assert not _kiosk_takes(name, body)
+    key = tmp_path / "publisher.pem"
+    assert cli.main(["publisher-keygen", "--out", str(key), "--db", f"sqlite:///{tmp_path / 'c.db'}"]) == 0
+    store = open_store("sqlite", tmp_path)
+    with RunningCollector(store, publisher_key_file=str(key)) as c:
+        r = requests.put(f"{c.url}/v1/{name}", data=body, timeout=10,
+                         headers={**ADMIN, "Content-Type": "application/json"})
+        assert 400 <= r.status_code < 500 and r.json()["detail"]
+        assert store.document(name) is None
+        # What a kiosk takes (empty rules mean the defaults) is published.
+        assert _kiosk_takes("rules", b"{}")
+        assert requests.put(f"{c.url}/v1/rules", data=b"{}", timeout=10,
+                            headers={**ADMIN, "Content-Type": "application/json"}).status_code == 204
+    store.close()

@@ -97,3 +97,38 @@ def test_processes_racing_to_make_one_new_day_all_succeed():
 
 def test_a_report_for_a_far_day_is_empty_not_an_error(store):
     assert store.day_counts(date(9999, 12, 31)) == [] and store.day_counts(date(1, 1, 1)) == []
+
+
+def test_collector_retention_drop_days_drops_old_partitions(capsys):
+    from collector import cli
+
+    store = open_store("postgresql", None)
+    try:
+        now = datetime.now(timezone.utc)
+        for days_ago in (40, 35, 3):
+            noon_local = (now - timedelta(days=days_ago)).replace(hour=5, minute=0)  # 12:00 in Vietnam
+            store.insert_batch(_rows(2, noon_local, timedelta(minutes=1)),
+                               batch_id=f"b{days_ago}", now=now)
+        assert len(partitions.list_partitions(store.engine)) == 3
+        assert cli.main(["retention", "--days", "21", "--drop-days", "30", "--db", store.url]) == 0
+        assert "dropped 2 day partitions" in capsys.readouterr().out
+        assert len(partitions.list_partitions(store.engine)) == 1 and store.count_entries() == 2
+    finally:
+        store.close()
+
+
+def test_an_upload_for_a_day_dropped_by_another_process_makes_the_day_again():
+    """Process A has seen day D's partition; process B drops it (retention); A's next
+    upload for D still lands (the missing partition is made again)."""
+    a = open_store("postgresql", None)
+    b = Store(a.url, create=False)
+    try:
+        at = datetime(2026, 3, 5, 5, 0, tzinfo=timezone.utc)
+        assert a.insert_batch(_rows(2, at, timedelta(minutes=1)), batch_id="1", now=at).accepted == 2
+        with b.engine.begin() as conn:  # as another process's retention would, unseen by this one
+            conn.execute(sa.text('DROP TABLE "entries_p20260305"'))
+        assert a.insert_batch(_rows(3, at, timedelta(minutes=1)), batch_id="2", now=at).accepted == 3
+        assert a.count_entries() == 3
+    finally:
+        b.close()
+        a.close()
