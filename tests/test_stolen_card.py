@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 import re
 import shutil
 import sqlite3
@@ -322,3 +323,34 @@ def test_doctor_says_why_a_kiosk_without_the_seal_key_will_not_start(tmp_path):
         "journal.seal_key": public})
     (check,) = [c for c in Doctor(sealed).run() if c.name == "sealing"]
     assert check.status == OK
+
+
+def test_kiosk_run_prints_and_logs_no_personal_data(tmp_path):
+    """`kiosk run` as systemd runs it (stdout and stderr go to journald): an ID card, a
+    passport, and a passport whose birth date the schema refuses (its check quoted it)."""
+    import subprocess
+    import sys
+
+    material = demo_material(T0)
+    (p,) = _people(1, 60)
+    family, _, rest = p["name"].partition(" ")
+    vac = {"tg": "840539006", "vp": "1119349007", "mp": "EU/1/20/1528", "ma": "ORG-100030215",
+           "dn": 2, "sd": 2, "dt": "2026-10-01", "co": "VN", "is": "Bộ Y tế Việt Nam", "ci": p["uvci"]}
+    now = datetime.now(timezone.utc)
+    bad_dob = "1990-13-45"
+    codes = [_day(material, [p], start=now)[0][1],
+             make_dcc(material.dsc_key, material.dsc_kid, now=now, name=(family, rest), dob=p["dob"], kind="v",
+                      entry=vac),
+             make_dcc(material.dsc_key, material.dsc_kid, now=now, name=(family, rest), dob=bad_dob, kind="v",
+                      entry=vac)]
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+    for json_flag in ([], ["--json"]):
+        run = subprocess.run(
+            [sys.executable, "-m", "kiosk.cli", "--set", f"device.state_dir={tmp_path}", "--set",
+             "scanner.kind=stdin", "--set", "pins.backend=mock", "run", "--headless", *json_flag,
+             "--max-scans", str(len(codes))], input="\n".join(codes) + "\n", capture_output=True,
+            text=True, env=env, timeout=120)
+        out = run.stdout + run.stderr
+        assert run.stdout.count("\n") >= len(codes), out
+        for secret in (p["id"], p["name"], p["dob"], p["dob_cccd"], p["uvci"], bad_dob, rest):
+            assert secret not in out, f"{secret!r} printed by kiosk run {json_flag}"

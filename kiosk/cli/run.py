@@ -44,6 +44,10 @@ def json_event(event: Event, label: str | None = None) -> None:
     out = event.verdict.as_dict()
     if label is not None:
         out["label"] = label
+    if isinstance(out.get("detail"), dict):
+        # A check's message may quote the value it refused (a birth date, a name): stdout
+        # goes to journald, so only where the check failed is printed, never what it read.
+        out["detail"] = {k: v for k, v in out["detail"].items() if k != "message"}
     out.update(id=event.entry.id if event.entry else None, logged=bool(event.entry and event.entry.logged),
                at=event.scan.at.isoformat(), engine=event.scan.engine)
     print_json(out)
