@@ -219,9 +219,11 @@ class Kiosk:
         self.faults.discard("disk_full")
         if event.entry is not None and event.entry.logged:
             self.logged += 1
-        if event.provisioning:
-            self.provisioner.submit(event.scan)  # applied beside the gate, never here
         self.events.put(event)
+        if event.provisioning:
+            # Applied beside the gate, never here; queued after its "pending" event, so
+            # the result always comes second on the screen.
+            self.provisioner.submit(event.scan)
 
     def _apply_provisioning(self, scan: Scan) -> Event:
         assert self.pipeline is not None  # only a running pipeline makes provisioning events
