@@ -36,3 +36,10 @@ def test_help_runs_as_a_program():
                             text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0
     assert "demo" in result.stdout and "decode" in result.stdout
+
+
+def test_every_command_lives_in_the_command_layer():
+    """All commands are in kiosk/cli/ (issue 9): none is defined down in the library."""
+    outside = {" ".join(name): sub.get_default("func").__module__ for name, sub in _commands(build_parser())
+               if not sub.get_default("func").__module__.startswith("kiosk.cli.")}
+    assert outside == {}
