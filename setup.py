@@ -55,6 +55,8 @@ COLLECTOR = [
     "sqlalchemy>=2.0,<3",
     "psycopg[binary]>=3.1.4,<4",      # the first with psycopg-binary for 3.11
     "openpyxl>=3.1,<4",               # the daily report as XLSX (pure Python)
+    "vietnam-provinces>=2025.8",      # 2025 units (34 provinces, communes): the declaration form
+    "pillow>=10,<14",                 # the venue poster (A4 PNG/PDF)
 ]
 
 #: Pin backends: RPi.GPIO on a Pi 4 and older, lgpio on a Pi 5.
@@ -74,7 +76,7 @@ DEV = [
     "playwright>=1.40,<2",            # drives Debian's chromium (report page; no browser download)
 ]
 
-PACKAGE_DATA = {"kiosk": ["*.toml", "rules/*.toml", "data/*"], "collector": ["*.toml", "templates/*"]}
+PACKAGE_DATA = {"kiosk": ["*.toml", "rules/*.toml", "data/*"], "collector": ["*.toml", "templates/*", "static/*"]}
 CLASSIFIERS = [
     "Programming Language :: Python :: 3.11",
     "Operating System :: POSIX :: Linux",

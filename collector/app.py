@@ -221,6 +221,7 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         The person key of each entry is derived here from its sealed identifier."""
         from collector.devices import binding_refusals
         from collector.tracing import person_key
+        from kiosk.model import UNVERIFIED_REASONS
 
         token = request.headers.get("authorization", "").partition(" ")[2].strip()
         auth = store.authenticate(token)
@@ -238,6 +239,9 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         rows = [e.model_dump() for e in batch.entries]
         key = store.tracing_key()
         for row in rows:
+            if row["reason"] in UNVERIFIED_REASONS:
+                # Whatever a device sends with a failed credential names no one here.
+                row.update(personal=None, sealed=False, name_masked=None)
             row["subject_hash"] = person_key(row, seal_private_key=cfg.seal_private_key, tracing_key=key)
         result = store.insert_batch(rows, batch_id=batch.batch_id, now=clock())
         new_token = store.rotate_token(device, token) if auth.rotate else None
@@ -320,6 +324,11 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
     from collector import report_api
 
     report_api.install(app, store=store, clock=clock, admin=admin_auth)
+
+    # The citizens' declaration form (/d, /d/{venue}) and the quarantine roster (collector.form).
+    from collector import form
+
+    form.install(app, store=store, clock=clock, admin=admin_auth, seal_private_key=cfg.seal_private_key)
 
     @app.get("/v1/trace", tags=["admin"], response_model=TraceAnswer, dependencies=[Depends(admin_auth)],
              responses={400: {"description": "neither venue and time nor a subject, or both subject forms"}})

@@ -60,12 +60,17 @@ ENROL_LIMIT = BodyLimit(1024, 1024)
 BATCH_LIMIT = BodyLimit(MAX_ENTRIES_PER_BATCH * MAX_ENTRY_BYTES, MAX_ENTRIES_PER_BATCH * MAX_ENTRY_BYTES)
 #: `PUT /v1/{name}`: a published document (the kiosk refuses larger ones).
 DOCUMENT_LIMIT = BodyLimit(16 * 1024 * 1024, 16 * 1024 * 1024)
+#: `POST /d`: the citizens' declaration form, urlencoded (a long Vietnamese name and every
+#: province ticked come to about 3 KiB).
+FORM_LIMIT = BodyLimit(8192, 8192)
 #: Every other route: none takes a body.
 DEFAULT_LIMIT = BodyLimit(4096, 4096)
 
 _ROUTES: Mapping[tuple[str, str], BodyLimit] = {
     ("POST", "/v1/devices"): ENROL_LIMIT,
     ("POST", "/v1/batches"): BATCH_LIMIT,
+    ("POST", "/d"): FORM_LIMIT,
+    ("POST", "/v1/roster"): DOCUMENT_LIMIT,
 }
 
 

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import sqlite_utils
 
 from kiosk.errors import DeviceClosed, JournalError
-from kiosk.model import Credential, Outcome, Reason, Scan, Verdict, iso_utc, utcnow
+from kiosk.model import UNVERIFIED_REASONS, Credential, Outcome, Reason, Scan, Verdict, iso_utc, utcnow
 
 __all__ = ["Entry", "Journal", "MIGRATIONS", "BUSY_TIMEOUT_MS", "UNVERIFIED_REASONS"]
 
@@ -38,12 +38,6 @@ __all__ = ["Entry", "Journal", "MIGRATIONS", "BUSY_TIMEOUT_MS", "UNVERIFIED_REAS
 #: tracing key): with them an offline search of the ID space opened every hash.
 #: Migration 005 deletes them.
 _LEGACY_KEY_STATES = ("salt", "subject.tracing_key")
-#: Reasons that mean the credential was not verified (signature, key, structure): such an
-#: entry keeps no identity, so a forged certificate cannot place its claimed person anywhere.
-UNVERIFIED_REASONS = frozenset(r.value for r in (
-    Reason.BAD_PREFIX, Reason.BAD_BASE45, Reason.BAD_COMPRESSION, Reason.BAD_COSE, Reason.BAD_CBOR,
-    Reason.BAD_SCHEMA, Reason.UNKNOWN_SCHEME, Reason.UNKNOWN_KEY, Reason.BAD_SIGNATURE,
-    Reason.KEY_USAGE, Reason.REVOKED))
 #: How long a writer waits for the other process (`kiosk sync`) to release the lock.
 BUSY_TIMEOUT_MS = 10_000
 FILE_MODE = 0o600
@@ -206,7 +200,6 @@ class Journal:
             # process: never written, so the SD card alone cannot be searched for an ID
             # number. A restart forgets who was seen (at most one repeat window).
             self._key = secrets.token_bytes(32)
-            self.set_state("salt", self._key.hex())
             if self._sealer is not None:
                 self._seal_clear_rows()
         except sqlite3.DatabaseError as exc:

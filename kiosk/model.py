@@ -81,6 +81,15 @@ class Reason(str, enum.Enum):
     ENROL_FAILED = "enrol_failed"
 
 
+#: Reasons that mean the credential was not verified (structure, signature, key, revoked):
+#: such an entry carries no identity, on the kiosk and at the collector, so a forged
+#: certificate cannot place the person it claims anywhere.
+UNVERIFIED_REASONS = frozenset(r.value for r in (
+    Reason.BAD_PREFIX, Reason.BAD_BASE45, Reason.BAD_COMPRESSION, Reason.BAD_COSE, Reason.BAD_CBOR,
+    Reason.BAD_SCHEMA, Reason.UNKNOWN_SCHEME, Reason.UNKNOWN_KEY, Reason.BAD_SIGNATURE,
+    Reason.KEY_USAGE, Reason.REVOKED))
+
+
 @dataclass(frozen=True)
 class Scan:
     """One code read by a source. The UUID is made here, at scan time, before anything is

@@ -150,3 +150,29 @@ def test_the_repeat_hash_on_the_card_is_keyed_in_memory(journal_path):
     with Journal(journal_path, repeat_window_s=0) as j:
         after_reboot = j.subject_hash(f"cccd:{CASE_ID}")
     assert CASE_ID not in first and after_reboot != first
+
+
+def test_an_unverified_entry_names_no_one_even_if_a_device_says_so(tmp_path):
+    """A stolen kiosk uploads a failed (unknown_key) passport with the claimed person's
+    identifier in its personal fields: the collector keeps no identity for it."""
+    import gzip
+
+    with RunningCollector(open_store("sqlite", tmp_path)) as collector:
+        token = collector.token("kiosk-1", venue="V1", since=T0 - timedelta(days=1))
+        entry = {"id": "6f1c2d3e-0000-4000-8000-000000000002", "scanned_at": T0.isoformat(),
+                 "device_id": "kiosk-1", "venue_code": "V1", "outcome": "fail", "reason": "unknown_key",
+                 "scheme": "dcc", "name_masked": "Nguyễn T*** H", "sealed": False,
+                 "personal": json.dumps({"subject": f"cccd:{CASE_ID}", "name": "Nguyễn Thị Hoa"})}
+        body = gzip.compress(json.dumps({"device_id": "kiosk-1", "batch_id": "b2", "entries": [entry]}).encode())
+        r = requests.post(f"{collector.url}/v1/batches", data=body, timeout=10, headers={
+            "Authorization": f"Bearer {token}", "Content-Encoding": "gzip", "Content-Type": "application/json"})
+        assert r.status_code == 200, r.text
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        by_case = requests.get(f"{collector.url}/v1/trace", headers=admin, timeout=10, params={
+            "subject": f"cccd:{CASE_ID}", "at": T0.isoformat()}).json()
+        at_venue = requests.get(f"{collector.url}/v1/trace", headers=admin, timeout=10, params={
+            "venue": "V1", "at": T0.isoformat()}).json()
+    assert by_case["count"] == 0
+    (person,) = at_venue["people"]
+    assert (person["subject_hash"], person["personal"], person["name_masked"]) == (None, None, None)
+
