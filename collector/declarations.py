@@ -82,7 +82,6 @@ _CCCD = re.compile(r"^\d{12}$")
 _CMND = re.compile(r"^\d{9}$")
 _PASSPORT = re.compile(r"^(?=.*[A-Z])[A-Z0-9]{6,9}$")
 _PHONE = re.compile(r"^(?:0|\+84|84)(\d{9})$")
-_VENUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 metadata = sa.MetaData()
 declarations = sa.Table(
@@ -243,6 +242,16 @@ def _one(form: Mapping[str, Sequence[str]], name: str) -> str:
     return unicodedata.normalize("NFC", str(values[0])).strip()
 
 
+def _venue_ok(code: str) -> bool:
+    from collector.validation import check_venue_code
+
+    try:
+        check_venue_code(code)
+    except ValueError:
+        return False
+    return True
+
+
 def validate(form: Mapping[str, Sequence[str]], *, now: datetime) -> tuple[Declaration | None, Errors]:
     """Check a submitted form (field -> values, as `urllib.parse.parse_qs` gives). Returns
     the declaration, or None and an error per field in both languages. Never raises."""
@@ -306,7 +315,7 @@ def validate(form: Mapping[str, Sequence[str]], *, now: datetime) -> tuple[Decla
         err["consent"] = ("Hãy đánh dấu để cam kết khai báo trung thực.",
                           "Tick to confirm that what you declared is true.")
     venue = _one(form, "venue") or None
-    if venue is not None and not _VENUE.match(venue):
+    if venue is not None and (len(venue) > 64 or not _venue_ok(venue)):
         err["venue"] = ("Mã địa điểm không hợp lệ.", "This venue code is not valid.")
     if err:
         return None, err
