@@ -173,6 +173,9 @@ def cmd_retention(args: argparse.Namespace) -> int:
     days = args.days or _config(args).retention_days
     with _store(args, must_exist=True) as store:
         cleared = store.purge_personal(before=_now() - timedelta(days=days))
+        from collector.declarations import purge_personal as purge_declarations
+
+        cleared_declarations = purge_declarations(store, before=_now() - timedelta(days=days))
         if args.drop_days:
             from collector import partitions
             from collector.storage import entries
@@ -182,6 +185,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
             what = "day partitions" if store.dialect == "postgresql" else "entries"
             print(f"dropped {dropped} {what} before {first_kept.isoformat()}")
     print(f"cleared the personal fields of {cleared} entries older than {days} days")
+    print(f"cleared the personal fields of {cleared_declarations} declarations older than {days} days")
     return 0
 
 
@@ -344,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     from collector import report_cli
 
     report_cli.register(sub, _add, store_of=_store, config_of=_config)
+    # poster, roster import|status, issuer (the declaration form: collector.form_cli)
+    from collector import form_cli
+
+    form_cli.register(sub, _add, store_of=_store, config_of=_config)
     _add(sub, "keygen", cmd_keygen)
     p = _add(sub, "device", cmd_device)
     p.add_argument("action", choices=("list", "revoke", "rotate"))
