@@ -25,12 +25,14 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import StringConvertor, register_url_convertor
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collector import limits, ratelimit
 
@@ -83,6 +85,17 @@ async def enrol_rate_limit(request: Request) -> None:
     if wait:
         raise HTTPException(429, f"too many enrolment attempts; try again in {wait} s",
                             headers={"Retry-After": str(wait)})
+
+
+async def _allow_every_method(request: Request, exc: StarletteHTTPException) -> Response:
+    """A 405 lists in `Allow` the methods of every route on that path (Starlette names only
+    the first route it tried: `OPTIONS /d` said `Allow: GET` although `POST /d` exists)."""
+    if exc.status_code == 405:
+        path = request.scope.get("path", "")
+        methods = sorted({m for r in request.app.router.routes if isinstance(r, APIRoute)
+                          and r.path_regex.match(path) for m in (r.methods or ())})
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(methods)}
+    return await http_exception_handler(request, exc)
 
 
 class _NoStore:
@@ -172,4 +185,5 @@ def install(app: FastAPI, cfg: Any, *, engine: Any, clock: Callable[[], datetime
     if engine is not None:
         app.state.rate_limiter = ratelimit.RateLimiter(engine)
     app.add_middleware(_NoStore)
+    app.add_exception_handler(StarletteHTTPException, _allow_every_method)
     _document_statuses(app)

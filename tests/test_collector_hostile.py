@@ -339,3 +339,10 @@ def test_put_refuses_a_document_every_kiosk_would_refuse(tmp_path, name, body):
         assert requests.put(f"{c.url}/v1/rules", data=b"{}", timeout=10,
                             headers={**ADMIN, "Content-Type": "application/json"}).status_code == 204
     store.close()
+
+
+def test_a_wrong_method_names_every_method_of_that_path(served):
+    r = requests.delete(served.url + "/v1/rules", headers=ADMIN, timeout=10)
+    assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "PUT"}
+    r = requests.delete(served.url + "/v1/trace", headers=ADMIN, timeout=10)
+    assert r.status_code == 405 and r.headers["Allow"] == "GET"
