@@ -101,12 +101,20 @@ def cmd_enrol_code(args: argparse.Namespace) -> int:
     The code binds the device to its venue: it uploads entries for no other.
 
     Example: collector enrol-code --device kiosk-cho-ray-01 --venue BV-CHORAY   (then on the kiosk: kiosk enrol --code CODE)
+    Example: collector enrol-code --device kiosk-cho-ray-01 --venue BV-CHORAY --venue-name "Bệnh viện Chợ Rẫy" --venue-type hospital
     """
     from collector.validation import check_venue_code
 
+    from collector import venues
+
+    # --venue-name registers the venue for the report (collector.venues), checked first.
+    venue = venues.check({"venue_code": args.venue, "name": args.venue_name, "type": args.venue_type or "",
+                          "district": args.district, "commune": args.commune}) if args.venue_name else None
     with _store(args) as store:
         code = store.create_enrol_code(args.device, now=_now(), ttl=timedelta(hours=args.ttl_hours),
                                        venue=check_venue_code(args.venue))
+        if venue is not None:
+            venues.put(store, venue)
     print(code)
     return 0
 
@@ -332,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", required=True, metavar="ID", help="the device id the code is for")
     p.add_argument("--venue", required=True, metavar="CODE", help="the venue the device is bound to")
     p.add_argument("--ttl-hours", type=float, default=24 * 7, help="how long the code stays valid")
+    p.add_argument("--venue-name", help="also register the venue for the report under this name")
+    p.add_argument("--venue-type", help="... of this type (hospital, school, market, ...; see collector venue)")
+    p.add_argument("--district", help="... in this district")
+    p.add_argument("--commune", help="... and commune")
     p = _add(sub, "publish", cmd_publish)
     p.add_argument("name", choices=[d for d in DOCUMENTS if d not in ("revocations", "tracing_key")])
     p.add_argument("file")

@@ -4,7 +4,7 @@ and XLSX exports. `collector.app.create_app` installs them.
 
     GET  /v1/reports/daily[.csv|.xlsx]?date=YYYY-MM-DD
     GET  /v1/reports/tracing[.csv|.xlsx]?id_number=...  |  ?venue=V1&at=2026-03-02T08:15&window_minutes=60
-    GET  /v1/venues              PUT /v1/venues/{code} (JSON)   POST /v1/venues (CSV import)
+    GET  /v1/venues              PUT /v1/venues/{code} (JSON)   POST /v1/venues.csv (CSV import)
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
         except venues_mod.VenueError as exc:
             raise HTTPException(400, str(exc)) from None
 
-    @app.post("/v1/venues", tags=["admin"], dependencies=auth,
+    @app.post("/v1/venues.csv", tags=["admin"], dependencies=auth,
               openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}},
               responses={400: {"description": "a bad line (named); nothing was stored"},
                          413: {"description": "file too large"}})

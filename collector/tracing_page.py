@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Callable, Optional
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 
 from collector import validation
@@ -142,7 +143,16 @@ IdNumber = Annotated[Optional[str], Query(max_length=20, description="the case's
 Subject = Annotated[Optional[str], Query(max_length=200, description="cccd:<ID>, dcc:<UVCI> or hd1:<idh>")]
 
 
+def once_each(request: Request) -> None:
+    """A query parameter given twice is refused (which one would count is a guess)."""
+    names = [k for k, _ in request.query_params.multi_items()]
+    twice = sorted({k for k in names if names.count(k) > 1})
+    if twice:
+        raise HTTPException(400, f"query parameter(s) given more than once: {', '.join(twice)}")
+
+
 def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], auth: list) -> None:
+    auth = [*auth, Depends(once_each)]
     def answer(request: Request, venue, at, window_minutes, id_number, subject) -> list[list[Any]] | None:
         who = _subject(id_number, subject)
         when = _parse_at(at, clock())
@@ -153,7 +163,8 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], auth: li
 
     errors = {400: {"description": "neither a case nor a venue and time, or a malformed one"}}
 
-    @app.get("/v1/reports/tracing", tags=["admin"], response_class=HTMLResponse, dependencies=auth)
+    @app.get("/v1/reports/tracing", tags=["admin"], response_class=HTMLResponse, dependencies=auth,
+             responses={400: {"description": "the page, saying what was wrong with the question"}})
     def tracing_page(request: Request, venue: Venue = None, at: At = None, window_minutes: Window = 60,
                      id_number: IdNumber = None, subject: Subject = None) -> HTMLResponse:
         """The tracing page: a form, and the contacts of the case asked for."""
@@ -163,6 +174,8 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], auth: li
             rows, error, status = answer(request, venue, at, window_minutes, id_number, subject), None, 200
         except HTTPException as exc:
             rows, error, status = None, str(exc.detail), exc.status_code
+        except RequestValidationError as exc:  # a time outside what the collector holds
+            rows, error, status = None, "; ".join(err["msg"] for err in exc.errors()), 422
         return HTMLResponse(_page(params, rows, error), status_code=status, headers=NO_STORE)
 
     def export(request: Request, venue, at, window_minutes, id_number, subject) -> list[list[Any]]:

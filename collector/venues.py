@@ -2,7 +2,7 @@
 
 Kiosks upload a venue code (`BV-CHORAY`); the report shows the venue's name, its type
 and the district and commune it is in. Rows come from an admin (`PUT /v1/venues/{code}`,
-`POST /v1/venues` with a CSV, `collector venue add|import`). A venue seen in entries or
+`POST /v1/venues.csv`, `collector venue add|import`). A venue seen in entries or
 enrolments but not registered is reported under its code, marked as not registered.
 
 The CSV has a header with these columns (any order; extra columns are refused):

@@ -274,14 +274,14 @@ def test_trace_lists_who_was_at_the_venue_within_the_window(client, day):
 
 
 def test_trace_by_a_case_finds_everyone_near_each_of_their_visits(client, day):
-    # Person c: at the market at 08:10, at the hospital at 09:40 and 23:59.
+    # Person c: at the market at 08:10 and the hospital at 23:59. The hospital's 09:40 scan
+    # claiming c failed (unknown_key): it names no one, so it is no visit of c (issue 11).
     r = client.get("/v1/trace", headers=ADMIN_AUTH, params={
         "subject_hash": day["c"], "at": _at(11).isoformat(), "window_minutes": 15})
     assert r.status_code == 200
     got = {(p["venue_code"], p["subject_hash"], p["is_case"]) for p in r.json()["people"]}
-    assert got == {("V-MARKET", day["c"], True), ("V-MARKET", day["d"], False),
-                   ("V-HOSP", day["c"], True), ("V-HOSP", day["d"], False)}
-    assert len(r.json()["windows"]) == 2  # the 23:59 visit is more than 12 h after 11:00
+    assert got == {("V-MARKET", day["c"], True), ("V-MARKET", day["d"], False)}
+    assert len(r.json()["windows"]) == 1  # the 23:59 visit is more than 12 h after 11:00
 
 
 def test_trace_without_a_time_or_case_is_a_clear_400(client):

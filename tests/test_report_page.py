@@ -128,3 +128,51 @@ def test_without_a_date_the_report_is_today_in_vietnam(tmp_path):
     assert tracing.status_code == 200 and tracing.headers["cache-control"] == "no-store"
     assert client.get("/v1/reports/tracing", params={"id_number": data.CASE_ID}).status_code == 401
     store.close()
+
+
+# --- the venue registry the report names venues from ----------------------------------
+
+def test_venues_come_from_put_csv_import_and_the_command_line(tmp_path, capsys):
+    import requests
+
+    from collector import cli
+
+    store = open_store("sqlite", tmp_path)
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with RunningCollector(store) as c:
+        put = requests.put(f"{c.url}/v1/venues/BV-CHORAY", headers=auth, timeout=10,
+                           json={"name": "Bệnh viện Chợ Rẫy", "type": "hospital", "district": "Quận 5", "commune": "Phường 12"})
+        assert put.status_code == 200 and put.json()["name"] == "Bệnh viện Chợ Rẫy"
+        assert requests.put(f"{c.url}/v1/venues/BV-CHORAY", json={"name": "x"}, timeout=10).status_code == 401
+        bad = requests.put(f"{c.url}/v1/venues/BV-CHORAY", headers=auth, timeout=10, json={"name": "x", "type": "casino"})
+        assert bad.status_code == 400 and "type" in bad.json()["detail"]
+        csv_body = ("venue_code,name,type,province,district,commune\r\n"
+                    "CHO-BT,Chợ Bến Thành,market,TP. Hồ Chí Minh,Quận 1,Phường Bến Thành\r\n").encode("utf-8")
+        ok = requests.post(f"{c.url}/v1/venues.csv", data=b"\xef\xbb\xbf" + csv_body, headers={**auth, "Content-Type": "text/csv"},
+                           timeout=10)
+        assert ok.status_code == 200 and ok.json() == {"stored": 1}
+        # One bad line refuses the whole file, naming the line; nothing of it is stored.
+        broken = csv_body + "X Y,Somewhere,school,,,\r\n".encode()
+        refused = requests.post(f"{c.url}/v1/venues.csv", data=broken, headers={**auth, "Content-Type": "text/csv"}, timeout=10)
+        assert refused.status_code == 400 and "line 3" in refused.json()["detail"]
+        listed = {v["venue_code"]: v for v in requests.get(f"{c.url}/v1/venues", headers=auth, timeout=10).json()["venues"]}
+        assert set(listed) == {"BV-CHORAY", "CHO-BT"} and listed["CHO-BT"]["commune"] == "Phường Bến Thành"
+    db = store.url
+    store.close()
+    assert cli.main(["venue", "add", "THPT-LQD", "--name", "Trường THPT Lê Quý Đôn", "--type", "school",
+                     "--district", "Quận 3", "--commune", "Phường Võ Thị Sáu", "--db", db]) == 0
+    bad_file = tmp_path / "venues.csv"
+    bad_file.write_text("venue_code,name,type\nV1,,school\n", encoding="utf-8")
+    assert cli.main(["venue", "import", str(bad_file), "--db", db]) == 2
+    assert f"{bad_file} line 2: name" in capsys.readouterr().err
+    # ... or at enrolment: the technician's code names the venue (a bad type mints no code).
+    assert cli.main(["enrol-code", "--device", "kiosk-bv-q8", "--venue", "BV-Q8", "--venue-name", "Bệnh viện Quận 8",
+                     "--venue-type", "casino", "--db", db]) == 2
+    capsys.readouterr()
+    assert cli.main(["enrol-code", "--device", "kiosk-bv-q8", "--venue", "BV-Q8", "--venue-name", "Bệnh viện Quận 8",
+                     "--venue-type", "hospital", "--district", "Quận 8", "--commune", "Phường 5", "--db", db]) == 0
+    capsys.readouterr()
+    assert cli.main(["venue", "list", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "Trường THPT Lê Quý Đôn — Phường Võ Thị Sáu, Quận 3" in out and "Chợ Bến Thành" in out
+    assert "Bệnh viện Quận 8 — Phường 5, Quận 8" in out
