@@ -113,7 +113,7 @@ class Kiosk:
     """The appliance: a scanner worker feeding committed verdicts to the screen and pins.
 
     `run()` blocks in the calling thread (the main thread, which owns the screen) until
-    the source ends, `stop()` is called, SIGTERM arrives or `max_scans` codes were logged.
+    the source ends, `stop()` is called, SIGTERM arrives or `max_scans` codes were read.
     """
 
     def __init__(self, cfg: Config, *, headless: bool = True, demo_dir: Path | None = None,
@@ -137,6 +137,7 @@ class Kiosk:
         self.faults: set[str] = set()
         self.errors = 0
         self.logged = 0
+        self.scans = 0                     # codes read (a held-up code too): what max_scans counts
         self._source: Any = None
         self._worker: threading.Thread | None = None
         self._last_turn_mono = time.monotonic()
@@ -177,12 +178,13 @@ class Kiosk:
                         else:
                             codes = [(item.text, "serial" if self.cfg.scanner.kind == "serial" else "text")]
                         for text, engine in codes:
+                            self.scans += 1
                             self._process(text, source=self.cfg.scanner.kind, engine=engine)
                     except Exception:  # noqa: BLE001 - one bad frame must not stop the gate
                         self.errors += 1
                         log.exception("frame %s skipped after an unexpected error (%d so far)",
                                       getattr(item, "index", "-"), self.errors)
-                    if self.max_scans is not None and self.logged >= self.max_scans:
+                    if self.max_scans is not None and self.scans >= self.max_scans:
                         return
         except KioskError as exc:
             # The source cannot even be set up (a wrong replay path, say): stop the kiosk

@@ -286,8 +286,21 @@ def load_config(path: str | os.PathLike | None = None, *,
         where = str(chosen)
         data = read_toml(chosen, "config")
     for dotted, value in (overrides or {}).items():
+        _check_override(dotted, value)
         _set_dotted(data, dotted, value)
     return _build(where, data)
+
+
+def _check_override(dotted: str, value: Any) -> None:
+    """A `--set` key is checked on its own, so a typo blames `--set venue.nmae`, not
+    the file or the defaults it lands in."""
+    where = f"--set {dotted}"
+    section, _, key = dotted.partition(".")
+    if not key:
+        raise ConfigError(f"{where}: expected section.key=VALUE")
+    if section not in _SECTION_TYPES:
+        raise ConfigError(f"{where}: unknown section [{section}]; allowed sections: " + ", ".join(_SECTION_TYPES))
+    parse_table(where, section, _SECTION_TYPES[section], {key: value})
 
 
 def replace(cfg: Config, **dotted: Any) -> Config:

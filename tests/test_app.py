@@ -29,7 +29,9 @@ def demo_env(tmp_path: Path) -> dict[str, str]:
 
 
 def demo_journal(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "kiosk" / "demo" / "journal.db"
+    from kiosk.demo.runner import checkout_key  # the demo's state is per checkout (issue 17)
+
+    return tmp_path / "state" / "kiosk" / "demo" / checkout_key() / "journal.db"
 
 
 @pytest.fixture

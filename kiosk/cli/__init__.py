@@ -44,7 +44,7 @@ def _override(text: str) -> tuple[str, object]:
 
 class _Overrides(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
-        items = dict(getattr(namespace, self.dest) or {})
+        items = dict(getattr(namespace, self.dest, None) or {})
         key, value = values
         items[key] = value
         setattr(namespace, self.dest, items)
@@ -65,12 +65,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (config, journal, run, decode, provision, doctor, retention, sync, check, screens):
         module.register(sub)
+    _add_config_options_everywhere(parser)
     return parser
+
+
+def _add_config_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`--config` and `--set` after any subcommand too (`kiosk run --config cam.toml`).
+
+    Parsed into their own names (argparse lets a subcommand's namespace overwrite the
+    top one) and merged by `main`: the later one wins, --set keys add up."""
+    seen: set[int] = set()
+
+    def walk(p: argparse.ArgumentParser) -> None:
+        for action in p._actions:  # noqa: SLF001 - argparse has no public walk of subparsers
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+                for child in action.choices.values():
+                    if id(child) in seen:
+                        continue
+                    seen.add(id(child))
+                    child.add_argument("--config", dest="sub_config", metavar="FILE", default=argparse.SUPPRESS,
+                                       help="config file (TOML); also accepted before the command")
+                    child.add_argument("--set", dest="sub_overrides", metavar="KEY=VALUE", type=_override,
+                                       action=_Overrides, default=argparse.SUPPRESS,
+                                       help="override one config key, e.g. --set journal.path=/tmp/j.db")
+                    walk(child)
+
+    walk(parser)
+
+
+def _merge_config_options(args: argparse.Namespace) -> argparse.Namespace:
+    if getattr(args, "sub_config", None):
+        args.config = args.sub_config
+    if getattr(args, "sub_overrides", None):
+        args.overrides = {**(args.overrides or {}), **args.sub_overrides}
+    for name in ("sub_config", "sub_overrides"):
+        if hasattr(args, name):
+            delattr(args, name)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _merge_config_options(parser.parse_args(argv))
     try:
         return int(args.func(args) or 0)
     except KioskError as exc:

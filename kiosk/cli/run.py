@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import TYPE_CHECKING
 
 from kiosk.cli._common import add_command, config_from, print_json
+from kiosk.errors import ConfigError
 
 if TYPE_CHECKING:
     from kiosk.pipeline import Event
@@ -34,9 +36,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = config_from(args)
-    with Kiosk(cfg, headless=args.headless, on_event=json_event if args.json else print_event,
-               max_scans=args.max_scans) as kiosk:
+    on_event = json_event if args.json else print_event
+    if cfg.scanner.kind == "replay" and not cfg.scanner.replay_path:
+        return _run_on_demo_frames(cfg, args, on_event)
+    with Kiosk(cfg, headless=args.headless, on_event=on_event, max_scans=args.max_scans) as kiosk:
         return kiosk.run()
+
+
+def _run_on_demo_frames(cfg, args: argparse.Namespace, on_event) -> int:
+    """The defaults (`scanner.kind = "replay"`, no `replay_path`): the built-in demo frames
+    and the demo trust list, made for this run and said so in one line."""
+    import tempfile
+    from pathlib import Path
+
+    from kiosk.appliance import Kiosk
+    from kiosk.demo.runner import prepare_demo
+    from kiosk.pipeline import open_journal
+
+    print(f"run: {cfg.source}: scanner.replay_path is empty: replaying the built-in demo frames with the "
+          "demo trust list (set scanner.kind and its keys for a real camera or scanner)", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="kiosk-demo-frames-") as tmp, open_journal(cfg) as journal:
+        prepare_demo(cfg, journal, Path(tmp) / "frames")
+        with Kiosk(cfg, headless=args.headless, demo_dir=Path(tmp) / "frames", journal=journal,
+                   on_event=on_event, max_scans=args.max_scans) as kiosk:
+            return kiosk.run()
 
 
 def json_event(event: Event, label: str | None = None) -> None:
@@ -60,10 +83,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     Prints each verdict and exits 0 when the frames are done. Shows the real screen in a
     window where a display exists; --headless never opens one.
 
+    Uses the built-in defaults (--config is refused, --set honoured except the scanner,
+    the pins and the collector, which the demo sets itself) and keeps its journal in a
+    folder of its own per checkout (printed; --fresh empties it). It uploads only to the
+    local collector it starts; to see your own entries at a collector, see the README.
+
     Example: kiosk demo --headless
     """
     from kiosk.demo.runner import run_demo
 
+    if getattr(args, "config", None):
+        raise ConfigError(f"demo: --config {args.config} is not used: the demo runs on the built-in defaults "
+                          "(with --set on top); run a config with: kiosk run --config FILE")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     return run_demo(on_event=json_event if args.json else print_event, headless=args.headless, fresh=args.fresh,
                     interval=args.interval, local_collector_wanted=not args.no_collector,

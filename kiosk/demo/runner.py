@@ -14,15 +14,44 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from kiosk.config import Config, load_config, state_dir
-from kiosk.errors import SyncError
+from kiosk.errors import ConfigError, SyncError
 
-__all__ = ["run_demo", "prepare_demo"]
+__all__ = ["run_demo", "prepare_demo", "demo_state_dir"]
 
 #: Seconds between demo frames: long enough to read each verdict on screen.
 WINDOW_INTERVAL_S = 2.5
 HEADLESS_INTERVAL_S = 0.05
 #: The local collector's database, beside the demo journal.
 LOCAL_COLLECTOR_DB = "local-collector.db"
+
+
+#: Keys the demo sets itself; a --set of one of them is refused (the demo would not be
+#: the demo any more), and so is `sync.collector_url`: the demo uploads only to its own
+#: local collector (README: "Your own data at a collector" for the real road).
+DEMO_OWNED_KEYS = ("scanner.kind", "scanner.replay_path", "pins.backend", "sync.collector_url",
+                   "sync.device_token")
+
+
+def checkout_key() -> str:
+    """A short name for the folder this kiosk package was loaded from, so each checkout
+    (a fresh clone in a new folder) keeps its own demo state and never sees another's
+    entries as repeats."""
+    import hashlib
+
+    return hashlib.sha256(str(Path(__file__).resolve().parents[2]).encode()).hexdigest()[:12]
+
+
+def demo_state_dir(base: Config | None = None) -> Path:
+    """Where the demo keeps its journal, frames and local collector: per user and per
+    checkout, `<state_dir>/demo/<checkout_key>`."""
+    return state_dir(base or load_config(None, search=False)) / "demo" / checkout_key()
+
+
+def refused_overrides(overrides: Mapping[str, Any]) -> list[str]:
+    """The --set keys the demo will not take, each with why (empty: all are honoured)."""
+    return [f"--set {key}: the demo sets it itself" + (
+        "; it uploads only to its own local collector (README: 'Your own data at a collector')"
+        if key.startswith("sync.") else "") for key in overrides if key in DEMO_OWNED_KEYS]
 
 
 def demo_config(*, interval: float | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
@@ -34,7 +63,7 @@ def demo_config(*, interval: float | None = None, overrides: Mapping[str, Any] |
         "scanner.replay_path": "",
         "pins.backend": "mock",
         "display.fullscreen": False,
-        "journal.path": str(state_dir(base) / "demo" / "journal.db"),
+        "journal.path": str(demo_state_dir(base) / "journal.db"),
     }
     if interval is not None:
         settings["scanner.replay_interval_s"] = interval
@@ -108,6 +137,9 @@ def run_demo(*, on_event: Callable[[Any, str | None], None], headless: bool = Fa
     from kiosk.display.backends import display_available
 
     overrides = dict(overrides or {})
+    refused = refused_overrides(overrides)
+    if refused:
+        raise ConfigError("demo: " + "; ".join(refused))
     cfg = demo_config(interval=interval, overrides=overrides)
     headless = headless or not display_available()
     if interval is None:
@@ -118,10 +150,9 @@ def run_demo(*, on_event: Callable[[Any, str | None], None], headless: bool = Fa
         for path in (journal_path, demo_dir / LOCAL_COLLECTOR_DB):
             for suffix in ("", "-wal", "-shm"):
                 Path(str(path) + suffix).unlink(missing_ok=True)
-    # A collector named on the command line is the user's own: no local one, no upload
-    # (`kiosk sync` does that with the user's token).
-    wants_local = local_collector_wanted and "sync.collector_url" not in overrides
-    with local_collector(demo_dir, wants_local) as collector, \
+    print(f"demo: built-in defaults{''.join(f', --set {k}' for k in overrides)}; state in {demo_dir} "
+          f"(this checkout's; --fresh empties it)", flush=True)
+    with local_collector(demo_dir, local_collector_wanted) as collector, \
             open_journal(cfg) as journal:
         token = ""
         if collector is not None:

@@ -1,0 +1,105 @@
+"""Issue 17: a technician following the README never meets a dead end. Each test runs the
+real `kiosk` command in a subprocess, as a user would, with its own state folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CCCD = "079201001234|025123456|Nguyễn Thị Hoa|15081990|Nữ|12 Lê Lợi, Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh|01022022"
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "KIOSK_CONFIG",
+                                                            "NOTIFY_SOCKET")}
+    env.update(XDG_STATE_HOME=str(tmp_path / "state"), SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy",
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+def kiosk(tmp_path: Path, *args: str, input: str | None = None, timeout: float = 120,
+          module: str = "kiosk.cli") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          input=input, cwd=tmp_path, env=env_for(tmp_path), timeout=timeout)
+
+
+def verdict_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if any(m in line for m in ("PASS", "FAIL", "REVIEW"))]
+
+
+# --- kiosk run on the defaults --------------------------------------------------------------
+
+def test_run_on_the_defaults_replays_the_demo_frames_and_says_so_in_one_line(tmp_path):
+    result = kiosk(tmp_path, "--set", f"journal.path={tmp_path / 'run.db'}", "run", "--headless",
+                   "--max-scans", "3")
+    assert result.returncode == 0, result.stderr
+    assert len(verdict_lines(result.stdout)) == 3
+    said = [line for line in result.stderr.splitlines() if "demo frames" in line]
+    assert len(said) == 1 and "scanner.replay_path is empty" in said[0] and "scanner.kind" in said[0]
+
+
+def test_config_and_set_are_accepted_after_the_subcommand(tmp_path):
+    cam = tmp_path / "cam.toml"
+    cam.write_text(f'[scanner]\nkind = "stdin"\n[journal]\npath = "{tmp_path / "j.db"}"\n', encoding="utf-8")
+    result = kiosk(tmp_path, "run", "--config", str(cam), "--headless", "--set", "venue.name=Chợ Bến Thành",
+                   input=CCCD + "\n")
+    assert result.returncode == 0, result.stderr
+    assert len(verdict_lines(result.stdout)) == 1
+    shown = kiosk(tmp_path, "--set", "venue.code=A", "config", "show", "--config", str(cam), "--set", "venue.name=B")
+    assert shown.returncode == 0, shown.stderr
+    assert 'code = "A"' in shown.stdout and 'name = "B"' in shown.stdout and 'kind = "stdin"' in shown.stdout
+
+
+def test_max_scans_counts_codes_so_a_held_up_code_still_stops_the_run(tmp_path):
+    """The same code read again and again is logged once; --max-scans 3 must still stop."""
+    import segno
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    segno.make(CCCD, error="m").save(str(frames / "frame-001.png"), scale=8, border=4)
+    result = kiosk(tmp_path, "--set", f"journal.path={tmp_path / 'j.db'}", "--set", f"scanner.replay_path={frames}",
+                   "--set", "scanner.replay_loop=true", "--set", "scanner.replay_interval_s=0.05",
+                   "run", "--headless", "--max-scans", "3", timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert len(verdict_lines(result.stdout)) == 1  # one person, one verdict
+
+
+# --- errors name their source ---------------------------------------------------------------
+
+def test_a_typo_in_set_is_blamed_on_the_set_not_on_the_defaults(tmp_path):
+    result = kiosk(tmp_path, "--set", "venue.nmae=x", "config", "check")
+    assert result.returncode == 2
+    assert "--set venue.nmae" in result.stderr and "<built-in defaults>" not in result.stderr
+    assert "allowed keys in [venue]" in result.stderr
+    bad = kiosk(tmp_path, "config", "check", "--set", "display.size=640x480")
+    assert bad.returncode == 2 and "--set display.size" in bad.stderr and "800x480" in bad.stderr
+
+
+# --- kiosk demo -----------------------------------------------------------------------------
+
+def test_demo_refuses_a_config_file_and_a_collector_it_would_not_use(tmp_path):
+    cfg = tmp_path / "k.toml"
+    cfg.write_text("", encoding="utf-8")
+    result = kiosk(tmp_path, "demo", "--headless", "--config", str(cfg))
+    assert result.returncode == 2 and "--config" in result.stderr and "kiosk run --config" in result.stderr
+    result = kiosk(tmp_path, "demo", "--headless", "--set", "sync.collector_url=http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert "--set sync.collector_url" in result.stderr and "local collector" in result.stderr
+
+
+def test_demo_state_lives_in_a_folder_of_this_checkout_and_says_where(tmp_path):
+    result = kiosk(tmp_path, "demo", "--headless", "--no-collector", "--interval", "0.01")
+    assert result.returncode == 0, result.stderr
+    from kiosk.demo.runner import checkout_key
+
+    where = [line for line in result.stdout.splitlines() if line.startswith("demo: built-in defaults")]
+    assert len(where) == 1
+    state = tmp_path / "state" / "kiosk" / "demo" / checkout_key()
+    assert f"state in {state} " in where[0]
+    assert (state / "journal.db").exists()
+    assert "repeat, not logged again" not in result.stdout  # a new place: nothing from an earlier run
