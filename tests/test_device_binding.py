@@ -120,3 +120,31 @@ def test_enrolment_codes_name_their_venue(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 'c.db'}"
     assert cli.main(["enrol-code", "--device", "kiosk-7", "--venue", "BV CHO RAY", "--db", db]) == 2
     assert "venue code" in capsys.readouterr().err
+
+
+def test_kiosk_sync_once_adopts_a_rotated_token_end_to_end(collector, tmp_path):
+    """`kiosk sync --once`, as the timer runs it, twice: the first run gets the rotated
+    token in a batch answer, the second uses it although the config still holds the old."""
+    import subprocess
+    import sys
+
+    token = collector.token("kiosk-1", venue="CHO-BEN-THANH", since=ENROLLED)
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[device]\nid = "kiosk-1"\nstate_dir = "{tmp_path}"\n[venue]\ncode = "CHO-BEN-THANH"\n'
+                      f'[sync]\ncollector_url = "{collector.url}"\ndevice_token = "{token}"\n', encoding="utf-8")
+    now = datetime.now(timezone.utc)
+    with Journal(tmp_path / "journal.db", repeat_window_s=0) as journal:
+        first = [_record(journal, now - timedelta(minutes=3)).id]
+    assert cli.main(["device", "rotate", "kiosk-1", "--db", collector.store.url]) == 0
+    sync = [sys.executable, "-m", "kiosk.cli", "--config", str(config), "sync", "--once", "--no-fetch"]
+    run = subprocess.run(sync, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    with Journal(tmp_path / "journal.db", repeat_window_s=0) as journal:
+        second = [_record(journal, now - timedelta(minutes=1)).id]
+    # The old token is retired once the new one is used; the next run must use the new one.
+    run = subprocess.run(sync, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "uploaded 1 entries" in run.stdout and token not in run.stdout + run.stderr
+    assert sorted(collector.store.entry_ids()) == sorted(first + second)
+    assert requests.get(f"{collector.url}/v1/trust", timeout=10,
+                        headers={"Authorization": f"Bearer {token}"}).status_code == 401
