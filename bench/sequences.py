@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import segno
 
-__all__ = ["CONDITIONS", "CODE_CONDITIONS", "FPS", "Sequence", "make_sequence", "single_frames"]
+__all__ = ["CONDITIONS", "CODE_CONDITIONS", "FPS", "Sequence", "held_frames", "make_sequence", "single_frames"]
 
 FPS = 30
 SIZE = (640, 480)
@@ -234,18 +234,22 @@ def make_sequence(condition: str, seed: int) -> Sequence:
     return Sequence(condition, seed, payload, frames, entry_frames, t0 if t0 is not None else n, float(module_px))
 
 
-def single_frames(per_condition: int, seed: int = 1000) -> list[tuple[str, str | None, np.ndarray]]:
-    """(condition, payload, frame): for each condition, frames taken from held-out
-    sequences (seeds from `seed` on), one frame per sequence at a random point after the
-    code is in view. The single-frame table's blurred and low-light rows come from here."""
+def held_frames(per_condition: int, seed: int = 1000) -> list[tuple[str, str | None, np.ndarray, list]]:
+    """(condition, payload, frame, the 4 frames before it): for each condition, one frame
+    of each of `per_condition` held-out sequences (seeds from `seed` on), at a random point
+    after the code is in view (for entry-blur: during the lift itself)."""
     out = []
     for condition in CONDITIONS:
         for k in range(per_condition):
             seq = make_sequence(condition, seed + k)
             rng = np.random.default_rng([99, seed + k, CONDITIONS.index(condition)])
-            # entry-blur: a frame of the lift itself (code in view, phone still moving).
             lo = seq.in_view_frame if condition == "entry-blur" else seq.t0_frame
             hi = seq.t0_frame + 3 if condition == "entry-blur" else len(seq.frames)
-            i = int(rng.integers(lo, max(lo + 1, hi)))
-            out.append((condition, seq.payload, seq.frames[min(i, len(seq.frames) - 1)]))
+            i = min(int(rng.integers(lo, max(lo + 1, hi))), len(seq.frames) - 1)
+            out.append((condition, seq.payload, seq.frames[i], seq.frames[max(0, i - 4):i]))
     return out
+
+
+def single_frames(per_condition: int, seed: int = 1000) -> list[tuple[str, str | None, np.ndarray]]:
+    """(condition, payload, frame) of `held_frames`: the single-frame table's set."""
+    return [(c, p, f) for c, p, f, _ in held_frames(per_condition, seed)]

@@ -10,7 +10,8 @@ Solomon error correction, format information) decide whether a text comes back.
 - `average`: the mean of 3-5 ROIs of consecutive frames, aligned by phase correlation:
   sensor noise falls by the square root of the count, the code stays.
 - `clahe` / `gamma`: local contrast and a lifted mid-tone for dim and dark screens.
-- `upscale`: 2x (cubic) before binarising, for codes of about 2 pixels per module.
+- `upscale`: 2x (cubic) before binarising, for codes of about 2 pixels per module;
+  `denoise` after it for a single dim, noisy frame.
 
     >>> import numpy as np
     >>> roi = np.full((120, 120), 128, np.uint8)
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Sequence
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["KERNEL_BANK", "Kernel", "wiener", "average", "clahe", "gamma", "upscale", "sharpen"]
+__all__ = ["KERNEL_BANK", "Kernel", "wiener", "average", "clahe", "gamma", "upscale", "denoise", "sharpen"]
 
 #: Noise-to-signal ratio of the Wiener filter: lower restores more edge and more noise.
 WIENER_NSR = 0.01
@@ -42,6 +43,8 @@ KERNEL_BANK: tuple[Kernel, ...] = (
 )
 #: Upscaling stops here (side of the result), so a big ROI never costs a whole frame.
 UPSCALE_MAX_SIDE = 1400
+#: Smoothing of an upscaled low-light crop (pixels of the 2x copy).
+DENOISE_SIGMA = 1.5
 #: At most this many frames are averaged; more only smears a moving hand.
 AVERAGE_MAX = 5
 
@@ -138,6 +141,14 @@ def upscale(img: "np.ndarray", factor: float = 2.0) -> "np.ndarray | None":
     if max(img.shape) * factor > UPSCALE_MAX_SIDE:
         return None
     return cv2.resize(img, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+
+
+def denoise(img: "np.ndarray", sigma: float = DENOISE_SIGMA) -> "np.ndarray":
+    """Gaussian smoothing, meant after `upscale`: a dim frame's sensor noise breaks each
+    module into speckles; smoothing the 2x copy joins them without merging modules."""
+    import cv2
+
+    return cv2.GaussianBlur(img, (0, 0), sigma)
 
 
 def sharpen(img: "np.ndarray") -> "np.ndarray":

@@ -144,17 +144,22 @@ def _up(roi, hist):
     return enhance.upscale(roi, 2.0)
 
 
+def _then(image, transform):
+    return None if image is None else transform(image)
+
+
 # Order by reads per millisecond on bench/sequence_bench.py (see bench/RESULTS.md):
 # the crop itself with other binarizers, upscaling, contrast, then averaging and
 # deconvolution, which cost most.
 LADDER: tuple[Step, ...] = (
     ("crop", False, lambda roi, hist: roi, ("local", "global", "fixed")),
-    ("upscale", False, _up, ("local", "fixed")),
-    ("clahe", False, lambda roi, hist: enhance.clahe(roi), ("local",)),
+    ("upscale", False, _up, ("local", "global", "fixed")),
+    ("upscale+denoise", False, lambda roi, hist: _then(_up(roi, hist), enhance.denoise), ("local", "global")),
+    ("clahe", False, lambda roi, hist: enhance.clahe(roi), ("local", "global")),
     ("average", True, _avg(), ("local", "global")),
     ("average+clahe", True, _avg(enhance.clahe), ("local",)),
     ("average+upscale", True, _avg(lambda m: enhance.upscale(m, 2.0)), ("local",)),
-    ("gamma", False, lambda roi, hist: enhance.gamma(roi), ("local",)),
+    ("gamma", False, lambda roi, hist: enhance.gamma(roi), ("local", "global")),
     *(_wiener_step(k) for k in enhance.KERNEL_BANK),
     ("sharpen", False, lambda roi, hist: enhance.sharpen(roi), ("local", "global")),
 )

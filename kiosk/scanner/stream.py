@@ -26,6 +26,7 @@ engine did not return with its own checks passed: the ladder only changes pixels
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -52,6 +53,9 @@ HISTORY_FRAMES = 4
 #: the worker's Python steps hold the GIL that long when the plain read comes back from
 #: zxing-cpp, which would add up to 5 ms to every frame; 1 ms bounds that wait.
 SWITCH_INTERVAL_S = 0.001
+#: The worker thread's nice value (Linux threads have their own): when the CPU is
+#: short, the plain read of the next frame comes first and the ROI work waits.
+WORKER_NICE = 10
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,10 @@ class StreamDecoder:
     # -- the worker -------------------------------------------------------------------
 
     def _work(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
+        except (AttributeError, OSError):  # not Linux, or not allowed: run at the same priority
+            pass
         while True:
             with self._cond:
                 while self._job is None and not self._closed:
