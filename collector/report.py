@@ -23,8 +23,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 __all__ = ["DailyReport", "VenueDay", "Kiosk", "CommuneRoster", "build", "collect", "to_csv", "to_html",
-           "csv_cell", "OUTCOMES", "CLOCK_AHEAD_TOLERANCE", "CLOCK_BEHIND_TOLERANCE", "local_time",
-           "roster_provider"]
+           "csv_cell", "OUTCOMES", "CLOCK_AHEAD_TOLERANCE", "CLOCK_BEHIND_TOLERANCE", "local_time"]
 
 HOURS = 24
 OUTCOMES = ("pass", "fail", "review")
@@ -108,7 +107,7 @@ class Kiosk:
 class CommuneRoster:
     """People on the quarantine roster of a commune and how they declared that day."""
 
-    district: str
+    province: str
     commune: str
     on_roster: int
     declared: int
@@ -260,21 +259,17 @@ def _kiosks(store: Any, day: date, until: datetime) -> list[Kiosk]:
     return out
 
 
-#: The declaration form's roster counts, when that part of the collector is installed:
-#: a callable (store, day) -> list[CommuneRoster] | None. collector.form registers it
-#: (`report.roster_provider = ...`); None here means no roster section on the report.
-roster_provider: Any = None
-
-
 def _roster(store: Any, day: date) -> list[CommuneRoster] | None:
-    provider = roster_provider
-    if provider is None:
-        try:  # the declaration form (issue 14) registers its provider on import
-            import collector.form  # noqa: F401
-        except ImportError:
-            return None
-        provider = roster_provider
-    return provider(store, day) if provider is not None else None
+    """Per commune, the quarantine roster's declarations on `day` (collector.roster, the
+    declaration form's part); None where this collector has no roster module."""
+    try:
+        from collector import roster
+    except ImportError:
+        return None
+    status = roster.daily_status(store, day)
+    return [CommuneRoster(province=g.get("province_name") or g["province"], commune=g.get("commune_name") or g["commune"],
+                          on_roster=len(g["declared"]) + len(g["missing"]), declared=len(g["declared"]),
+                          with_symptoms=len(g["symptoms"])) for g in status["communes"]]
 
 
 def collect(store: Any, day: date, *, now: datetime, cutoff: datetime | None = None) -> DailyReport:

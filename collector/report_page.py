@@ -153,10 +153,12 @@ def _roster(report: DailyReport) -> str:
     if report.roster is None:
         return ("<p>Danh sách cách ly chưa có trên máy chủ này (biểu mẫu khai báo chưa cài) / "
                 "No quarantine roster on this collector (the declaration form is not installed).</p>")
-    rows = "".join(f"<tr><td>{e(r.district)}</td><td>{e(r.commune)}</td><td>{r.on_roster}</td><td>{r.declared}</td>"
+    if not report.roster:
+        return "<p>Không có ai trong danh sách cách ly hôm nay / Nobody on the quarantine roster this day.</p>"
+    rows = "".join(f"<tr><td>{e(r.province)}</td><td>{e(r.commune)}</td><td>{r.on_roster}</td><td>{r.declared}</td>"
                    f"<td>{r.with_symptoms}</td><td{' class=bad' if r.not_declared else ''}>{r.not_declared}</td></tr>"
                    for r in report.roster)
-    return ('<table id="roster"><thead><tr><th>Quận/Huyện / District</th><th>Phường/Xã / Commune</th>'
+    return ('<table id="roster"><thead><tr><th>Tỉnh/Thành phố / Province</th><th>Phường/Xã / Commune</th>'
             '<th>Đang cách ly / On roster</th><th>Đã khai báo / Declared</th><th>Có triệu chứng / Symptoms</th>'
             f'<th>Chưa khai báo / Not declared</th></tr></thead><tbody>{rows}</tbody></table>')
 

@@ -26,6 +26,7 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SHEET_VENUES = "Dia diem - Venues"
 #: Excel's limit on a sheet name is 31 characters; these are ASCII so every Excel opens them.
 SHEET_TOTALS, SHEET_HOURS, SHEET_KIOSKS = "Tong hop - Totals", "Theo gio - Hourly", "Thiet bi - Kiosks"
+SHEET_ROSTER = "Cach ly - Quarantine"
 
 
 def _sheet(ws: Any, rows: Iterable[Sequence[Any]]) -> None:
@@ -78,6 +79,10 @@ def report_xlsx(report: DailyReport) -> bytes:
     kiosks += [[k.device_id, k.venue_code or "", "silent" if k.silent else "uploading", k.uploads,
                 when(k.last_upload_at), k.clock_off or ""] for k in report.kiosks]
     _sheet(wb.create_sheet(SHEET_KIOSKS), kiosks)
+    if report.roster is not None:
+        roster = [["province", "commune", "on_roster", "declared", "with_symptoms", "not_declared"]]
+        roster += [[r.province, r.commune, r.on_roster, r.declared, r.with_symptoms, r.not_declared] for r in report.roster]
+        _sheet(wb.create_sheet(SHEET_ROSTER), roster)
     return _save(wb)
 
 

@@ -8,31 +8,17 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 import report_data as data
+from browser_helpers import CHROMIUM, SHOTS, browser_or_fail
 from collector.app import create_app
 from collector.config import CollectorConfig
 from collector_helpers import ADMIN_TOKEN, RunningCollector, open_store
-
-CHROMIUM = os.environ.get("KIOSK_CHROMIUM", "/usr/bin/chromium")
-SHOTS = Path(os.environ.get("KIOSK_SCREENSHOTS", tempfile.gettempdir()))
-
-
-def _browser_or_fail():
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        message = "Debian's chromium is not installed (scripts/setup.sh --dev)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture
@@ -46,7 +32,7 @@ def collector(tmp_path):
 
 @pytest.fixture
 def page(collector):
-    sync_api = _browser_or_fail()
+    sync_api = browser_or_fail()
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         context = browser.new_context(http_credentials={"username": "officer", "password": ADMIN_TOKEN},
@@ -176,3 +162,25 @@ def test_venues_come_from_put_csv_import_and_the_command_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Trường THPT Lê Quý Đôn — Phường Võ Thị Sáu, Quận 3" in out and "Chợ Bến Thành" in out
     assert "Bệnh viện Quận 8 — Phường 5, Quận 8" in out
+
+
+def test_the_report_counts_the_quarantine_roster_per_commune(tmp_path):
+    """With the declaration form's roster (collector.roster): per commune, who is on it,
+    who declared, who has not. Two people in Phường Sài Gòn, neither declared yet."""
+    roster = pytest.importorskip("collector.roster", reason="the declaration form (issue 14) is not in this tree")
+    from collector import report, xlsx
+
+    store = open_store("sqlite", tmp_path)
+    roster.import_csv(store, "id_number,name,phone,commune,kind,start,end\n"
+                             "079190000123,Trần Thị Mai,0901234567,26740,home,2026-03-01,2026-03-14\n"
+                             "079190000456,Lê Văn Nam,0907654321,26740,home,2026-03-01,2026-03-14\n")
+    rep = report.collect(store, data.DAY, now=data.AFTER_CUTOFF)
+    [commune] = rep.roster
+    assert (commune.on_roster, commune.declared, commune.with_symptoms, commune.not_declared) == (2, 0, 0, 2)
+    page = report.to_html(rep)
+    assert 'id="roster"' in page and commune.commune in page and "Trần Thị Mai" not in page  # counts, no names
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.report_xlsx(rep)))[xlsx.SHEET_ROSTER]
+    assert [c.value for c in sheet[2]][2:] == [2, 0, 0, 2]
+    store.close()
