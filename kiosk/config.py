@@ -103,7 +103,7 @@ class JournalConfig:
     path: str = _opt("", doc="SQLite journal; empty: <state_dir>/journal.db")
     repeat_window_s: float = _opt(300.0, lo=0.0, hi=86400.0, doc="a repeat scan within this is not logged again")
     retention_days: int = _opt(21, lo=1, hi=365, doc="keep uploaded entries this long")
-    seal_key: str = _opt("", doc="collector's X25519 public key (base64) to seal personal fields; empty: unsealed")
+    seal_key: str = _opt("", doc="collector's X25519 public key (base64, `collector keygen`) to seal personal fields and identifiers; required unless the collector is on loopback")
 
 
 @dataclass(frozen=True)
