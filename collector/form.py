@@ -185,7 +185,8 @@ def render_form(*, lang: str = "vi", venue: str | None = None, venue_name: str |
              f'<p class="note" id="prefilled" hidden>{_e(_t("prefilled", lang))}</p>']
     if notice:
         parts.append(f'<div class="box bad" role="alert"><h2>{_e(_t("refused", lang))}</h2>'
-                     f'<p>{_e(notice[1] if lang == "en" else notice[0])}</p></div>')
+                     f'<p>{_e(notice[1] if lang == "en" else notice[0])}</p>'
+                     f'<p class="alt" lang="{other}">{_e(notice[0] if lang == "en" else notice[1])}</p></div>')
     if errors:
         links = "".join(f'<li><a href="#{k}">{_e(_t(k, lang).rstrip(" *") if k in T else k)}: '
                         f'{_e(v[1] if lang == "en" else v[0])}</a></li>' for k, v in errors.items())
