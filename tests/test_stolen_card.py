@@ -279,6 +279,15 @@ def test_a_kiosk_without_the_seal_key_refuses_a_remote_collector(tmp_path):
         open_journal(cfg)
     assert "collector keygen" in str(err.value)
     assert not (tmp_path / "journal.db").exists()  # nothing was logged unsealed
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "kiosk.cli", "--set", f"device.state_dir={tmp_path}", "--set",
+                          "sync.collector_url=https://collector.soyte.example", "--set", "scanner.kind=stdin",
+                          "run", "--headless", "--max-scans", "1"], input="079190000123|x\n", capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
+    assert run.returncode == 2 and "key 'journal.seal_key' is required" in run.stderr
+    assert not (tmp_path / "journal.db").exists()
 
 
 def test_config_show_masks_the_device_token(tmp_path):
