@@ -11,5 +11,7 @@ OpenCV, zxing-cpp, zbar and pyserial are imported only when a source or decoder 
 from kiosk.scanner.base import EndOfStream, Frame, Line, Source
 from kiosk.scanner.sources import open_source
 from kiosk.scanner.decoder import Code, DecodeResult, Decoder
+from kiosk.scanner.stream import StreamDecoder
 
-__all__ = ["Code", "DecodeResult", "Decoder", "EndOfStream", "Frame", "Line", "Source", "open_source"]
+__all__ = ["Code", "DecodeResult", "Decoder", "EndOfStream", "Frame", "Line", "Source", "StreamDecoder",
+           "open_source"]

@@ -1,13 +1,21 @@
-"""The QR decoder chain: zxing-cpp, then zbar, then preprocessed variants, within a budget.
+"""The QR decoder chain for single images: zxing-cpp, then zbar, then enhanced reads of the
+regions where a code was located, then whole-frame variants, within a budget.
 
 Order, stopping at the first stage that reads a code:
 1. zxing-cpp on the plain frame. It already tries rotations, inverted (dark-mode) codes
    and downscaled copies, and is the fastest engine, so most frames end here.
 2. zbar on the plain frame (it reads some blurred or stylised codes zxing misses).
-3. Preprocessed variants (other binarizer, sharpening, rescaling, contrast equalisation,
-   thresholding, smoothing against moiré, inversion): first the cheap zxing-cpp passes,
-   then the zbar ones, until `cfg.decoder.budget_ms` is spent. A pass that has started
-   runs to its end, so a frame may overrun the budget by one pass.
+3. The ROI ladder (kiosk.scanner.roi) on each region where a code was located (zxing-cpp's
+   position of a code it could not decode, or the texture of a code): other binarizers,
+   2x upscaling, denoising, CLAHE, gamma, Wiener deconvolution over a kernel bank.
+4. Whole-frame variants (other binarizer, sharpening, rescaling, contrast equalisation,
+   thresholding, smoothing against moire, inversion): first the cheap zxing-cpp passes,
+   then the zbar ones.
+Stages 3 and 4 run until `cfg.decoder.budget_ms` is spent. A pass that has started runs
+to its end, so a frame may overrun the budget by one pass.
+
+On a live camera the kiosk does not use this chain frame by frame: `StreamDecoder`
+(kiosk.scanner.stream) runs stage 1 on every frame and stage 3 beside it, in a worker.
 
 The engine of each code names the pass that read it: "zxing", "zbar", "zxing+sharpen",
 "zbar+downscale", "zxing-global" (zxing-cpp with its global-histogram binarizer), ...
