@@ -19,6 +19,7 @@ from typing import Any, Mapping
 __all__ = ["trace", "TraceResult", "MAX_WINDOW", "CASE_LOOKBACK", "person_key", "DEFAULT_RETENTION_DAYS"]
 
 log = logging.getLogger("collector.tracing")
+_warned_no_key = False  # said once per process, not once per entry
 
 #: The longest window a query may ask for: tracing is targeted, not a data export.
 MAX_WINDOW = timedelta(hours=24)
@@ -47,6 +48,11 @@ def person_key(entry: Mapping[str, Any], *, seal_private_key: str, tracing_key: 
         return None
     if entry.get("sealed"):
         if not seal_private_key:
+            global _warned_no_key
+            if not _warned_no_key:
+                _warned_no_key = True
+                log.warning("sealed entries arrive but this collector has no seal_private_key: "
+                            "they are kept, but cannot be traced (set seal_private_key)")
             return None
         try:
             raw = open_sealed(seal_private_key, raw).decode("utf-8")
