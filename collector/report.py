@@ -243,8 +243,8 @@ def _kiosks(store: Any, day: date, until: datetime) -> list[Kiosk]:
     last = sa.select(c.device_id, sa.func.max(c.received_at).label("last")).where(
         c.received_at < end).group_by(c.device_id)
     with store.engine.connect() as conn:
-        devs = conn.execute(sa.select(devices.c.device_id, devices.c.venue_code)
-                            .where(devices.c.revoked_at.is_(None))).all()
+        devs = conn.execute(sa.select(devices.c.device_id, devices.c.venue_code)  # enrolled by then, not revoked
+                            .where(devices.c.revoked_at.is_(None), devices.c.enrolled_at < end)).all()
         per: dict[str, list[tuple[datetime, datetime]]] = {}
         for r in conn.execute(batches):
             per.setdefault(r.device_id, []).append((r.newest, r.received))
