@@ -7,10 +7,7 @@ the issue names (replay, flooding, oversized bodies)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,11 +18,10 @@ from hypothesis import given, settings, strategies as st
 from collector import declarations, divisions, poster, roster, venues
 from collector.publish import publish
 from collector.storage import REPORT_TZ
+from browser_helpers import CHROMIUM, SHOTS, browser_or_fail
 from collector_helpers import ADMIN_TOKEN, PUBLISHER, PUBLISHER_KEY, RunningCollector, open_store
 from kiosk.seal import generate_keypair
 
-CHROMIUM = os.environ.get("KIOSK_CHROMIUM", "/usr/bin/chromium")
-SHOTS = Path(os.environ.get("KIOSK_SCREENSHOTS", tempfile.gettempdir()))
 ROOT = Path(__file__).resolve().parent.parent
 VENUE = "BV-CHORAY"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -35,15 +31,6 @@ PROVINCE, COMMUNE = "79", "26740"
 PERSON = {"name": "Nguyễn Thị Ngọc Ánh", "dob": "1990-04-30", "sex": "nu", "id_number": "079190000123",
           "phone": "0901234567", "province": PROVINCE, "commune": COMMUNE, "street": "12 Lê Lợi",
           "contact_case": "no", "contact_area": "no", "consent": "yes"}
-
-
-def _browser_or_fail():
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        message = "Debian's chromium is not installed (scripts/setup.sh --dev)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture
@@ -61,7 +48,7 @@ def collector(tmp_path):
 @pytest.fixture
 def phone():
     """A phone-sized chromium page (375 px wide, 2x pixels, Vietnamese)."""
-    sync_api = _browser_or_fail()
+    sync_api = browser_or_fail()
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         context = browser.new_context(viewport={"width": 375, "height": 812}, device_scale_factor=2,
