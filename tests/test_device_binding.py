@@ -148,3 +148,28 @@ def test_kiosk_sync_once_adopts_a_rotated_token_end_to_end(collector, tmp_path):
     assert sorted(collector.store.entry_ids()) == sorted(first + second)
     assert requests.get(f"{collector.url}/v1/trust", timeout=10,
                         headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_a_device_enrolled_before_venue_binding_must_enrol_again(tmp_path):
+    """An upgraded collector opens its old database; a device enrolled without a venue
+    uploads for none until it is enrolled again with a venue-bound code."""
+    import hashlib
+    import sqlite3
+
+    from collector.storage import Store
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:  # the devices and codes tables as the first release made them
+        conn.execute("CREATE TABLE devices (device_id VARCHAR(64) PRIMARY KEY, "
+                     "token_hash VARCHAR(64) NOT NULL UNIQUE, enrolled_at DATETIME NOT NULL)")
+        conn.execute("CREATE TABLE enrol_codes (code_hash VARCHAR(64) PRIMARY KEY, device_id VARCHAR(64) NOT NULL, "
+                     "created_at DATETIME NOT NULL, expires_at DATETIME NOT NULL, used_at DATETIME)")
+        conn.execute("INSERT INTO devices VALUES ('kiosk-1', ?, '2026-01-01 00:00:00')",
+                     (hashlib.sha256(b"old-token").hexdigest(),))
+    conn.close()
+    with RunningCollector(Store(f"sqlite:///{db}")) as old:
+        entry = {"id": str(uuid.uuid4()), "scanned_at": datetime.now(timezone.utc).isoformat(),
+                 "device_id": "kiosk-1", "venue_code": "V1", "outcome": "pass", "reason": "ok", "scheme": "cccd"}
+        r = _post(old, "old-token", [entry])
+        assert r.status_code == 403 and "not bound to a venue" in r.json()["detail"][0]["msg"]
+        assert [d["venue_code"] for d in old.store.list_devices()] == [None]
