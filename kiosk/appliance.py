@@ -134,6 +134,7 @@ class Kiosk:
         self.guard_presses: "queue.Queue[float]" = queue.Queue()
         self.stop_event = threading.Event()
         self.source_done = threading.Event()
+        self.source_open = threading.Event()  # the kiosk can read a code: systemd's READY=1
         self.faults: set[str] = set()
         self.errors = 0
         self.logged = 0
@@ -163,6 +164,7 @@ class Kiosk:
         try:
             with open_source(self.cfg, demo_dir=self.demo_dir) as source:
                 self._source = source
+                self.source_open.set()
                 while not self.stop_event.is_set():
                     self._last_turn_mono = time.monotonic()
                     try:
@@ -196,6 +198,7 @@ class Kiosk:
             self._source = None
             decoder.close()
             self.source_done.set()
+            self.source_open.set()  # a source that could not be set up: READY, then the error
 
     def _note_frame(self, image: Any) -> None:
         """Keep the newest frame for the preview, and notice when someone steps up."""
@@ -264,7 +267,6 @@ class Kiosk:
                 # The button thread only queues the press; the journal write happens here.
                 pins.when_guard(lambda: self.guard_presses.put(time.monotonic()))
                 self.provisioner.start()
-                watchdog.ready()
                 try:
                     self._loop(display, pins, watchdog, ScreenState)
                 finally:
@@ -285,8 +287,14 @@ class Kiosk:
         verdict_until = next_status = next_preview = next_ping = next_open = 0.0
         idle: Any = None
         shown: Any = None
+        ready = False
         while not self.stop_event.is_set():
             mono = time.monotonic()
+            if not ready and (self.source_open.is_set() or self.pipeline is None):
+                # Only once a code can be read (or the disk is full and the kiosk waits
+                # for space, petting the watchdog): systemd then marks the unit active.
+                watchdog.ready()
+                ready = True
             if self.pipeline is None and mono >= next_open:
                 # Started on a full disk: show the fault, keep petting the watchdog (the
                 # process waits for space, it does not crash-loop) and try again.
@@ -336,7 +344,7 @@ class Kiosk:
                     self.guard_presses.put(mono)
             # Pet the watchdog while the scanner loop really comes round (or while the
             # kiosk waits for disk space to open its journal).
-            if (self.pipeline is None or self._scanner_alive()) and mono >= next_ping:
+            if ready and (self.pipeline is None or self._scanner_alive()) and mono >= next_ping:
                 watchdog.ping()
                 next_ping = mono + WATCHDOG_PING_S
             if (self.source_done.is_set() and self.events.empty() and self.guard_presses.empty()

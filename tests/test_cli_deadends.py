@@ -103,3 +103,73 @@ def test_demo_state_lives_in_a_folder_of_this_checkout_and_says_where(tmp_path):
     assert f"state in {state} " in where[0]
     assert (state / "journal.db").exists()
     assert "repeat, not logged again" not in result.stdout  # a new place: nothing from an earlier run
+
+
+# --- stopping and starting ------------------------------------------------------------------
+
+def notify_socket(tmp_path: Path):
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.settimeout(60)
+    return sock
+
+
+def run_argv(tmp_path: Path, **overrides: object) -> list[str]:
+    argv = [sys.executable, "-m", "kiosk.cli", "run", "--headless"]
+    for key, value in {"journal.path": tmp_path / "j.db", **overrides}.items():
+        argv += ["--set", f"{key}={value}"]
+    return argv
+
+
+#: How long systemd may wait for a stopped kiosk: the issue asks for "within a second";
+#: the margin is for a loaded 2-core test machine, not for the kiosk.
+STOP_DEADLINE_S = 2.0
+
+
+def test_sigterm_stops_a_kiosk_reading_stdin_with_exit_0(tmp_path):
+    """Was: exit -6, "Fatal Python error: _enter_buffered_busy" (a daemon thread blocked
+    in a buffered read of stdin at interpreter shutdown)."""
+    import signal
+    import time
+
+    sock = notify_socket(tmp_path)
+    env = {**env_for(tmp_path), "NOTIFY_SOCKET": str(tmp_path / "notify")}
+    proc = subprocess.Popen(run_argv(tmp_path, **{"scanner.kind": "stdin"}), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    try:
+        while sock.recv(4096) != b"READY=1":
+            pass
+        proc.stdin.write((CCCD + "\n").encode())
+        proc.stdin.flush()
+        assert verdict_lines(proc.stdout.readline().decode())  # it read the code
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=STOP_DEADLINE_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+    err = proc.stderr.read().decode()
+    assert rc == 0, err
+    assert "Fatal Python error" not in err
+
+
+def test_ready_is_sent_only_once_the_scanner_is_open(tmp_path, scanner_pty):
+    """READY=1 went out before the scanner thread had opened the port: systemd marked the
+    kiosk active while it could not yet read a code."""
+    master, port = scanner_pty
+    sock = notify_socket(tmp_path)
+    env = {**env_for(tmp_path), "NOTIFY_SOCKET": str(tmp_path / "notify")}
+    proc = subprocess.Popen(run_argv(tmp_path, **{"scanner.kind": "serial", "scanner.serial_port": port}),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    try:
+        first = sock.recv(4096)
+        open_then = {os.path.realpath(f"/proc/{proc.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{proc.pid}/fd")}
+        assert first == b"READY=1"
+        assert port in open_then, "READY=1 came before the scanner port was open"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        sock.close()
