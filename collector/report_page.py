@@ -200,7 +200,7 @@ def render(report: DailyReport, *, deliveries: Iterable[Mapping[str, Any]] = (),
     for v in report.venues:
         name = e(v.name) if v.name else f'<span class="muted">{e(UNREGISTERED)}</span>'
         venue_rows.append(f"<tr><td>{name}<br><code>{e(v.venue_code)}</code></td><td>{e(TYPE_WORDS.get(v.type, v.type)) + ' / ' + e(v.type) if v.type else '—'}</td>"
-                          f"<td>{e(v.commune or '—')}, {e(v.district or '—')}</td>{_counts(v)}"
+                          f"<td>{e(', '.join(filter(None, (v.commune, v.district))) or '—')}</td>{_counts(v)}"
                           f"<td class=\"reasons\">{_reasons(v.fails_by_reason)}</td>"
                           f"<td class=\"reasons\">{_reasons(v.reviews_by_reason)}</td></tr>")
     charts = "".join(f"<section class=\"venue-chart\"><h3>{e(v.label)} <code>{e(v.venue_code)}</code></h3>"
@@ -215,7 +215,7 @@ def render(report: DailyReport, *, deliveries: Iterable[Mapping[str, Any]] = (),
 body{{font-family:"Noto Sans","DejaVu Sans",sans-serif;margin:1.5em;color:#222;max-width:1200px}}
 h1{{margin:.2em 0}} h2{{margin-top:1.6em;border-bottom:2px solid #ddd}}
 table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #bbb;padding:4px 9px;text-align:right;vertical-align:top}}
-th{{background:#f2f2f2}} td:first-child,td.reasons,th:first-child{{text-align:left}}
+th{{background:#f2f2f2;text-align:left}} td:first-child,td.reasons{{text-align:left}} td.reasons{{min-width:14em}} #venues td:first-child{{min-width:10em}}
 #venues td:nth-child(2),#venues td:nth-child(3),#kiosks td,#kiosks th,#deliveries td,#deliveries th,#areas td:nth-child(2),
 #roster td:nth-child(2){{text-align:left}}
 code{{color:#666;font-size:85%}} .muted{{color:#888}}
