@@ -284,3 +284,32 @@ def test_settings_that_cannot_work_together_are_refused_before_sending(tmp_path,
     with pytest.raises(CollectorConfigError, match="mail_to"):
         delivery.check_settings(CollectorConfig(smtp_host="mail.soyte.example.vn", mail_from="r@soyte.example.vn"))
     assert delivery.history(store) == []  # nothing recorded, nothing sent
+
+
+def test_collector_deliver_the_units_command_retries_a_failed_delivery(tmp_path, store, pki, capsys):
+    """`collector deliver` (collector-report.service's ExecStart) on the real clock: a
+    delivery that failed an hour ago, while the server was down, goes out now."""
+    from datetime import datetime, timezone
+
+    from collector import cli
+    from collector.storage import REPORT_TZ
+
+    port = _free_port()
+    now = datetime.now(timezone.utc)
+    today = now.astimezone(REPORT_TZ).date()
+    cfg = _config(tmp_path, store, pki, port)
+    failed = delivery.deliver(store, cfg, today, now=now - timedelta(hours=1))
+    assert not failed.ok
+    toml = tmp_path / "collector.toml"
+    toml.write_text("\n".join(f"{k} = {getattr(cfg, k)!r}".replace("'", '"') if isinstance(getattr(cfg, k), str)
+                              else f"{k} = {getattr(cfg, k)}" for k in (
+        "db_url", "admin_token", "export_dir", "smtp_host", "smtp_port", "smtp_user", "smtp_password",
+        "smtp_ca_file", "mail_from", "mail_to")) + "\n", encoding="utf-8")
+    server = Smtp(pki, port=port)
+    try:
+        assert cli.main(["deliver", "--config", str(toml)]) == 0
+    finally:
+        server.stop()
+    out = capsys.readouterr().out
+    assert "manual    attempt 2" in out and "sent" in out
+    assert delivery.pending(store) == [] and len(server.box.messages) >= 1
