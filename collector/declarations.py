@@ -197,10 +197,11 @@ def use_token(store: Any, token: str, *, now: datetime) -> None:
         raise FormError(400, "Biểu mẫu đã hết hạn, hãy tải lại trang và khai lại.",
                         "This form has expired; reload the page and declare again.")
     with store.engine.begin() as conn:
-        done = conn.execute(_insert(store.engine, form_tokens).values(
+        # RETURNING, not rowcount: psycopg answers -1 for an INSERT ... ON CONFLICT.
+        spent = conn.execute(_insert(store.engine, form_tokens).values(
             token_hash=hashlib.sha256(token.encode()).hexdigest(), used_at=_naive(now))
-            .on_conflict_do_nothing(index_elements=["token_hash"]))
-        if done.rowcount != 1:
+            .on_conflict_do_nothing(index_elements=["token_hash"]).returning(form_tokens.c.token_hash)).first()
+        if spent is None:
             raise FormError(409, "Tờ khai này đã được gửi. Hãy mở lại biểu mẫu để khai lần mới.",
                             "This declaration was already sent. Open the form again to declare anew.")
         conn.execute(form_tokens.delete().where(form_tokens.c.used_at < _naive(now - 2 * TOKEN_TTL)))

@@ -19,7 +19,7 @@ from collector import declarations, divisions, poster, roster, venues
 from collector.publish import publish
 from collector.storage import REPORT_TZ
 from browser_helpers import CHROMIUM, SHOTS, browser_or_fail
-from collector_helpers import ADMIN_TOKEN, PUBLISHER, PUBLISHER_KEY, RunningCollector, open_store
+from collector_helpers import ENGINES, ADMIN_TOKEN, PUBLISHER, PUBLISHER_KEY, RunningCollector, open_store
 from kiosk.seal import generate_keypair
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +34,9 @@ PERSON = {"name": "Nguyễn Thị Ngọc Ánh", "dob": "1990-04-30", "sex": "nu"
 
 
 @pytest.fixture
-def collector(tmp_path):
-    store = open_store("sqlite", tmp_path)
+def collector(request, tmp_path):
+    """The real collector (SQLite; PostgreSQL too for tests marked with `engine`)."""
+    store = open_store(getattr(request, "param", "sqlite"), tmp_path)
     venues.put(store, {"venue_code": VENUE, "name": "Bệnh viện Chợ Rẫy", "type": "hospital"})
     # The department publishes a trust list holding the form's HD1 issuer key.
     publish(store, "trust", declarations.with_issuer(b"[]", store), key=PUBLISHER,
@@ -219,6 +220,7 @@ def _declare(collector, person: dict, **extra) -> requests.Response:
     return requests.post(f"{collector.url}/d", data=data, timeout=10)
 
 
+@pytest.mark.parametrize("collector", ENGINES, indirect=True)
 def test_a_roster_person_is_missing_until_they_declare_then_declared(collector):
     today = datetime.now(timezone.utc).astimezone(REPORT_TZ).date()
     csv_text = ("id_number,name,phone,commune,kind,start,end\n"
@@ -274,6 +276,7 @@ def test_roster_cli_import_and_status(collector, tmp_path, capsys):
 
 # --- attacks ------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("collector", ENGINES, indirect=True)
 def test_a_submitted_form_cannot_be_replayed(collector):
     data = {**PERSON, "token": _form_token(collector)}
     first = requests.post(f"{collector.url}/d", data=data, timeout=10)
@@ -385,3 +388,22 @@ def test_poster_command_writes_a_pdf_and_a_png_whose_qr_reads_back(tmp_path, cap
                      "--base-url", "https://khaibao.example"]) == 0
     assert _decode(tmp_path / "p.png") == [f"https://khaibao.example/d/{VENUE}"]
     assert cli.main(["poster", "--venue=-bad", "--out", str(tmp_path / "x.png"), "--db", db]) == 2
+
+
+def test_retention_clears_who_declared_and_keeps_the_counts(collector, capsys):
+    from collector import cli
+
+    assert _declare(collector, PERSON).status_code == 200
+    with collector.store.engine.connect() as conn:
+        import sqlalchemy as sa
+
+        [row] = conn.execute(sa.select(declarations.declarations)).mappings().all()
+    assert row["personal"] and row["person_key"] and row["name_masked"]
+    later = datetime.now(timezone.utc) + timedelta(days=22)
+    assert declarations.purge_personal(collector.store, before=later) == 1
+    with collector.store.engine.connect() as conn:
+        [row] = conn.execute(sa.select(declarations.declarations)).mappings().all()
+    assert (row["personal"], row["person_key"], row["name_masked"]) == (None, None, None)
+    assert row["commune"] == COMMUNE  # the day's count per commune stays
+    assert cli.main(["retention", "--days", "21", "--db", collector.store.url]) == 0
+    assert "0 declarations older than 21 days" in capsys.readouterr().out
