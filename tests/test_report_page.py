@@ -184,3 +184,16 @@ def test_the_report_counts_the_quarantine_roster_per_commune(tmp_path):
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx.report_xlsx(rep)))[xlsx.SHEET_ROSTER]
     assert [c.value for c in sheet[2]][2:] == [2, 0, 0, 2]
     store.close()
+
+
+def test_a_venue_name_holding_markup_is_shown_as_text(tmp_path):
+    """A registry row is typed by people: `<script>` in a name must not run on the page
+    the department opens with its admin token."""
+    from collector import report
+
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    rep = report.build(data.DAY, [{"venue_code": "V1", "outcome": "fail", "reason": "expired", "hour_local": 8, "n": 1}],
+                       registry={"V1": {"name": hostile, "type": "other", "commune": hostile}})
+    page = report.to_html(rep)
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
