@@ -326,7 +326,14 @@ def _add(sub, name: str, handler: Callable[[argparse.Namespace], int]) -> argpar
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="collector", description=__doc__.splitlines()[0])
+    from kiosk import __version__  # one version for the kiosk and its collector (one setup.py)
+
+    parser = _Parser(prog="collector", description=__doc__.splitlines()[0],
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     epilog="Example: collector serve --db sqlite:///collector.db --port 8470\n"
+                            "         collector enrol-code --device hn-bv-01 --venue BM-01\n"
+                            "Run `collector COMMAND --help` for each command's options and an example.")
+    parser.add_argument("--version", action="version", version=f"collector {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = _add(sub, "serve", cmd_serve)
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")

@@ -14,6 +14,7 @@ made at scan time; the collector dedupes on them, so re-uploading is harmless.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -177,6 +178,10 @@ class Journal:
         self._closed = False
         try:
             if self.path is not None:
+                blocking = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+                if blocking is not None:  # mkdir would only say "File exists"
+                    raise NotADirectoryError(errno.ENOTDIR, f"{blocking} is a file, not a folder "
+                                             "(journal.path must name a file inside a folder)")
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fresh = not self.path.exists()
                 if fresh:

@@ -173,3 +173,98 @@ def test_ready_is_sent_only_once_the_scanner_is_open(tmp_path, scanner_pty):
         proc.terminate()
         proc.wait(timeout=30)
         sock.close()
+
+
+# --- help: every command and subcommand has one, with an example ------------------------------
+
+def _commands(parser, path=()):
+    """(command path, its parser) for every command and subcommand, depth first."""
+    import argparse
+
+    for action in parser._actions:  # noqa: SLF001 - argparse offers no public walk
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for name, child in action.choices.items():
+                yield (*path, name), child
+                yield from _commands(child, (*path, name))
+
+
+def _all_commands():
+    from collector.cli import build_parser as collector_parser
+    from kiosk.cli import build_parser as kiosk_parser
+
+    return ([("kiosk.cli", c) for c, _ in _commands(kiosk_parser())]
+            + [("collector.cli", c) for c, _ in _commands(collector_parser())])
+
+
+@pytest.mark.parametrize("module,command", [("kiosk.cli", ()), ("collector.cli", ()), *_all_commands()],
+                         ids=lambda v: " ".join(v) if isinstance(v, tuple) else v.split(".")[0])
+def test_every_command_has_help_with_an_example(capsys, module, command):
+    import importlib
+
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "Example: " in out, f"{module} {' '.join(command)} --help has no example"
+    prog = "kiosk" if module == "kiosk.cli" else "collector"
+    assert out.split("Example: ", 1)[1].lstrip().startswith(prog), "the example is a command line"
+
+
+def test_version_of_both_commands(tmp_path):
+    for module, prog in (("kiosk.cli", "kiosk"), ("collector.cli", "collector")):
+        result = kiosk(tmp_path, "--version", module=module)
+        assert result.returncode == 0 and result.stdout.startswith(prog + " "), result.stderr
+
+
+def test_make_qr_has_one_device_flag():
+    from kiosk.cli import build_parser
+
+    make_qr = dict(_commands(build_parser()))[("provision", "make-qr")]
+    flags = {s for a in make_qr._actions for s in a.option_strings}  # noqa: SLF001
+    assert "--device" in flags and "--device-id" not in flags
+
+
+
+# --- screens, journal, keys: one-line errors and outputs that fit together ----------------------
+
+def test_screens_into_an_impossible_folder_or_at_an_unknown_size_is_a_one_line_error(tmp_path):
+    result = kiosk(tmp_path, "screens", "--out", "/proc/nope", "--size", "800x480")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "--out /proc/nope" in result.stderr
+    result = kiosk(tmp_path, "screens", "--out", str(tmp_path / "s"), "--size", "640x480")
+    assert result.returncode == 2 and "--size 640x480" in result.stderr
+    assert "800x480, 1024x600, 1920x1080" in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_journal_whose_folder_is_a_file_says_so(tmp_path):
+    (tmp_path / "afile").write_text("", encoding="utf-8")
+    result = kiosk(tmp_path, "--set", f"journal.path={tmp_path / 'afile' / 'j.db'}", "journal")
+    assert result.returncode == 2
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in result.stderr
+    assert "File exists" not in result.stderr
+
+
+def test_the_keygen_entry_is_taken_by_check_and_trust_import(tmp_path):
+    keygen = kiosk(tmp_path, "declaration", "keygen", "--out", str(tmp_path / "issuer.pem"))
+    assert keygen.returncode == 0, keygen.stderr
+    (tmp_path / "entry.json").write_text(keygen.stdout, encoding="utf-8")
+    issued = kiosk(tmp_path, "declaration", "issue", "--key", str(tmp_path / "issuer.pem"), "--issuer", "Sở Y tế",
+                   "--name", "Trần Thị Mai", "--dob", "1990-04-30", "--id", "079190000123", "--phone", "0901234567")
+    assert issued.returncode == 0, issued.stderr
+    checked = kiosk(tmp_path, "check", "--trust", str(tmp_path / "entry.json"), "--no-rules", issued.stdout.strip())
+    assert checked.returncode == 0 and checked.stdout.startswith("pass"), checked.stdout + checked.stderr
+    imported = kiosk(tmp_path, "--set", f"journal.path={tmp_path / 'j.db'}", "trust", "import",
+                     str(tmp_path / "entry.json"))
+    assert imported.returncode == 0 and "1 keys imported" in imported.stdout, imported.stderr
+
+
+def test_check_says_why_asdf_fails_and_abc123_goes_to_review_and_lists_its_exit_codes(tmp_path):
+    result = kiosk(tmp_path, "check", "--no-rules", "asdf", "abc123")
+    assert result.returncode == 1
+    fail, review = result.stdout.splitlines()
+    assert fail.startswith("fail") and "not a code the kiosk knows" in fail and "6 to" in fail
+    assert review.startswith("review") and "cannot be verified offline" in review
+    helped = kiosk(tmp_path, "check", "--help")
+    assert "Exit codes: 0" in helped.stdout and "1 at least one failed" in helped.stdout

@@ -25,7 +25,8 @@ MAX_CHARS = 4_296
 def check(text: str) -> Checked:
     stripped = text.strip()
     if not MIN_CHARS <= len(stripped) <= MAX_CHARS or not stripped.isprintable():
-        return Checked(None, CheckFailed(Reason.UNKNOWN_SCHEME, "not a code the kiosk knows"))
+        return Checked(None, CheckFailed(Reason.UNKNOWN_SCHEME, "not a code the kiosk knows: no known prefix, "
+                                         f"and not {MIN_CHARS} to {MAX_CHARS} printable characters"))
     digest = hashlib.sha256(stripped.encode("utf-8", "surrogatepass")).hexdigest()
     return Checked(Credential(scheme="opaque", subject_key="opaque:" + digest,
                               claims={"length": len(stripped)}))

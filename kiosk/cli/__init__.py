@@ -54,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kiosk",
         description="Check-in kiosk: scan a QR code, decide pass/fail/review, log it, signal it.",
-        epilog="Config: --config FILE, else $KIOSK_CONFIG, else /etc/kiosk/kiosk.toml, else built-in demo defaults.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Config: --config FILE, else $KIOSK_CONFIG, else /etc/kiosk/kiosk.toml, else built-in demo defaults;\n"
+               "--config and --set go before or after the command.\n\n"
+               "Example: kiosk demo --headless\n"
+               "         kiosk run --config /etc/kiosk/kiosk.toml\n"
+               "Run `kiosk COMMAND --help` for each command's options and an example.",
     )
     parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
     parser.add_argument("--config", metavar="FILE", help="config file (TOML)")

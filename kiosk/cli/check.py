@@ -14,6 +14,10 @@ from kiosk.errors import ConfigError, TrustError
 
 __all__ = ["register", "check_payloads", "parse_at"]
 
+#: Why a code of no known scheme went to review rather than failing.
+OPAQUE_REVIEW = ("maybe a personal app code (6 or more characters), which cannot be verified offline: "
+                 "the venue rules send it to the guard")
+
 
 def parse_at(text: str | None) -> datetime:
     """`--at` value -> aware datetime (UTC when no offset is given); None -> now."""
@@ -69,7 +73,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     schema and value sets), signature, key usage and validity period. A failing verdict
     says which step and member failed: with --json as `"detail": {"step": "schema",
     "member": "t[0].tr", "message": ...}` (a forged certificate fails at `signature`, a
-    badly issued one at `schema` or `valuesets`).
+    badly issued one at `schema` or `valuesets`). Every verdict that is not a pass says
+    why in words too: `asdf` fails (too short to be any code the kiosk knows), `abc123`
+    goes to review (it may be a personal app code, which cannot be verified offline, and
+    the venue rules send those to the guard).
+
+    Exit codes: 0 every payload passed, 1 at least one failed or went to review, 2 bad
+    input (an unreadable trust list or rules file, a bad --at).
 
     Example: kiosk check --json --no-rules --at 2021-06-01T10:00:00Z --trust list.json 'HC1:...'
     """
@@ -96,12 +106,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         if journal is not None:
             journal.close()
     for r in results:
+        if r["verdict"] == "review" and r["scheme"] == "opaque" and not r.get("detail"):
+            r["detail"] = {"step": "policy", "message": OPAQUE_REVIEW}
         if args.json:
             print_json(r)
         else:
             where = r.get("detail") or {}
             failed = f"  [{where.get('step')} {where['member']}]" if "member" in where else ""
-            print(f"{r['verdict']:<7} {r['reason']:<24} {r['scheme']:<9} {r['name'] or ''}{failed}")
+            why = f"  ({where['message']})" if where.get("message") and not failed else ""
+            print(f"{r['verdict']:<7} {r['reason']:<24} {r['scheme']:<9} {r['name'] or ''}{failed}{why}".rstrip())
     return 0 if all(r["verdict"] == "pass" for r in results) else 1
 
 
@@ -178,9 +191,10 @@ def cmd_trust_status(args: argparse.Namespace) -> int:
 
 def cmd_declaration_keygen(args: argparse.Namespace) -> int:
     """Make a declaration issuer key: write the private key (PEM, mode 0600) and print
-    the trust list entry (type HD1) to publish.
+    a trust list holding its one entry (type HD1): `kiosk check --trust`, `kiosk trust
+    import` and `collector publish trust` take it as it is (or add the entry to a list).
 
-    Example: kiosk declaration keygen --out issuer.pem > issuer-entry.json
+    Example: kiosk declaration keygen --out issuer.pem > entry.json && kiosk trust import entry.json
     """
     import os
 
@@ -194,7 +208,7 @@ def cmd_declaration_keygen(args: argparse.Namespace) -> int:
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(hd1.private_pem(key))
-    print_json(trust_entry(kid, KIND_HD1, hd1.public_der(key.public_key()), args.country))
+    print_json([trust_entry(kid, KIND_HD1, hd1.public_der(key.public_key()), args.country)])
     return 0
 
 
@@ -242,7 +256,10 @@ def register(sub) -> None:
     g.add_argument("--no-rules", action="store_true",
                    help="only decoding, signature, key usage and validity period")
 
-    t = sub.add_parser("trust", help="import or inspect the trust list")
+    t = sub.add_parser("trust", help="import or inspect the trust list",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Import a trust list into the journal, or show what the kiosk holds.\n\n"
+                                   "Example: kiosk trust import trustlist.json && kiosk trust status")
     tsub = t.add_subparsers(dest="trust_command", metavar="SUBCOMMAND", required=True)
     p = add_command(tsub, "import", cmd_trust_import)
     p.add_argument("file", help="trust list JSON")
@@ -250,7 +267,13 @@ def register(sub) -> None:
     p = add_command(tsub, "status", cmd_trust_status)
     p.add_argument("--json", action="store_true", help="one JSON object")
 
-    d = sub.add_parser("declaration", help="make declaration issuer keys and declarations")
+    d = sub.add_parser("declaration", help="make declaration issuer keys and declarations",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Make a declaration issuer key (and its trust list), then sign HD1: "
+                                   "declarations with it.\n\n"
+                                   "Example: kiosk declaration keygen --out issuer.pem > entry.json\n"
+                                   "         kiosk declaration issue --key issuer.pem --issuer \"Sở Y tế Demo\" "
+                                   "--name \"Trần Thị Mai\" --dob 1990-04-30 --id 079190000123 --phone 0901234567")
     dsub = d.add_subparsers(dest="declaration_command", metavar="SUBCOMMAND", required=True)
     p = add_command(dsub, "keygen", cmd_declaration_keygen)
     p.add_argument("--out", required=True, metavar="KEY.pem", help="where to write the private key")
@@ -258,16 +281,18 @@ def register(sub) -> None:
     p.add_argument("--country", default="VN", help="country of the trust list entry")
     p.add_argument("--force", action="store_true", help="replace an existing key file")
     p = add_command(dsub, "issue", cmd_declaration_issue)
-    p.add_argument("--key", required=True, metavar="KEY.pem")
-    p.add_argument("--issuer", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--dob", required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--key", required=True, metavar="KEY.pem", help="the issuer's private key (declaration keygen)")
+    p.add_argument("--issuer", required=True, metavar="NAME", help="who issues it, as shown to the guard")
+    p.add_argument("--name", required=True, help="the person's full name (masked on the screen)")
+    p.add_argument("--dob", required=True, metavar="YYYY-MM-DD", help="the person's date of birth")
     p.add_argument("--id", required=True, metavar="ID", help="ID number (only its salted hash is signed)")
-    p.add_argument("--phone", required=True)
+    p.add_argument("--phone", required=True, help="the person's phone number, for contact tracing")
     p.add_argument("--symptom", action="append", metavar="CODE", help="a declared symptom (repeatable)")
     p.add_argument("--contact", action="store_true", help="declares contact with a case")
     p.add_argument("--travel", action="append", metavar="PROVINCE", help="a province travelled in (repeatable)")
-    p.add_argument("--status", choices=STATUSES, default="green")
-    p.add_argument("--valid-hours", type=float, default=24.0, metavar="H")
+    p.add_argument("--status", choices=STATUSES, default="green",
+                   help="health status colour (default: green; red fails at every venue)")
+    p.add_argument("--valid-hours", type=float, default=24.0, metavar="H",
+                   help="hours the declaration stays valid (default: 24)")
     p.add_argument("--at", metavar="ISO-8601", help="issue as of this time (default: now)")
     p.add_argument("--png", metavar="FILE", help="also write the QR code as a PNG")

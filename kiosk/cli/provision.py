@@ -56,8 +56,10 @@ def _dest(key: str) -> str:
     return "set_" + key.replace(".", "_")
 
 
-def _add_flags(p: argparse.ArgumentParser) -> None:
+def _add_flags(p: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
     for flag, key, typ, text in FLAGS:
+        if flag in skip:
+            continue
         p.add_argument(flag, dest=_dest(key), type=typ, metavar="VALUE", help=f"{text} ({key})")
     p.add_argument("--enrol-code", metavar="CODE", default="",
                    help="one-time enrolment code from the collector: gets the device token")
@@ -211,7 +213,9 @@ def register(sub) -> None:
     p.add_argument("--interactive", "-i", action="store_true", help="ask for each setting")
     psub = p.add_subparsers(dest="provision_command", metavar="SUBCOMMAND")
     q = add_command(psub, "make-qr", cmd_make_qr)
-    _add_flags(q)
+    # One device flag only: a QR for one device is applied by that device, which keeps
+    # its id, so --device-id (a setting) would only say the same thing twice.
+    _add_flags(q, skip=("--device-id",))
     q.add_argument("--key", required=True, metavar="PRIVATE.pem", help="Ed25519 provisioning private key")
     q.add_argument("--device", metavar="ID", help="only this device may apply it (default: any)")
     q.add_argument("--valid-hours", type=float, default=None, metavar="H",

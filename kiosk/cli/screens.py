@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from kiosk.cli._common import add_command, config_from
+from kiosk.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -27,8 +28,16 @@ def cmd_screens(args: argparse.Namespace) -> int:
     cfg = config_from(args)
     out = Path(args.out)
     sizes = [parse_size(args.size)] if args.size else list(SIZES)
-    written = write_screens(out, sizes, venue_name=cfg.venue.name, checkin_url=cfg.venue.checkin_url,
-                            font=cfg.display.font, nested=not args.size)
+    allowed = ", ".join(f"{w}x{h}" for w, h in SIZES)
+    if sizes[0] not in SIZES:
+        raise ConfigError(f"--size {args.size}: not a screen size the kiosk has; allowed (display.size): {allowed}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        written = write_screens(out, sizes, venue_name=cfg.venue.name, checkin_url=cfg.venue.checkin_url,
+                                font=cfg.display.font, nested=not args.size)
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot write the screens there: "
+                          f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}") from None
     for path in written:
         print(os.fspath(path))
     return 0
@@ -38,4 +47,4 @@ def register(sub) -> None:
     p = add_command(sub, "screens", cmd_screens)
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files (created)")
     p.add_argument("--size", default=None, metavar="WxH",
-                   help="one size, e.g. 800x480 (default: 800x480, 1024x600 and 1920x1080 in subfolders)")
+                   help="one of the sizes display.size allows: 800x480, 1024x600 or 1920x1080 (default: all three, in subfolders)")
