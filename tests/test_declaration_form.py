@@ -154,10 +154,18 @@ def test_poster_qr_opens_the_form_the_qr_passes_at_the_hospital_and_a_symptom_fa
     verdict = _kiosk_check(text, capsys)
     assert (verdict["verdict"], verdict["reason"], verdict["name"]) == ("pass", "ok", "Nguyễn T*** N*** Á")
 
-    # The phone kept it: the offline page shows the same QR, from localStorage.
+    # The phone kept it: at the gate without a connection, the service worker serves the
+    # page and the QR comes out of localStorage.
+    phone.goto(f"{collector.url}/d/last")
+    phone.wait_for_function("navigator.serviceWorker.ready.then(r => !!r.active)")
+    phone.context.set_offline(True)
     phone.goto(f"{collector.url}/d/last")
     phone.wait_for_selector("#kept:not([hidden])")
     assert phone.inner_text("#kept-name") == "Nguyễn T*** N*** Á"
+    phone.screenshot(path=str(SHOTS / "declaration-offline.png"), full_page=True)
+    [kept_text] = _decode(SHOTS / "declaration-offline.png")
+    assert kept_text == text
+    phone.context.set_offline(False)
 
     # The check-in is in tracing for the venue, opened with the collector's seal key.
     answer = _trace(collector, VENUE)
