@@ -291,6 +291,40 @@ def render_last(lang: str = "vi") -> str:
     return _page(_t("last", lang), body, lang)
 
 
+ROSTER_KINDS = {"home": "cách ly tại nhà", "centralised": "cách ly tập trung", "lockdown": "phong tỏa"}
+_UPLOAD = """<script>document.getElementById('up').addEventListener('submit',function(ev){ev.preventDefault();
+var f=document.getElementById('csv').files[0],out=document.getElementById('upres');if(!f){return;}
+f.text().then(function(t){return fetch('/v1/roster',{method:'POST',body:t,headers:{'Content-Type':'text/csv'}});})
+.then(function(r){return r.json().then(function(j){out.textContent=r.ok?('Đã lưu '+j.stored+' người / stored '+j.stored):j.detail;
+if(r.ok){location.reload();}});});});</script>"""
+
+
+def render_roster(status: Mapping[str, Any]) -> str:
+    """The roster page (Vietnamese, for officials): one table per commune."""
+    t = status["totals"]
+    parts = [f'<h1>Danh sách cách ly: {_e(status["day"])}</h1>',
+             f'<p>{t["people"]} người; đã khai {t["declared"]}, có triệu chứng {t["symptoms"]}, '
+             f'chưa khai <strong>{t["missing"]}</strong>.</p>',
+             '<form id="up" class="box venue"><label for="csv">Nhập danh sách (CSV: id_number,name,phone,commune,'
+             'kind,start,end)</label><input type="file" id="csv" accept=".csv,text/csv">'
+             '<button type="submit">Tải lên</button><p id="upres" role="status"></p></form>']
+    for g in status["communes"]:
+        rows = []
+        for key, label in (("missing", "Chưa khai"), ("symptoms", "Có triệu chứng"), ("declared", "Đã khai")):
+            for p in g[key]:
+                rows.append(f'<tr class="{key}"><td>{_e(label)}</td><td>{_e(p["name"])}</td><td>{_e(p["phone"])}</td>'
+                            f'<td>{_e(ROSTER_KINDS.get(p["kind"], p["kind"]))}</td></tr>')
+        parts.append(f'<h2>{_e(g["commune_name"])}, {_e(g["province_name"])}</h2>'
+                     '<table><thead><tr><th scope="col">Tình trạng</th><th scope="col">Họ tên</th>'
+                     '<th scope="col">Điện thoại</th><th scope="col">Hình thức</th></tr></thead>'
+                     f'<tbody>{"".join(rows)}</tbody></table>')
+    return (f'<!doctype html><html lang="vi"><head><meta charset="utf-8"><meta name="viewport" '
+            f'content="width=device-width,initial-scale=1"><title>Danh sách cách ly</title><style>{_css()}'
+            'table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ccc;padding:.4rem;text-align:left}'
+            f'tr.missing td:first-child{{color:#a00;font-weight:700}}</style></head><body><main>{"".join(parts)}</main>'
+            f'{_UPLOAD}</body></html>')
+
+
 # --- routes --------------------------------------------------------------------------------
 
 LANG = Annotated[str, Query(pattern="^(vi|en)$", description="vi (default) or en")]
@@ -409,6 +443,13 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
         declared, who reported symptoms or a contact, and who has not declared yet."""
         the_day = day if day is not None else clock().astimezone(REPORT_TZ).date()
         return roster_mod.daily_status(store, the_day)
+
+    @app.get("/v1/roster", tags=["admin"], dependencies=auth, response_class=HTMLResponse)
+    def roster_page(day: Annotated[Optional[validation.IsoDate], Query(alias="date")] = None) -> HTMLResponse:
+        """The officials' roster page: per commune who declared, with symptoms, missing;
+        and a CSV upload that registers people (POST /v1/roster)."""
+        the_day = day if day is not None else clock().astimezone(REPORT_TZ).date()
+        return html_page(render_roster(roster_mod.daily_status(store, the_day)))
 
     @app.post("/v1/roster", tags=["admin"], dependencies=auth,
               openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}},

@@ -415,3 +415,23 @@ def test_retention_clears_who_declared_and_keeps_the_counts(collector, capsys):
     assert row["commune"] == COMMUNE  # the day's count per commune stays
     assert cli.main(["retention", "--days", "21", "--db", collector.store.url]) == 0
     assert "0 declarations older than 21 days" in capsys.readouterr().out
+
+
+def test_officials_register_the_roster_on_the_admin_page_and_see_who_is_missing(collector, tmp_path):
+    today = datetime.now(timezone.utc).astimezone(REPORT_TZ).date()
+    f = tmp_path / "cach-ly.csv"
+    f.write_text("id_number,name,phone,commune,kind,start,end\n"
+                 f"079185000777,Phạm Văn Đức,0912345678,{COMMUNE},lockdown,{today},{today}\n", encoding="utf-8")
+    sync_api = browser_or_fail()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(http_credentials={"username": "officer", "password": ADMIN_TOKEN})
+        page = context.new_page()
+        page.goto(f"{collector.url}/v1/roster")
+        page.set_input_files("#csv", str(f))
+        page.click("#up button")
+        page.wait_for_selector("tr.missing")
+        assert "Phạm Văn Đức" in page.inner_text("tr.missing") and "phong tỏa" in page.inner_text("tr.missing")
+        page.screenshot(path=str(SHOTS / "roster-admin.png"), full_page=True)
+        context.close()
+        browser.close()
