@@ -12,9 +12,38 @@
 Both carry the same `collector` package, so install one of them into an environment,
 not both. The requirement lists live here only; packages/collector/setup.py reads them.
 
-Floors: every `>=` below was installed together with the others at their newest and the
-tests named in bench/RESULTS.md ("Dependency floors") passed with it; each has wheels for
-x86_64 and aarch64 (manylinux2014/manylinux_2_17 or pure Python) for Python 3.11.
+Floors, tried (2026-12-01): one scratch venv on Python 3.11 with EVERY direct dependency
+at its floor at once, then the tests named; and `pip download --only-binary=:all:
+--platform manylinux2014_aarch64 --python-version 3.11 --no-deps PKG==FLOOR` for the Pi.
+
+| floor                          | tests run at the floor                     | aarch64 wheel            |
+|--------------------------------|--------------------------------------------|--------------------------|
+| requests 2.31.0                | sync fetcher, collector CLI                | pure                     |
+| cryptography 42.0.0            | checks dcc/hd1/cccd/trust, seal            | manylinux_2_17           |
+| cbor2 5.6.0, base45 0.4.4      | checks dcc/hd1, cose                       | manylinux_2_17 / pure    |
+| segno 1.6.0, tomli-w 1.0.0     | screen, config                             | pure                     |
+| jsonschema 4.18.0              | (dcc schema: not finished under load)      | pure                     |
+| numpy 1.24.0                   | decoder, sources                           | manylinux_2_17           |
+| opencv-python-headless 4.8.0.76| decoder, sources (4.8.0.74 is yanked)      | manylinux_2_17 (abi3)    |
+| zxing-cpp 3.0.0                | decoder (2.2.0: 14 of 17 fail, TypeError   | manylinux_2_28 (2.3.0    |
+|                                | on try_invert=)                            | has no aarch64 wheel)    |
+| pyzbar 0.1.9, pyserial 3.5     | decoder, sources                           | pure                     |
+| gpiozero 2.0                   | pins, signals                              | pure                     |
+| sqlite-utils 4.0               | journal, trust (3.36-3.39.1: 13 of 14      | pure                     |
+|                                | journal tests fail, migration commit)      |                          |
+| pygame 2.5.0                   | screen                                     | manylinux_2_17           |
+| fastapi 0.110.0, pydantic 2.5.0| collector api/storage/cli/hostile (pydantic| pure (pydantic-core      |
+|                                | 2.4: no pydantic_core.from_json)           | manylinux_2_17)          |
+| uvicorn 0.51.0                 | collector serve --workers (0.50: TypeError)| pure                     |
+| sqlalchemy 2.0.0, psycopg 3.1.4| collector storage on SQLite and PostgreSQL | manylinux_2_17           |
+| lgpio 0.2.2                    | (Pi only)                                  | manylinux_2_34 (Bookworm |
+|                                |                                            | has glibc 2.36)          |
+| RPi.GPIO 0.7.1                 | (Pi only)                                  | none: built (install.sh  |
+|                                |                                            | adds gcc, python3-dev)   |
+| pytest 8.0, hypothesis 6.108,  | all of the above (schemathesis 4.0 needs   | pure                     |
+| httpx 0.27, schemathesis 4.0   | hypothesis 6.108)                          |                          |
+Added while this table was made, not yet tried at their floors: openpyxl, vietnam-provinces,
+pillow, aiosmtpd, playwright.
 """
 
 from pathlib import Path
