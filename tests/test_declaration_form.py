@@ -435,3 +435,17 @@ def test_officials_register_the_roster_on_the_admin_page_and_see_who_is_missing(
         page.screenshot(path=str(SHOTS / "roster-admin.png"), full_page=True)
         context.close()
         browser.close()
+
+
+def test_the_kiosk_idle_screen_qr_opens_the_form_for_its_venue(collector, tmp_path):
+    """The kiosk's own idle QR (venue.checkin_url = the collector's /d/<venue>), drawn by
+    the kiosk's screen code, reads back to the form with the venue filled in."""
+    from collector.form import venue_url
+    from kiosk.demo.screens import write_screens
+
+    url = venue_url(collector.url, VENUE)
+    [idle] = [p for p in write_screens(tmp_path, [(800, 480)], venue_name="Bệnh viện Chợ Rẫy", checkin_url=url,
+                                       nested=False) if p.name == "idle.png"]
+    assert _decode(idle) == [url]
+    page = requests.get(url, timeout=10).text
+    assert f'name="venue" value="{VENUE}"' in page and "Bệnh viện Chợ Rẫy" in page
