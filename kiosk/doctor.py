@@ -20,7 +20,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -31,15 +30,22 @@ from kiosk.config import Config
 from kiosk.errors import short_error
 from kiosk.health import clock_synchronised_flag
 
-__all__ = ["Check", "Doctor", "OK", "WARN", "FAIL", "SKIP", "CHECKS", "overall"]
+__all__ = ["Check", "Doctor", "OK", "WARN", "FAIL", "SKIP", "SIMULATED", "CHECKS", "overall", "running_on_pi"]
 
 log = logging.getLogger(__name__)
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
+#: A part that only exists in software here (gpiozero's MockFactory, SDL's dummy
+#: drivers): not a pass. On a Raspberry Pi simulated pins are a FAIL instead.
+SIMULATED = "simulated"
 #: The checklist, in the order a technician walks through it.
 CHECKS = ("config", "camera", "camera_decode", "serial_scanner", "light_green", "light_red",
-          "buzzer", "relay", "guard_button", "clock", "disk", "journal", "sealing", "collector",
-          "trust_list")
+          "buzzer", "relay", "guard_button", "screen", "speaker", "clock", "disk", "journal", "sealing",
+          "collector", "trust_list")
+#: Where the kernel names the board (a Pi: "Raspberry Pi 4 Model B Rev 1.4").
+DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
+#: How long the screen's test pattern stays up (a technician looks at it).
+PATTERN_S = 1.5
 
 CAMERA_SECONDS = 2.0          # how long to watch the camera for frames
 DECODE_TIMEOUT_S = 15.0       # how long a technician has to hold up a test code
@@ -47,7 +53,6 @@ READ_TIMEOUT_S = 0.5
 OUTPUT_ON_S = 0.6             # each light/buzzer/relay stays on this long (visible, audible)
 MOCK_OUTPUT_ON_S = 0.02
 BUTTON_TIMEOUT_S = 15.0
-MOCK_PRESS_AFTER_S = 0.1
 SERIAL_ANSWER_TIMEOUT_S = 1.5
 HTTP_TIMEOUT_S = 5.0
 #: GM65/GM805 "read one setting register" (address 0x000D, CRC check skipped with AB CD).
@@ -67,8 +72,17 @@ class Check:
 
 
 def overall(checks: list[Check]) -> str:
+    # "simulated" is not a failure (a laptop, CI), but never "ok" in the checklist.
     statuses = {c.status for c in checks}
     return FAIL if FAIL in statuses else WARN if WARN in statuses else OK
+
+
+def running_on_pi(model_file: Path = DEVICE_TREE_MODEL) -> bool:
+    """True on a Raspberry Pi (the device tree names the board)."""
+    try:
+        return "raspberry pi" in model_file.read_bytes().decode("ascii", "replace").lower()
+    except OSError:
+        return False
 
 
 def clock_synchronised() -> bool | None:
@@ -95,7 +109,8 @@ class Doctor:
                  ask: Callable[[str], str] = input, say: Callable[[str], None] | None = None,
                  pin_factory: Any = None, clock_probe: Callable[[], bool | None] = clock_synchronised,
                  button_timeout_s: float = BUTTON_TIMEOUT_S, decode_timeout_s: float = DECODE_TIMEOUT_S,
-                 camera_seconds: float = CAMERA_SECONDS, on_check: Callable[[Check], None] | None = None) -> None:
+                 camera_seconds: float = CAMERA_SECONDS, on_check: Callable[[Check], None] | None = None,
+                 on_pi: Callable[[], bool] = running_on_pi) -> None:
         from kiosk.model import utcnow
 
         self.cfg = cfg
@@ -109,13 +124,14 @@ class Doctor:
         self.decode_timeout_s = decode_timeout_s
         self.camera_seconds = camera_seconds
         self.on_check = on_check
+        self.on_pi = on_pi
         self._pins_mock = False
 
     # --- driver ------------------------------------------------------------------
     def run(self) -> list[Check]:
         results: list[Check] = []
-        for group in (self._config, self._camera, self._serial, self._pins, self._clock, self._disk,
-                      self._journal_and_collector):
+        for group in (self._config, self._camera, self._serial, self._pins, self._screen_and_speaker,
+                      self._clock, self._disk, self._journal_and_collector):
             for check in self._guarded(group):
                 results.append(check)
                 if self.on_check is not None:
@@ -285,7 +301,7 @@ class Doctor:
                 levels = [s.state for s in device.pin.states]
                 on_level, off_level = (1, 0) if active_high else (0, 1)
                 if on_level in levels[1:] and levels[-1] == off_level:
-                    return Check(name, OK, f"GPIO{gpio} switched on and off (simulated pins)")
+                    return self._simulated(name, f"GPIO{gpio}")
                 return Check(name, FAIL, f"GPIO{gpio} did not switch (levels {levels})")
         if self.interactive:
             answer = self.ask(f"Did the {label} come on? [y/n] ").strip().lower()
@@ -303,25 +319,71 @@ class Doctor:
         except Exception as exc:  # noqa: BLE001 - GPIO libraries raise their own types
             return Check("guard_button", FAIL, f"GPIO{p.button}: cannot claim the pin: {exc}")
         with button:
-            timer = None
             if self._pins_mock:
-                # A simulated pin has no finger on it: press it as a guard would.
-                def press() -> None:
-                    button.pin.drive_low()
-                    time.sleep(MOCK_OUTPUT_ON_S)
-                    button.pin.drive_high()
-                timer = threading.Timer(MOCK_PRESS_AFTER_S, press)
-                timer.start()
-            else:
-                self.say(f"Press the guard button now ({self.button_timeout_s:.0f} s)...")
+                # Nobody can press a simulated button, and the doctor pressing it itself
+                # would only test gpiozero: say what it is.
+                return self._simulated("guard_button", f"GPIO{p.button}")
+            self.say(f"Press the guard button now ({self.button_timeout_s:.0f} s)...")
             pressed = button.wait_for_press(timeout=self.button_timeout_s)
-            if timer is not None:
-                timer.join()
         if pressed:
-            how = " (simulated press)" if timer is not None else ""
-            return Check("guard_button", OK, f"GPIO{p.button} pressed{how}")
+            return Check("guard_button", OK, f"GPIO{p.button} pressed")
         return Check("guard_button", FAIL, f"GPIO{p.button}: no press within {self.button_timeout_s:g} s "
                      "(button to GND, internal pull-up; see hardware/wiring.md)")
+
+    def _simulated(self, name: str, what: str) -> Check:
+        """A pin check on gpiozero's MockFactory: "simulated" off a Pi, FAIL on one."""
+        if self.on_pi():
+            return Check(name, FAIL, f"{what}: the pins are simulated on a Raspberry Pi; set pins.backend = "
+                         '"auto" (or "lgpio") in the config and check $KIOSK_PINS')
+        return Check(name, SIMULATED, f"{what}: simulated pins (pins.backend = mock): nothing is wired")
+
+    # --- screen, speaker --------------------------------------------------------------
+    def _screen_and_speaker(self) -> Iterator[Check]:
+        yield self._screen()
+        yield self._speaker()
+
+    def _screen(self) -> Check:
+        """A test pattern (every colour of the verdicts, both languages) through the
+        display backend the kiosk would use."""
+        from kiosk.display import ScreenState, open_display
+        from kiosk.display.backends import HeadlessDisplay
+
+        try:
+            with open_display(self.cfg) as display:
+                if isinstance(display, HeadlessDisplay):
+                    return Check("screen", SKIP, f"no display here (display.backend = {self.cfg.display.backend}): "
+                                 "nothing to draw on")
+                for kind in ("pass", "fail", "review"):
+                    display.show(ScreenState(kind=kind, venue_name=self.cfg.venue.name))
+                    time.sleep(PATTERN_S / 3)
+                driver = _sdl_driver("video")
+        except Exception as exc:  # noqa: BLE001 - SDL and KMS fail in their own ways
+            return Check("screen", FAIL, f"cannot draw on the screen: {exc}")
+        if driver == "dummy":
+            return Check("screen", SIMULATED, f"{self.cfg.display.size} test pattern drawn by pygame on SDL's dummy "
+                         "video driver: no real screen")
+        if self.interactive:
+            if not self.ask("Did the screen show green, red and amber? [y/n] ").strip().lower().startswith("y"):
+                return Check("screen", FAIL, f"{driver}: test pattern not seen (hardware/README.md: screen)")
+            return Check("screen", OK, f"{driver}: test pattern seen by the technician")
+        return Check("screen", OK, f"{self.cfg.display.size} test pattern drawn ({driver}; not confirmed by a person)")
+
+    def _speaker(self) -> Check:
+        if not (self.cfg.display.sound or getattr(self.cfg.display, "voice", False)):
+            return Check("speaker", SKIP, "display.sound is off (the buzzer alone signals)")
+        from kiosk.display.tones import Sound
+
+        with Sound(enabled=True) as sound:
+            if not sound.enabled:
+                return Check("speaker", FAIL, "no audio device: pygame's mixer cannot open (check the speaker/HDMI audio)")
+            sound.play("pass")
+            time.sleep(0.5)
+            driver = _sdl_driver("audio")
+        if driver == "dummy":
+            return Check("speaker", SIMULATED, "tone played on SDL's dummy audio driver: no real speaker")
+        if self.interactive and not self.ask("Did you hear the tone? [y/n] ").strip().lower().startswith("y"):
+            return Check("speaker", FAIL, f"{driver}: tone not heard; check the volume and the cable")
+        return Check("speaker", OK, f"tone played ({driver})")
 
     # --- clock, disk ----------------------------------------------------------------
     def _clock(self) -> Iterator[Check]:
@@ -446,7 +508,9 @@ class Doctor:
 
 _GROUP_NAMES = {
     "_config": ("config",), "_camera": ("camera", "camera_decode"), "_serial": ("serial_scanner",),
-    "_pins": ("light_green", "light_red", "buzzer", "relay", "guard_button"), "_clock": ("clock",),
+    "_pins": ("light_green", "light_red", "buzzer", "relay", "guard_button"),
+    "_screen_and_speaker": ("screen", "speaker"),
+    "_clock": ("clock",),
     "_disk": ("disk",), "_journal_and_collector": ("journal", "sealing", "collector", "trust_list"),
 }
 
@@ -466,6 +530,19 @@ def _give_back(path: Path) -> None:
             os.chown(side, st.st_uid, st.st_gid)
         except FileNotFoundError:
             pass
+
+
+def _sdl_driver(kind: str) -> str:
+    """The SDL driver pygame runs on: the video one pygame names ("dummy", "kmsdrm",
+    "x11"); for audio pygame names none, so the one $SDL_AUDIODRIVER asks for."""
+    import pygame
+
+    if kind == "video":
+        try:
+            return pygame.display.get_driver()
+        except pygame.error:
+            pass
+    return os.environ.get(f"SDL_{kind.upper()}DRIVER", "") or "default"
 
 
 def _scheme(text: str) -> str:

@@ -21,7 +21,7 @@ from kiosk.config import load_config
 from kiosk.journal import Journal
 
 ROOT = Path(__file__).resolve().parent.parent
-VALID = {doctor.OK, doctor.WARN, doctor.FAIL, doctor.SKIP}
+VALID = {doctor.OK, doctor.WARN, doctor.FAIL, doctor.SKIP, doctor.SIMULATED}
 
 
 @pytest.fixture
@@ -96,9 +96,10 @@ def test_doctor_json_reports_every_check(tmp_path, replay_dir, collector) -> Non
     checks = _by_name(report)
     assert [c["name"] for c in report["checks"]] == list(doctor.CHECKS)
     assert all(c["status"] in VALID and c["detail"] for c in report["checks"])
-    for name in ("config", "camera", "camera_decode", "light_green", "light_red", "buzzer", "relay",
-                 "guard_button", "journal", "collector", "trust_list"):
+    for name in ("config", "camera", "camera_decode", "journal", "collector", "trust_list"):
         assert checks[name]["status"] == "ok", checks[name]
+    for name in ("light_green", "light_red", "buzzer", "relay", "guard_button"):
+        assert checks[name]["status"] == "simulated", checks[name]  # never "ok" on MockFactory
     assert checks["serial_scanner"]["status"] == "skip"
     assert checks["clock"]["status"] in ("ok", "warn")  # depends on this machine's NTP
     assert "GPIO17" in checks["light_green"]["detail"] and "GPIO23" in checks["relay"]["detail"]
@@ -165,7 +166,8 @@ def test_relay_wired_active_low_is_driven_low(tmp_path) -> None:
 
     factory = MockFactory()
     checks = _run(_cfg(tmp_path, **{"pins.relay_active_low": True}), pin_factory=factory)
-    assert checks["relay"].status == "ok"
+    assert checks["relay"].status == "simulated"
+    assert [s.state for s in factory.pin(23).states][-1] == 1  # active low: left high (off)
 
 
 class BenchPins:
@@ -250,3 +252,49 @@ def test_missing_serial_scanner_fails(tmp_path) -> None:
     cfg = _cfg(tmp_path, **{"scanner.kind": "serial", "scanner.serial_port": str(tmp_path / "qrscanner")})
     check = _run(cfg)["serial_scanner"]
     assert check.status == "fail" and "udev" in check.detail
+
+
+# --- issue 17: the self-test tells the truth ------------------------------------------------
+
+def test_simulated_pins_say_simulated_and_the_button_is_not_pressed_by_the_doctor(tmp_path) -> None:
+    from gpiozero.pins.mock import MockFactory
+
+    factory = MockFactory()
+    checks = _run(_cfg(tmp_path), pin_factory=factory, on_pi=lambda: False)
+    for name in ("light_green", "light_red", "buzzer", "relay", "guard_button"):
+        assert checks[name].status == doctor.SIMULATED and "simulated pins" in checks[name].detail
+    levels = [s.state for s in factory.pin(24).states]
+    assert levels[-1] and not [level for level in levels[levels.index(True):] if not level]  # never pressed
+
+
+def test_on_a_raspberry_pi_simulated_pins_fail(tmp_path) -> None:
+    model = tmp_path / "model"
+    model.write_bytes(b"Raspberry Pi 4 Model B Rev 1.4\x00")
+    assert doctor.running_on_pi(model) and not doctor.running_on_pi(tmp_path / "none")
+    checks = _run(_cfg(tmp_path), on_pi=lambda: doctor.running_on_pi(model))
+    for name in ("light_green", "light_red", "buzzer", "relay", "guard_button"):
+        assert checks[name].status == doctor.FAIL and "pins.backend" in checks[name].detail
+    assert doctor.overall(list(checks.values())) == doctor.FAIL
+
+
+def test_screen_test_pattern_goes_through_the_real_display_backend(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    monkeypatch.setenv("SDL_AUDIODRIVER", "dummy")
+    checks = _run(_cfg(tmp_path, **{"display.backend": "pygame", "display.sound": True}))
+    assert checks["screen"].status == doctor.SIMULATED and "dummy" in checks["screen"].detail
+    assert checks["speaker"].status == doctor.SIMULATED and "dummy" in checks["speaker"].detail
+    headless = _run(_cfg(tmp_path, **{"display.backend": "headless"}))
+    assert headless["screen"].status == doctor.SKIP and headless["speaker"].status == doctor.SKIP
+
+
+def test_no_camera_fault_line_after_the_summary(tmp_path) -> None:
+    config = _write_config(tmp_path, **{"journal__path": str(tmp_path / "j.db"), "scanner__kind": "camera",
+                                        "scanner__camera": "/dev/video97", "sync__collector_url": "http://127.0.0.1:9"})
+    env = dict(os.environ, KIOSK_PINS="mock", SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "kiosk.cli", "--config", str(config), "doctor", "--no-interactive"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120, env=env,
+                            stdin=subprocess.DEVNULL)
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].startswith("FAIL: "), lines[-3:]
+    assert not [line for line in lines if line.startswith("camera fault")]
+    assert any("[FAIL] camera " in line and "/dev/video97" in line for line in lines)

@@ -7,25 +7,31 @@ import json
 import sys
 
 from kiosk.cli._common import add_command, config_from
-from kiosk.doctor import BUTTON_TIMEOUT_S, DECODE_TIMEOUT_S, FAIL, OK, SKIP, WARN, Check, Doctor, overall
+from kiosk.doctor import BUTTON_TIMEOUT_S, DECODE_TIMEOUT_S, FAIL, OK, SIMULATED, SKIP, WARN, Check, Doctor, overall
 
 __all__ = ["register"]
 
-_MARK = {OK: "[ ok ]", WARN: "[warn]", FAIL: "[FAIL]", SKIP: "[skip]"}
+_MARK = {OK: "[ ok ]", WARN: "[warn]", FAIL: "[FAIL]", SKIP: "[skip]", SIMULATED: "[sim ]"}
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Self-test every part of the kiosk and print a checklist.
 
     Camera frames and a test code, serial scanner, each light, buzzer, relay, guard
-    button, clock, disk, journal, collector and token, trust list. Exit 1 when any check
-    fails. Stop the kiosk first on a device (systemctl stop kiosk): the doctor needs the
+    button, the screen (a test pattern) and the speaker, clock, disk, journal, collector and token, trust list. Exit 1 when any check
+    fails. Parts that exist only in software here (simulated pins, SDL's dummy
+    drivers) say "simulated", never "ok"; on a Raspberry Pi simulated pins fail. Stop the kiosk first on a device (systemctl stop kiosk): the doctor needs the
     camera and the pins itself.
 
     Example: kiosk doctor            (on site, with a person at the kiosk)
     Example: kiosk doctor --json     (fleet tools; never waits for a person)
     """
+    import logging
+
     cfg = config_from(args)
+    # A source's own fault warnings ("camera fault: ... retrying") would land after the
+    # checklist, which already says what failed.
+    logging.getLogger("kiosk.scanner").setLevel(logging.ERROR)
     interactive = args.interactive if args.interactive is not None else (not args.json and sys.stdin.isatty())
 
     def show(check: Check) -> None:
@@ -41,8 +47,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(json.dumps({"status": status, "device": cfg.device.id, "config": cfg.source,
                           "checks": [c.as_dict() for c in checks]}, ensure_ascii=False))
     else:
-        counts = {s: sum(1 for c in checks if c.status == s) for s in (OK, WARN, FAIL, SKIP)}
-        print(f"{status.upper()}: {counts[OK]} ok, {counts[WARN]} warn, {counts[FAIL]} fail, {counts[SKIP]} skipped")
+        counts = {s: sum(1 for c in checks if c.status == s) for s in (OK, WARN, FAIL, SKIP, SIMULATED)}
+        print(f"{status.upper()}: {counts[OK]} ok, {counts[WARN]} warn, {counts[FAIL]} fail, "
+              f"{counts[SIMULATED]} simulated, {counts[SKIP]} skipped", flush=True)
     return 1 if status == FAIL else 0
 
 
