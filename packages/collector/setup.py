@@ -11,6 +11,7 @@ that each version range is written once. No `kiosk` command is installed.
 """
 
 import runpy
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -21,6 +22,9 @@ kiosk_setup = runpy.run_path(str(TOP / "setup.py"), run_name="kiosk_setup")
 # The packages stay where they are in the repository; paths are relative to this folder
 # (setuptools wants them so).
 SOURCE = "../.."
+# setuptools copies into build/lib and never deletes there, so a module since removed from
+# the tree (the kiosk's layout keeps moving) would still ship: start every build clean.
+shutil.rmtree(HERE / "build", ignore_errors=True)
 
 setup(
     name="kiosk-collector",
