@@ -114,6 +114,10 @@ CLASSIFIERS = [
 # setuptools runs this file as __main__; packages/collector/setup.py loads it under
 # another name for the lists above.
 if __name__ == "__main__":
+    import shutil
+
+    # setuptools never deletes in build/lib: a module removed from the tree would still ship.
+    shutil.rmtree(HERE / "build", ignore_errors=True)
     setup(
         name="kiosk",
         version=VERSION,
