@@ -199,7 +199,11 @@ def test_errors_show_next_to_each_field_in_both_languages_and_english_is_one_tap
     phone.click("text=English")
     assert phone.locator("html").get_attribute("lang") == "en"
     assert phone.inner_text("h1") == "Health declaration"
-    # Past the browser's own hints (novalidate), the server's answer: each field named.
+    # The browser's own hints first: an empty form is not even sent.
+    phone.click("button[type=submit]")
+    assert phone.evaluate("document.getElementById('name').validity.valueMissing")
+    assert phone.locator("#errors").count() == 0
+    # Past the browser's hints (novalidate), the server's answer: each field named.
     phone.evaluate("document.getElementById('decl').noValidate = true")
     phone.fill("#name", "Lê Văn Tám")
     phone.fill("#phone", "12345")
@@ -449,3 +453,25 @@ def test_the_kiosk_idle_screen_qr_opens_the_form_for_its_venue(collector, tmp_pa
     assert _decode(idle) == [url]
     page = requests.get(url, timeout=10).text
     assert f'name="venue" value="{VENUE}"' in page and "Bệnh viện Chợ Rẫy" in page
+
+
+def test_the_longest_real_form_fits_the_body_limit_and_a_large_roster_is_taken(collector):
+    """A 100-letter Vietnamese name, a 200-letter address, every province and symptom fit
+    the 4 KiB the form route takes; a roster CSV of 2,000 people goes through its own limit."""
+    from urllib.parse import urlencode
+
+    from collector.limits import DEFAULT_LIMIT
+
+    data = {**PERSON, "name": ("Nguyễn Thị Ngọc Ánh " * 6)[:100].strip(), "street": ("Đường Nguyễn Thị Minh Khai " * 8)[:200],
+            "travel": [p for p, _ in divisions.provinces()], "sym": [c for c, _, _ in declarations.SYMPTOMS],
+            "token": _form_token(collector)}
+    body = urlencode(data, doseq=True).encode()
+    assert len(body) < DEFAULT_LIMIT.max_body
+    r = requests.post(f"{collector.url}/d", data=body, timeout=10,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200 and "data:image/png;base64," in r.text
+    rows = "".join(f"0791900{i:05d},Nguyễn Văn {chr(65 + i % 26)},09{i:08d},{COMMUNE},home,2026-03-01,2026-03-14\n"
+                   for i in range(2000))
+    csv_body = ("id_number,name,phone,commune,kind,start,end\n" + rows).encode()
+    r = requests.post(f"{collector.url}/v1/roster", data=csv_body, headers=ADMIN, timeout=30)
+    assert len(csv_body) > 100_000 and r.status_code == 200 and r.json() == {"stored": 2000}
