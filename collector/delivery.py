@@ -39,6 +39,7 @@ import sqlalchemy as sa
 
 from collector import report as report_mod
 from collector.config import CollectorConfigError
+from kiosk.errors import KioskError
 
 __all__ = ["Delivery", "DeliveryError", "ReportFiles", "deliver", "run_due", "history", "pending",
            "make_files", "RETRY_DELAYS", "RETRY_DAYS", "SMTP_TIMEOUT_S", "ensure_tables"]
@@ -75,7 +76,7 @@ deliveries = sa.Table(
 _READY: set[int] = set()
 
 
-class DeliveryError(CollectorConfigError):
+class DeliveryError(KioskError, CollectorConfigError):
     """The delivery settings cannot work; the message names the config key."""
 
 

@@ -28,6 +28,8 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from kiosk.errors import KioskError
+
 __all__ = ["VENUE_TYPES", "FIELDS", "VenueError", "put", "import_csv", "registry", "ensure_tables"]
 
 #: What kinds of venue the department tracks (DESIGN.md: hospitals, supermarkets, ...).
@@ -52,7 +54,7 @@ venues = sa.Table(
 _READY: set[int] = set()
 
 
-class VenueError(ValueError):
+class VenueError(KioskError, ValueError):
     """A venue row is wrong; the message names the field (and the CSV line)."""
 
 
