@@ -266,7 +266,8 @@ def deliver(store: Any, cfg: Any, day: date, *, now: datetime, kind: str = MANUA
     (None: up to now), and record the attempt. A failed send is recorded, never raised;
     bad settings (DeliveryError) are raised before anything is recorded."""
     check_settings(cfg)
-    cutoff = cutoff or now
+    # By hand: up to now, or the whole day for a day that is over.
+    cutoff = cutoff or min(now, report_mod.cutoff_for(day + timedelta(days=1), time(0, 0)))
     previous = _latest(store, day, kind)
     attempt = previous.attempt + 1 if previous is not None and not previous.ok else 1
     to = ", ".join(recipients(cfg)) if cfg.smtp_host else ""
