@@ -134,6 +134,7 @@ def test_poster_qr_opens_the_form_the_qr_passes_at_the_hospital_and_a_symptom_fa
     assert "Bệnh viện Chợ Rẫy" in phone.inner_text(".venue")
     _fill(phone, PERSON)
     phone.screenshot(path=str(SHOTS / "declaration-form-375.png"), full_page=True)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375  # nothing off the side
     # Every tap target at least 44 CSS px high (WCAG 2.5.5), every input labelled.
     small = phone.evaluate("""() => [...document.querySelectorAll('input:not([type=hidden]),select,button,label.c')]
         .filter(e => e.getBoundingClientRect().height < 44 && !e.closest('label.c')).map(e => e.name || e.id)""")
@@ -146,13 +147,19 @@ def test_poster_qr_opens_the_form_the_qr_passes_at_the_hospital_and_a_symptom_fa
     shot = SHOTS / "declaration-result.png"
     phone.screenshot(path=str(shot), full_page=True)
     assert phone.inner_text(".who") == "Nguyễn T*** N*** Á"
-    assert phone.get_attribute("#save", "download").endswith(".png")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    with phone.expect_download() as saved:  # "save as image": the PNG itself
+        phone.click("#save")
+    assert saved.value.suggested_filename.endswith(".png")
+    saved_png = tmp_path / "saved.png"
+    saved.value.save_as(saved_png)
 
     # The kiosk's decoder reads the QR off the screenshot; the hospital kiosk lets her in.
     [text] = _decode(shot)
     assert text.startswith("HD1:")
     verdict = _kiosk_check(text, capsys)
     assert (verdict["verdict"], verdict["reason"], verdict["name"]) == ("pass", "ok", "Nguyễn T*** N*** Á")
+    assert _decode(saved_png) == [text]
 
     # The phone kept it: at the gate without a connection, the service worker serves the
     # page and the QR comes out of localStorage.
