@@ -30,8 +30,9 @@ OUTCOMES = ("pass", "fail", "review")
 #: An entry scanned after the collector received it: the kiosk's clock runs ahead.
 CLOCK_AHEAD_TOLERANCE = timedelta(minutes=2)
 #: A kiosk whose freshest entry was this old in every upload of the day: its clock runs
-#: behind (or it uploads that late); either way someone should look at it.
-CLOCK_BEHIND_TOLERANCE = timedelta(hours=1)
+#: behind (or it uploads that late: an online kiosk uploads within about 25 s, its
+#: batch_max_age_s plus interval_s); either way someone should look at it.
+CLOCK_BEHIND_TOLERANCE = timedelta(minutes=15)
 #: How far before the report day entries received that day may have been scanned (offline
 #: kiosks catch up): bounds the upload query to a few partitions on PostgreSQL.
 UPLOAD_LOOKBACK = timedelta(days=7)

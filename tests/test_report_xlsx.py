@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import openpyxl
 import pytest
@@ -84,3 +84,16 @@ def test_any_day_gives_the_same_figures_in_csv_and_xlsx(rows, name):
         # (whitespace-only names are folded to nothing by neither: both keep the cell)
         assert [c.removeprefix("'") if c.startswith("'") and x.startswith(("=", "+", "-", "@")) else c
                 for c, x in zip(c_row, x_row)] == x_row
+
+
+@pytest.mark.parametrize("lag, state", [
+    (timedelta(seconds=20), None),                 # an online kiosk: uploads within seconds
+    (timedelta(minutes=-1), None),                 # a second or so of drift either way
+    (timedelta(minutes=-10), "ahead"),             # scanned 10 min after the collector got it
+    (timedelta(minutes=40), "behind"),             # its freshest entry was always 40 min old
+    (None, None),                                  # no upload: silent, not a clock question
+])
+def test_a_kiosks_clock_is_off_when_its_entries_cannot_be_that_old_or_new(lag, state):
+    k = report.Kiosk("k1", "V1", uploads=0 if lag is None else 3, last_upload_at=None, last_seen_at=None,
+                     clock_lag=lag)
+    assert k.clock_off == state and k.silent == (lag is None)
