@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -90,11 +91,8 @@ def cmd_issuer(args: argparse.Namespace, *, store_of: Callable, config_of: Calla
 
 def register(sub: Any, add: Callable, *, store_of: Callable, config_of: Callable) -> None:
     """Add the commands to collector's subparsers (`add` is collector.cli._add)."""
-    def bind(fn: Callable) -> Callable:
-        def run(args: argparse.Namespace) -> int:
-            return fn(args, store_of=store_of, config_of=config_of)
-        run.__doc__ = fn.__doc__
-        return run
+    def bind(fn: Callable) -> Callable:  # keeps the docstring: it is the command's help
+        return functools.update_wrapper(functools.partial(fn, store_of=store_of, config_of=config_of), fn)
 
     p = add(sub, "poster", bind(cmd_poster))
     p.add_argument("--venue", required=True, metavar="CODE", help="the venue code")
