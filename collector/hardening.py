@@ -142,8 +142,32 @@ def _statuses(route: APIRoute) -> dict[int, str]:
     return {c: STATUS_WORDS[c] for c in codes}
 
 
-def _document_statuses(app: FastAPI) -> None:
+def _one_path_per_document(schema: dict[str, Any], route: APIRoute, documents: Iterable[str]) -> None:
+    """`PUT /v1/{name:document}` is listed as `PUT /v1/trust`, `PUT /v1/rules`, ...: the
+    paths it really answers on, beside their GET (so `Allow: GET, PUT` is what the
+    document says)."""
+    import copy
+
+    found = re.search(r"\{(\w+):document\}", route.path)
+    ops = schema["paths"].pop(route.path_format, None)
+    if found is None or ops is None:
+        return
+    param = found.group(1)
+    for name in documents:
+        path = route.path_format.replace("{" + param + "}", name)
+        for method, op in ops.items():
+            op = copy.deepcopy(op)
+            op["parameters"] = [p for p in op.get("parameters", []) if p.get("in") != "path"]
+            if not op["parameters"]:
+                del op["parameters"]
+            op["operationId"] = f"{op.get('operationId', method)}_{name}"
+            op["responses"].pop("404", None)  # only document names reach this route
+            schema["paths"].setdefault(path, {})[method] = op
+
+
+def _document_statuses(app: FastAPI, documents: Iterable[str] = ()) -> None:
     plain = app.openapi
+    documents = tuple(documents)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -159,6 +183,8 @@ def _document_statuses(app: FastAPI) -> None:
                     continue
                 for code, words in extra.items():
                     op["responses"].setdefault(str(code), {"description": words, "content": _ERROR_SCHEMA})
+            if ":document}" in route.path:
+                _one_path_per_document(schema, route, documents)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -186,4 +212,4 @@ def install(app: FastAPI, cfg: Any, *, engine: Any, clock: Callable[[], datetime
         app.state.rate_limiter = ratelimit.RateLimiter(engine)
     app.add_middleware(_NoStore)
     app.add_exception_handler(StarletteHTTPException, _allow_every_method)
-    _document_statuses(app)
+    _document_statuses(app, documents)

@@ -18,6 +18,7 @@ and the event loop keeps answering `/healthz`.
 from __future__ import annotations
 
 import gzip  # noqa: F401  (doctest)
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -120,9 +121,17 @@ def parse_json(body: bytes) -> Any:
     fastapi.exceptions.HTTPException: 400: body is not valid JSON: unexpected end of hex escape at line 1 column 14
     """
     try:
-        return pydantic_core.from_json(body, allow_inf_nan=False)
+        value = pydantic_core.from_json(body, allow_inf_nan=False)
     except ValueError as exc:
         raise HTTPException(400, f"body is not valid JSON: {exc}") from None
+    if _NUL_ESCAPE.search(body):
+        # PostgreSQL text cannot hold NUL: refused here, not as a 500 from the database.
+        raise HTTPException(400, "body holds a NUL character (\\u0000), which no text field may hold")
+    return value
+
+
+#: `\u0000` in a JSON string, unless its backslash is itself escaped (`\\u0000` is text).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class LimitedRequest(Request):
@@ -180,6 +189,9 @@ def limited_route(*, batch: BodyLimit | None = None,
             known = _query_names(self.dependant)
 
             async def limited(request: Request) -> Response:
+                if "\x00" in request.scope.get("path", "") or any(
+                        "\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()):
+                    raise HTTPException(400, "the URL holds a NUL character (%00), which no name may hold")
                 unknown = sorted(set(request.query_params) - known)
                 if unknown:
                     # A typo (`?venu=V1`) would otherwise be ignored without a word.

@@ -346,3 +346,13 @@ def test_a_wrong_method_names_every_method_of_that_path(served):
     assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "PUT"}
     r = requests.delete(served.url + "/v1/trace", headers=ADMIN, timeout=10)
     assert r.status_code == 405 and r.headers["Allow"] == "GET"
+
+
+def test_a_nul_character_is_a_400_not_a_database_error(kiosk, served):
+    """PostgreSQL text cannot hold NUL: it must be refused before it reaches the database."""
+    r = kiosk.post(kiosk.batch(kiosk.entry(name_masked="Nguy\u0000n")))
+    assert r.status_code == 400 and "NUL" in r.json()["detail"]
+    r = requests.get(served.url + "/v1/trace", params={"venue": "V\x001", "at": datetime.now(timezone.utc).isoformat()},
+                     headers=ADMIN, timeout=10)
+    assert r.status_code == 400 and "NUL" in r.json()["detail"]
+    assert kiosk.post(kiosk.batch(kiosk.entry(name_masked="back\\u0000slash"))).status_code == 200  # text, not NUL
