@@ -152,6 +152,8 @@ def mask_name(name: str | None) -> str | None:
     'Nguyễn V*** A'
     >>> mask_name("Nguyễn Bảo Duy")
     'Nguyễn B*** D'
+    >>> mask_name("Trần Mai")
+    'Trần M***'
     """
     if not name:
         return None
@@ -159,5 +161,8 @@ def mask_name(name: str | None) -> str | None:
     if len(parts) == 1:
         word = parts[0]
         return word[0] + "***" if len(word) > 1 else word
+    if len(parts) == 2:
+        # A one-word given name: its initial alone ("Trần M") would not look masked.
+        return f"{parts[0]} {parts[1][0]}***"
     middle = [p[0] + "***" for p in parts[1:-1]]
     return " ".join([parts[0], *middle, parts[-1][0]])

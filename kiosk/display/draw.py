@@ -8,6 +8,7 @@ inside the functions that draw, never at import time.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
@@ -38,10 +39,16 @@ def _font(path: str, size: int):
     return pygame.font.Font(path or None, size)
 
 
+def _words(text: str) -> list[str]:
+    """Words at the spaces a line may break at: a no-break space (U+00A0) keeps a pair
+    such as "bình\u00a0thường" on one line (str.split() would break there too)."""
+    return [w for w in re.split(r"[ \t\n]+", text) if w]
+
+
 def _wrap(font, text: str, width: int) -> list[str]:
     lines: list[str] = []
     current = ""
-    for word in text.split():
+    for word in _words(text):
         trial = f"{current} {word}" if current else word
         if current and font.size(trial)[0] > width:
             lines.append(current)
@@ -71,7 +78,7 @@ def _balance(font, text: str, width: int, lines: tuple[str, ...]) -> tuple[str, 
     last word): the narrowest width that still wraps into that many lines."""
     if len(lines) < 2:
         return lines
-    lo, hi = max(font.size(w)[0] for w in text.split()), width
+    lo, hi = max(font.size(w)[0] for w in _words(text)), width
     while lo < hi:
         mid = (lo + hi) // 2
         if len(_wrap(font, text, mid)) <= len(lines):

@@ -76,8 +76,12 @@ class _Layout:
         parts = []
         for kind in faults:
             title, _ = texts.fault_text(kind, pending=self.state.pending_uploads)
-            extra = f" ({self.state.pending_uploads})" if kind == "offline" and self.state.pending_uploads else ""
-            parts.append(f"{title.vi}{extra} · {title.en}")
+            if kind == "offline" and self.state.pending_uploads:
+                count = texts.PENDING_COUNT
+                n = self.state.pending_uploads
+                parts.append(f"{title.vi} ({count.vi.format(pending=n)}) · {title.en} ({count.en.format(pending=n)})")
+            else:
+                parts.append(f"{title.vi} · {title.en}")
         x = pad + icon_d + self.m
         draw_text(self.s, "   •   ".join(parts), pg.Rect(x, 2, self.w - x - self.m // 2, bh - 4),
                   self.fonts.bold, max_size=int(bh * 0.42), color=INK, max_lines=2)
@@ -139,8 +143,11 @@ def _render_idle(L: _Layout) -> None:
     # White quiet zone behind the code so phones read it on the dark background.
     pg.draw.rect(L.s, WHITE, pg.Rect(col_x, a.y, col_w, qr_side), border_radius=max(2, L.m // 3))
     L.s.blit(qr, (col_x + (col_w - qr.get_width()) // 2, a.y + (qr_side - qr.get_height()) // 2))
+    # Text at the bottom edge keeps half a margin more than the area's: on a 480 px panel
+    # the bezel hides ~20 px, and the English lines sat right there.
+    low = a.bottom - L.m // 2
     cap_y = a.y + qr_side + L.m // 3
-    cap_h = a.bottom - cap_y
+    cap_h = low - cap_y
     L.text(texts.IDLE_PHONE.vi, pg.Rect(col_x, cap_y, col_w, cap_h // 2), size_frac=0.045, bold=True,
            align="center", valign="top")
     L.text(texts.IDLE_PHONE.en, pg.Rect(col_x, cap_y + cap_h // 2, col_w, cap_h - cap_h // 2), size_frac=0.04,
@@ -155,9 +162,9 @@ def _render_idle(L: _Layout) -> None:
     L.text(texts.IDLE_HOW.en, pg.Rect(a.x, y, lw, int(a.h * 0.14)), size_frac=0.06, valign="top")
     count_h = int(a.h * 0.1)
     L.text(texts.IDLE_TODAY.vi.format(count=st.today_count),
-           pg.Rect(a.x, a.bottom - 2 * count_h, lw, count_h), size_frac=0.06, bold=True, max_lines=1)
+           pg.Rect(a.x, low - 2 * count_h, lw, count_h), size_frac=0.06, bold=True, max_lines=1)
     L.text(texts.IDLE_TODAY.en.format(count=st.today_count),
-           pg.Rect(a.x, a.bottom - count_h, lw, count_h), size_frac=0.05, max_lines=1)
+           pg.Rect(a.x, low - count_h, lw, count_h), size_frac=0.05, max_lines=1)
 
 
 def _render_scanning(L: _Layout) -> None:

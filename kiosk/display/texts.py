@@ -18,9 +18,12 @@ from kiosk.model import Reason
 __all__ = [
     "Bilingual",
     "FAULT_TEXTS",
+    "NBSP",
+    "PENDING_COUNT",
     "REASON_TEXTS",
     "VERDICT_TEXTS",
     "fault_text",
+    "nb",
     "reason_text",
 ]
 
@@ -38,6 +41,16 @@ class Bilingual:
 
 
 B = Bilingual
+
+#: A no-break space: the screen's line breaking keeps the words it joins together.
+NBSP = "\u00a0"
+
+
+def nb(words: str) -> str:
+    """`words` joined by no-break spaces, so a line never breaks inside them
+    ("Đang đọc mã…" stays whole, "bình thường" is never split)."""
+    return NBSP.join(words.split(" "))
+
 
 #: The huge word on a verdict screen.
 VERDICT_TEXTS: dict[str, Bilingual] = {
@@ -98,27 +111,30 @@ REASON_TEXTS: dict[Reason, Bilingual] = {
 #: Fault kinds: (title, what to do). `{pending}` is the number of entries waiting to upload.
 FAULT_TEXTS: dict[str, tuple[Bilingual, Bilingual]] = {
     "camera_fault": (B("Camera gặp sự cố", "Camera fault"),
-                     B("Vui lòng gọi nhân viên kỹ thuật", "Please call the staff")),
-    "scanner_fault": (B("Đầu đọc mã gặp sự cố", "Scanner fault"),
-                      B("Vui lòng gọi nhân viên kỹ thuật", "Please call the staff")),
+                     B(f"Vui lòng gọi {nb('nhân viên')}", "Please call the staff")),
+    "scanner_fault": (B(f"{nb('Đầu đọc mã')} gặp sự cố", "Scanner fault"),
+                      B(f"Vui lòng gọi {nb('nhân viên')}", "Please call the staff")),
     "offline": (B("Mất kết nối mạng", "Offline"),
-                B("Vẫn kiểm tra bình thường · {pending} lượt chờ gửi",
-                  "Checking continues · {pending} entries waiting to upload")),
-    "collector_untrusted": (B("Máy chủ không có chữ ký của Sở Y tế", "Collector not signed by the health department"),
-                            B("Không nhận dữ liệu từ máy chủ này · gọi kỹ thuật",
-                              "Nothing it sends is used · please call the staff")),
-    "trust_stale": (B("Danh sách khoá tin cậy đã cũ", "Trust list out of date"),
+                B(f"Vẫn kiểm tra {nb('bình thường ·')} {nb('{pending} lượt chờ gửi')}",
+                  f"Checking {nb('continues ·')} {nb('{pending} entries')} waiting to upload")),
+    "collector_untrusted": (B(f"Máy chủ không có chữ ký của {nb('Sở Y tế')}",
+                              "Collector not signed by the health department"),
+                            B(f"Không dùng dữ liệu máy chủ này {nb('gửi ·')} vui lòng gọi {nb('nhân viên')}",
+                              f"Nothing it sends is {nb('used ·')} please call the staff")),
+    "trust_stale": (B(f"{nb('Danh sách')} {nb('khoá tin cậy')} đã cũ", "Trust list out of date"),
                     B("Cần kết nối mạng để cập nhật", "Connect to the network to update it")),
     "clock_unsynced": (B("Đồng hồ chưa được đồng bộ", "Clock not synchronised"),
                        B("Không kiểm tra được hạn chứng nhận", "Certificate dates cannot be checked")),
     "disk_full": (B("Bộ nhớ sắp đầy", "Disk nearly full"),
-                  B("Vui lòng gọi nhân viên kỹ thuật", "Please call the staff")),
+                  B(f"Vui lòng gọi {nb('nhân viên')}", "Please call the staff")),
 }
 
 IDLE_HOW = B("Đưa mã QR vào trước máy quét", "Hold your QR code up to the scanner")
-IDLE_PHONE = B("Quét bằng điện thoại để khai báo", "Scan with your phone to check in")
+IDLE_PHONE = B(f"Quét bằng {nb('điện thoại')} để {nb('khai báo')}", f"Scan with {nb('your phone')} to {nb('check in')}")
 IDLE_TODAY = B("Hôm nay: {count} lượt", "Today: {count} check-ins")
-SCANNING = B("Đang đọc mã…", "Reading the code…")
+SCANNING = B(nb("Đang đọc mã…"), nb("Reading the code…"))
+#: The offline banner's count: what the number is ("Offline (42)" said 42 of what?).
+PENDING_COUNT = B("{pending} lượt chờ gửi", "{pending} waiting to upload")
 SCANNING_HOLD = B("Giữ mã QR yên trong khung", "Hold the code still inside the box")
 
 
