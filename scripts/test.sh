@@ -9,9 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
 if [ -z "${KIOSK_TEST_PG_URL:-}" ]; then
-  # A throw-away PostgreSQL server on 127.0.0.1 for the collector's tests; prints
-  # `export KIOSK_TEST_PG_URL=...`.
+  # This checkout's own throw-away PostgreSQL server on 127.0.0.1 for the collector's
+  # tests (prints `export KIOSK_TEST_PG_URL=...`); stopped when the tests end unless
+  # KEEP_PG=1 (then `.ci/start-postgres --stop` stops it).
   eval "$(.ci/start-postgres)"
+  if [ "${KEEP_PG:-0}" != 1 ]; then
+    trap '.ci/start-postgres --stop' EXIT
+  fi
 fi
 if [ -z "${KIOSK_TEST_DEBIAN_ROOT:-}" ] && [ "$(id -u)" = 0 ]; then
   # Built once with debootstrap (about a minute), then reused from /var/cache/kiosk-ci.
@@ -19,4 +23,4 @@ if [ -z "${KIOSK_TEST_DEBIAN_ROOT:-}" ] && [ "$(id -u)" = 0 ]; then
   export KIOSK_TEST_DEBIAN_ROOT
 fi
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
-exec .venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q "$@"  # not exec: the EXIT trap stops PostgreSQL afterwards

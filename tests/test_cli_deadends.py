@@ -268,3 +268,55 @@ def test_check_says_why_asdf_fails_and_abc123_goes_to_review_and_lists_its_exit_
     assert review.startswith("review") and "cannot be verified offline" in review
     helped = kiosk(tmp_path, "check", "--help")
     assert "Exit codes: 0" in helped.stdout and "1 at least one failed" in helped.stdout
+
+
+# --- scripts/test.sh's PostgreSQL: one per checkout, never someone else's ----------------------
+
+def _postgres_installed() -> bool:
+    import glob
+    import shutil
+
+    return bool(glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb"))
+
+
+@pytest.mark.skipif(not _postgres_installed() and os.environ.get("CI") != "true",
+                    reason="PostgreSQL not installed (scripts/test.sh installs it)")
+def test_each_checkout_starts_its_own_postgres_and_refuses_a_foreign_one(tmp_path):
+    import re
+    import shutil
+
+    urls, dirs = {}, []
+    for name in ("a", "b"):
+        (tmp_path / name / ".ci").mkdir(parents=True)
+        shutil.copy(ROOT / ".ci" / "start-postgres", tmp_path / name / ".ci" / "start-postgres")
+
+    def start(name: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(tmp_path / name / ".ci" / "start-postgres"), *env.pop("args", ())],
+                              capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+
+    try:
+        first = start("a")
+        assert first.returncode == 0, first.stderr
+        urls["a"] = first.stdout.strip()
+        dirs.append(re.search(r"(/tmp/kiosk-pg-\d+)", first.stderr).group(1))
+        again = start("a")
+        assert again.stdout.strip() == urls["a"] and "this checkout's server" in again.stderr
+        port = re.search(r":(\d+)/", urls["a"]).group(1)
+        foreign = start("b", KIOSK_PG_PORT=port)
+        assert foreign.returncode == 1 and "not reusing it" in foreign.stderr
+        own = start("b")
+        assert own.returncode == 0 and own.stdout.strip() != urls["a"], own.stderr
+        dirs.append(re.search(r"(/tmp/kiosk-pg-\d+)", own.stderr).group(1))
+    finally:
+        for name in ("a", "b"):
+            start(name, args=("--stop",))
+        for folder in dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+    probe = subprocess.run(["bash", "-c", f"(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null"])
+    assert probe.returncode != 0, "the server still answers after --stop"
+
+
+def test_scripts_test_sh_stops_the_postgres_it_started_unless_keep_pg():
+    text = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
+    assert "trap '.ci/start-postgres --stop' EXIT" in text and 'KEEP_PG:-0}" != 1' in text
+    assert "exec .venv/bin/python -m pytest" not in text  # exec would skip the trap
