@@ -29,6 +29,14 @@ APT_RUN=(python3 python3-venv python3-pip libzbar0 fonts-dejavu-core)
 # pages in a real browser (Playwright drives it; tests/test_report_page.py).
 APT_DEV=(postgresql systemd shellcheck debootstrap systemd-container chromium fonts-noto-core)
 
+# One line per step with the seconds so far, so a cold run (a minute or more) is never
+# silent; pip's own progress bar shows on a terminal.
+started=$SECONDS
+step() { echo "setup: [$1/4 +$((SECONDS - started)) s] $2"; }
+pip_quiet=(-q)
+[ -t 1 ] && pip_quiet=(--progress-bar on -q)
+
+step 1 "system packages"
 packages=("${APT_RUN[@]}")
 if [ "$dev" = 1 ]; then
   packages+=("${APT_DEV[@]}")
@@ -46,11 +54,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 python=${PYTHON:-python3}
+step 2 "virtual environment in .venv"
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install "${pip_quiet[@]}" --upgrade pip
 extras="collector"
 [ "$dev" = 1 ] && extras="collector,dev"
-.venv/bin/python -m pip install -q -e ".[$extras]"
-echo "setup: ready (.venv/bin/kiosk)"
+step 3 "Python packages for .[$extras] (the first time takes a minute or more)"
+.venv/bin/python -m pip install "${pip_quiet[@]}" -e ".[$extras]"
+step 4 "checking the install"
+.venv/bin/kiosk --version >/dev/null
+echo "setup: ready in $((SECONDS - started)) s (.venv/bin/kiosk)"
