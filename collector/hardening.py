@@ -50,7 +50,7 @@ STATUS_WORDS = {
     401: "no token, or a wrong one",
     413: "body too large, on the wire or once decompressed",
     415: "unsupported Content-Encoding (use gzip)",
-    422: "a value is missing, malformed or out of range; `detail` names it",
+    422: "a value is missing, malformed or out of range, or a parameter is unknown; `detail` names it",
     429: "too many attempts; wait for Retry-After seconds",
 }
 
@@ -134,9 +134,8 @@ def _statuses(route: APIRoute) -> dict[int, str]:
     if any(isinstance(c, SecurityBase) for c in calls):
         codes.append(401)
     if route.body_field is not None:
-        codes += [400, 413, 415, 422]
-    if any(d.query_params or d.path_params or d.header_params or d.cookie_params for d in every):
-        codes.append(422)
+        codes += [400, 413, 415]
+    codes.append(422)  # a bad parameter, or one the route does not take (collector.limits)
     if enrol_rate_limit in calls:
         codes.append(429)
     return {c: STATUS_WORDS[c] for c in codes}

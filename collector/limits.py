@@ -191,7 +191,9 @@ def limited_route(*, batch: BodyLimit | None = None,
             async def limited(request: Request) -> Response:
                 if "\x00" in request.scope.get("path", "") or any(
                         "\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()):
-                    raise HTTPException(400, "the URL holds a NUL character (%00), which no name may hold")
+                    raise RequestValidationError([{
+                        "type": "value_error", "loc": ("query",), "input": None,
+                        "msg": "the URL holds a NUL character (%00), which no name may hold"}])
                 unknown = sorted(set(request.query_params) - known)
                 if unknown:
                     # A typo (`?venu=V1`) would otherwise be ignored without a word.

@@ -354,5 +354,5 @@ def test_a_nul_character_is_a_400_not_a_database_error(kiosk, served):
     assert r.status_code == 400 and "NUL" in r.json()["detail"]
     r = requests.get(served.url + "/v1/trace", params={"venue": "V\x001", "at": datetime.now(timezone.utc).isoformat()},
                      headers=ADMIN, timeout=10)
-    assert r.status_code == 400 and "NUL" in r.json()["detail"]
+    assert r.status_code == 422 and "NUL" in r.json()["detail"][0]["msg"]
     assert kiosk.post(kiosk.batch(kiosk.entry(name_masked="back\\u0000slash"))).status_code == 200  # text, not NUL
