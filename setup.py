@@ -92,6 +92,7 @@ COLLECTOR = [
 PI = [
     "RPi.GPIO>=0.7.1,<0.8; platform_machine=='aarch64' or platform_machine=='armv7l'",
     "lgpio>=0.2.2,<0.3; platform_machine=='aarch64' or platform_machine=='armv7l'",
+    "evdev>=1.6,<2; sys_platform=='linux'",   # keyboard-mode USB scanners (scanner.kind = "evdev")
 ]
 
 #: Everything the tests need beyond the above (scripts/setup.sh --dev installs it; the
@@ -103,6 +104,7 @@ DEV = [
     "schemathesis>=4.0,<5",        # property-based API test of the collector
     "aiosmtpd>=1.4.4,<2",             # a real SMTP server on loopback (report delivery)
     "playwright>=1.40,<2",            # drives Debian's chromium (report page; no browser download)
+    "evdev>=1.6,<2; sys_platform=='linux'",   # tests/test_evdev.py (a virtual scanner where /dev/uinput exists)
 ]
 
 PACKAGE_DATA = {"kiosk": ["*.toml", "rules/*.toml", "data/*"], "collector": ["*.toml", "templates/*", "static/*"]}

@@ -69,7 +69,8 @@ class VenueConfig:
 
 @dataclass(frozen=True)
 class ScannerConfig:
-    kind: str = _opt("replay", choices=("replay", "camera", "serial", "stdin"), doc="where codes come from")
+    kind: str = _opt("replay", choices=("replay", "camera", "serial", "evdev", "stdin"),
+                     doc="where codes come from (evdev: a keyboard-mode USB scanner's input device)")
     camera: str = _opt("0", doc="camera: device index, /dev/videoN, a video file or an rtsp:// URL")
     width: int = _opt(1280, lo=160, hi=4096, doc="camera frame width")
     height: int = _opt(720, lo=120, hi=3072, doc="camera frame height")
@@ -88,6 +89,8 @@ class ScannerConfig:
     serial_port: str = _opt("/dev/qrscanner", doc="serial scanner device (udev rule gives this name)")
     serial_baud: int = _opt(9600, choices=(1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200),
                             doc="serial scanner baud rate")
+    evdev_device: str = _opt("/dev/input/by-id/usb-qrscanner-event-kbd",
+                             doc="evdev: the keyboard-mode scanner's input device (grabbed; see /dev/input/by-id)")
     reopen_backoff_max_s: float = _opt(30.0, lo=0.1, hi=600.0, doc="longest wait between reopen attempts")
 
 

@@ -1,5 +1,5 @@
 """`open_source(cfg)`: the source `scanner.kind` names (camera, picamera2, replay, serial,
-stdin). Apart from kiosk.scanner.base so that the backends import the base and only this
+evdev, stdin). Apart from kiosk.scanner.base so that the backends import the base and only this
 module imports the backends (no import cycle); each backend's library loads only here,
 when it is chosen.
 """
@@ -47,6 +47,10 @@ def open_source(cfg: "Config", *, demo_dir: Path | None = None) -> Source:
         from kiosk.scanner.serialport import SerialSource
 
         return SerialSource(sc.serial_port, baud=sc.serial_baud, backoff_max_s=sc.reopen_backoff_max_s)
+    if sc.kind == "evdev":
+        from kiosk.scanner.evdevsource import EvdevSource
+
+        return EvdevSource(sc.evdev_device, backoff_max_s=sc.reopen_backoff_max_s)
     if sc.kind == "stdin":
         import sys
 
