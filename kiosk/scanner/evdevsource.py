@@ -195,31 +195,33 @@ def key_events(text: str, *, enter: bool = False) -> list[tuple[int, int]]:
     return events + (_tap(KEY_ENTER) if enter else [])
 
 
-def alt_code_events(text: str, *, enter: bool = False) -> list[tuple[int, int]]:
-    """Alt-code mode: ASCII as keys, every other character as Alt + its decimal code point."""
+def _mixed(text: str, enter: bool, other) -> list[tuple[int, int]]:
+    """ASCII as plain keys, every other character as `other(char)`'s events."""
     events: list[tuple[int, int]] = []
     for char in text:
-        if char in _CHAR_KEYS:
-            events += key_events(char)
-            continue
-        events.append((KEY_LEFTALT, PRESS))
-        for digit in str(ord(char)):
-            events += _tap(_KEYPAD_DIGIT[digit])
-        events.append((KEY_LEFTALT, RELEASE))
+        events += key_events(char) if char in _CHAR_KEYS else other(char)
     return events + (_tap(KEY_ENTER) if enter else [])
+
+
+def _alt_code(char: str) -> list[tuple[int, int]]:
+    digits = [e for digit in str(ord(char)) for e in _tap(_KEYPAD_DIGIT[digit])]
+    return [(KEY_LEFTALT, PRESS), *digits, (KEY_LEFTALT, RELEASE)]
+
+
+def _unicode_hex(char: str) -> list[tuple[int, int]]:
+    start = [(KEY_LEFTCTRL, PRESS), (KEY_LEFTSHIFT, PRESS), *_tap(KEY_U), (KEY_LEFTSHIFT, RELEASE),
+             (KEY_LEFTCTRL, RELEASE)]
+    return start + key_events(f"{ord(char):x}") + _tap(KEY_SPACE)
+
+
+def alt_code_events(text: str, *, enter: bool = False) -> list[tuple[int, int]]:
+    """Alt-code mode: ASCII as keys, every other character as Alt + its decimal code point."""
+    return _mixed(text, enter, _alt_code)
 
 
 def unicode_hex_events(text: str, *, enter: bool = False) -> list[tuple[int, int]]:
     """Linux Unicode mode: ASCII as keys, others as Ctrl+Shift+U, hex digits, Space."""
-    events: list[tuple[int, int]] = []
-    for char in text:
-        if char in _CHAR_KEYS:
-            events += key_events(char)
-            continue
-        events += [(KEY_LEFTCTRL, PRESS), (KEY_LEFTSHIFT, PRESS)] + _tap(KEY_U)
-        events += [(KEY_LEFTSHIFT, RELEASE), (KEY_LEFTCTRL, RELEASE)]
-        events += key_events(f"{ord(char):x}") + _tap(KEY_SPACE)
-    return events + (_tap(KEY_ENTER) if enter else [])
+    return _mixed(text, enter, _unicode_hex)
 
 
 # --- the source --------------------------------------------------------------------------
