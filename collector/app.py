@@ -28,7 +28,7 @@ from kiosk.checks.signed import CONTENT_TYPE as SIGNED_CONTENT_TYPE
 from kiosk.checks.signed import DOCUMENTS as SIGNED_DOCUMENTS
 from kiosk.checks.signed import open_document, peek
 from kiosk.seal import subject_hash as subject_hash_of
-from collector.tracing import trace as trace_query
+from collector.tracing import opened_fields, trace as trace_query
 
 __all__ = ["create_app", "Batch", "UploadEntry", "BatchAck", "MAX_ENTRIES_PER_BATCH"]
 
@@ -354,24 +354,11 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         people = [TracePerson(**({k: r[k] for k in TracePerson.model_fields if k != "opened"}
-                                 | _opened(r, cfg.seal_private_key))) for r in res.people]
+                                 | opened_fields(r, cfg.seal_private_key))) for r in res.people]
         return TraceAnswer(venue=venue, count=len(people), people=people, windows=[
             {"start": s, "end": e, "venue": v} for s, e, v in res.windows])
 
     return app
-
-
-def _opened(row: Mapping[str, Any], private_key: str) -> dict[str, Any]:
-    """The person's tracing fields opened with the collector's seal key, where they were
-    sealed and the key is configured; otherwise as stored."""
-    if not (row["sealed"] and row["personal"] and private_key):
-        return {"opened": False}
-    from kiosk.seal import SealError, open_sealed
-
-    try:
-        return {"personal": open_sealed(private_key, row["personal"]).decode("utf-8"), "opened": True}
-    except (SealError, UnicodeDecodeError):
-        return {"opened": False}
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
-__all__ = ["DailyReport", "VenueDay", "Kiosk", "CommuneRoster", "build", "collect", "to_csv", "to_html",
+__all__ = ["DailyReport", "VenueDay", "Kiosk", "CommuneRoster", "build", "collect", "to_csv",
            "csv_cell", "OUTCOMES", "CLOCK_AHEAD_TOLERANCE", "CLOCK_BEHIND_TOLERANCE", "local_time"]
 
 HOURS = 24
@@ -333,10 +333,3 @@ def to_csv(report: DailyReport) -> str:
     for row in table(report):
         w.writerow(map(csv_cell, row))
     return out.getvalue()
-
-
-def to_html(report: DailyReport, **page: Any) -> str:
-    """The readable page (collector.report_page.render)."""
-    from collector.report_page import render
-
-    return render(report, **page)

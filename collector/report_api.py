@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Respo
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from collector import delivery, report as report_mod, validation, venues as venues_mod
+from collector import delivery, report as report_mod, report_page, validation, venues as venues_mod
 from collector.hardening import CSVResponse
 from collector.storage import REPORT_TZ
 
@@ -67,7 +67,7 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
         """The daily report as a readable page: totals, chart by verdict, venues, silent
         kiosks, deliveries; previous/next day and a date picker."""
         rep = current(day)
-        return HTMLResponse(report_mod.to_html(rep, deliveries=delivery.history(store, day=rep.day)))
+        return HTMLResponse(report_page.render(rep, deliveries=delivery.history(store, day=rep.day)))
 
     @app.get("/v1/venues", tags=["admin"], dependencies=auth)
     def list_venues() -> dict[str, Any]:

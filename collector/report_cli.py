@@ -51,7 +51,7 @@ def cmd_report(args: argparse.Namespace, *, store_of: Callable, config_of: Calla
     Example: collector report --xlsx daily.xlsx
     Example: collector report --send
     """
-    from collector import delivery, report
+    from collector import delivery, report, report_page
 
     day = _day(args.date)
     with store_of(args, must_exist=not args.send) as store:
@@ -66,7 +66,7 @@ def cmd_report(args: argparse.Namespace, *, store_of: Callable, config_of: Calla
             Path(args.xlsx).write_bytes(report_xlsx(rep))
             print(f"wrote {args.xlsx}")
             return 0
-        sys.stdout.write(report.to_html(rep, deliveries=delivery.history(store, day=day)) if args.html
+        sys.stdout.write(report_page.render(rep, deliveries=delivery.history(store, day=day)) if args.html
                          else report.to_csv(rep))
     return 0
 

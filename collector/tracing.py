@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-__all__ = ["trace", "TraceResult", "MAX_WINDOW", "CASE_LOOKBACK", "person_key", "DEFAULT_RETENTION_DAYS"]
+__all__ = ["trace", "opened_fields", "TraceResult", "MAX_WINDOW", "CASE_LOOKBACK", "person_key", "DEFAULT_RETENTION_DAYS"]
 
 log = logging.getLogger("collector.tracing")
 _warned_no_key = False  # said once per process, not once per entry
@@ -96,3 +96,16 @@ def trace(store: Any, *, venue: str | None, at: datetime | None, window: timedel
             seen.setdefault(row["id"], row)
     people = sorted(seen.values(), key=lambda r: (r["scanned_at"], r["id"]))
     return TraceResult(venue, windows, people)
+
+
+def opened_fields(row: Mapping[str, Any], private_key: str) -> dict[str, Any]:
+    """The person's tracing fields opened with the collector's seal key, where they were
+    sealed and the key is configured; otherwise as stored."""
+    if not (row["sealed"] and row["personal"] and private_key):
+        return {"opened": False}
+    from kiosk.seal import SealError, open_sealed
+
+    try:
+        return {"personal": open_sealed(private_key, row["personal"]).decode("utf-8"), "opened": True}
+    except (SealError, UnicodeDecodeError):
+        return {"opened": False}

@@ -68,8 +68,7 @@ def contact_rows(store: Any, seal_private_key: str, *, venue: str | None, at: da
                  window: timedelta, subject: str | None, now: datetime) -> list[list[Any]]:
     """The tracing answer as a table: HEADER, then one row per person, oldest first."""
     from collector import venues as venues_mod
-    from collector.app import _opened
-    from collector.tracing import trace
+    from collector.tracing import opened_fields, trace
     from kiosk.seal import subject_hash
 
     h = subject_hash(store.tracing_key(), subject) if subject else None
@@ -80,7 +79,7 @@ def contact_rows(store: Any, seal_private_key: str, *, venue: str | None, at: da
     names = venues_mod.registry(store)
     rows: list[list[Any]] = [HEADER]
     for r in res.people:
-        opened = _opened(r, seal_private_key)
+        opened = opened_fields(r, seal_private_key)
         personal = opened.get("personal", r["personal"])
         if r["sealed"] and not opened["opened"]:
             personal = "(niêm phong / sealed)"

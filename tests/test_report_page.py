@@ -168,7 +168,7 @@ def test_the_report_counts_the_quarantine_roster_per_commune(tmp_path):
     """With the declaration form's roster (collector.roster): per commune, who is on it,
     who declared, who has not. Two people in Phường Sài Gòn, neither declared yet."""
     roster = pytest.importorskip("collector.roster", reason="the declaration form (issue 14) is not in this tree")
-    from collector import report, xlsx
+    from collector import report, report_page, xlsx
 
     store = open_store("sqlite", tmp_path)
     roster.import_csv(store, "id_number,name,phone,commune,kind,start,end\n"
@@ -177,7 +177,7 @@ def test_the_report_counts_the_quarantine_roster_per_commune(tmp_path):
     rep = report.collect(store, data.DAY, now=data.AFTER_CUTOFF)
     [commune] = rep.roster
     assert (commune.on_roster, commune.declared, commune.with_symptoms, commune.not_declared) == (2, 0, 0, 2)
-    page = report.to_html(rep)
+    page = report_page.render(rep)
     assert 'id="roster"' in page and commune.commune in page and "Trần Thị Mai" not in page  # counts, no names
     import openpyxl
 
@@ -189,11 +189,11 @@ def test_the_report_counts_the_quarantine_roster_per_commune(tmp_path):
 def test_a_venue_name_holding_markup_is_shown_as_text(tmp_path):
     """A registry row is typed by people: `<script>` in a name must not run on the page
     the department opens with its admin token."""
-    from collector import report
+    from collector import report, report_page
 
     hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     rep = report.build(data.DAY, [{"venue_code": "V1", "outcome": "fail", "reason": "expired", "hour_local": 8, "n": 1}],
                        registry={"V1": {"name": hostile, "type": "other", "commune": hostile}})
-    page = report.to_html(rep)
+    page = report_page.render(rep)
     assert "<script" not in page and "<img" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -33,7 +34,7 @@ from typing import Any, Iterable
 
 from kiosk.errors import TrustError
 
-__all__ = ["DenyParams", "deny_hash", "make_denylist", "parse", "store_params", "subject_denied", "refuse_unkeyed",
+__all__ = ["DenyParams", "deny_hash", "make_denylist", "parse", "parse_denylist", "store_params", "subject_denied", "refuse_unkeyed",
            "SCHEME", "DEFAULT_N", "DEFAULT_R", "MIN_N"]
 
 SCHEME = "scrypt-v1"
@@ -51,6 +52,8 @@ DKLEN = 32
 PARAMS_STATE = "denylist.params"
 #: Hashes of subjects seen since start, kept in memory only (a repeat scan costs nothing).
 CACHE_SIZE = 512
+_HEX = re.compile(r"^[0-9a-f]{16,128}$")
+_NOTE_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -82,11 +85,38 @@ def make_denylist(subject_keys: Iterable[str | tuple[str, str]], *, n: int = DEF
     return json.dumps({**params.as_json(), "entries": entries}, ensure_ascii=False).encode("utf-8")
 
 
+def parse_denylist(body: bytes) -> list[tuple[str, str]]:
+    """The deny list as (hash, note) pairs; raises TrustError on anything malformed.
+
+    >>> parse_denylist(b'["AB12cd34ef567890", {"hash": "00112233445566778899", "note": "court order"}]')
+    [('ab12cd34ef567890', ''), ('00112233445566778899', 'court order')]
+    """
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise TrustError(f"deny list is not JSON: {exc}") from None
+    if isinstance(doc, dict):
+        doc = doc.get("entries")
+    if not isinstance(doc, list):
+        raise TrustError("deny list must be a JSON list of hashes or {hash, note} objects")
+    out: dict[str, str] = {}
+    for i, item in enumerate(doc):
+        if isinstance(item, str):
+            h, note = item, ""
+        elif isinstance(item, dict) and isinstance(item.get("hash"), str):
+            h, note = item["hash"], str(item.get("note") or "")[:_NOTE_MAX]
+        else:
+            raise TrustError(f"deny list item {i} is neither a hash nor a {{hash, note}} object")
+        h = h.strip().lower()
+        if not _HEX.match(h):
+            raise TrustError(f"deny list item {i}: {h[:40]!r} is not a hex hash")
+        out[h] = note
+    return list(out.items())
+
+
 def parse(body: bytes, *, min_n: int = 1) -> tuple[DenyParams | None, list[tuple[str, str]]]:
     """(params, [(hash, note)]) of a deny list document; params None for a bare list of
     hashes (the old, unkeyed form). Raises TrustError on anything malformed."""
-    from kiosk.sync.fetcher import parse_denylist
-
     items = parse_denylist(body)
     doc = json.loads(body.decode("utf-8"))
     if not isinstance(doc, dict) or "scheme" not in doc:

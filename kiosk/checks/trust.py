@@ -335,7 +335,7 @@ class TrustStore:
 
     def import_denylist(self, items: Iterable[str | tuple[str, str]], *, note: str = "") -> int:
         """Replace the deny list, in one transaction: hex `subject_hash()` values (each
-        with `note`), or (hash, note) pairs as `kiosk.sync.fetcher.parse_denylist` gives."""
+        with `note`), or (hash, note) pairs as `kiosk.checks.denylist.parse_denylist` gives."""
         clean: dict[str, str] = {}
         for item in items:
             h, why = item if isinstance(item, tuple) else (item, note)

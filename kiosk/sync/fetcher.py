@@ -34,6 +34,7 @@ import requests
 
 from kiosk.checks.signed import DOCUMENTS as SIGNED_DOCUMENTS
 from kiosk.checks.signed import SignedDocError, SignedDocument, load_public_key, open_document
+from kiosk.checks.denylist import parse_denylist
 from kiosk.errors import SyncError, TrustError
 from kiosk.model import iso_utc, utcnow
 from kiosk.sync import state
@@ -51,8 +52,6 @@ HELD_KEY = "sync.documents"
 REVOCATION_CURSOR_KEY = "revocations.cursor"
 #: Bytes read per step when streaming a chunk (so a huge answer stops at the limit).
 STREAM_STEP = 256 * 1024
-_HEX = re.compile(r"^[0-9a-f]{16,128}$")
-_NOTE_MAX = 200
 
 
 def refused(results: dict[str, str]) -> list[str]:
@@ -62,35 +61,6 @@ def refused(results: dict[str, str]) -> list[str]:
     ['trust']
     """
     return [name for name, result in results.items() if str(result).startswith("refused")]
-
-
-def parse_denylist(body: bytes) -> list[tuple[str, str]]:
-    """The deny list as (hash, note) pairs; raises TrustError on anything malformed.
-
-    >>> parse_denylist(b'["AB12cd34ef567890", {"hash": "00112233445566778899", "note": "court order"}]')
-    [('ab12cd34ef567890', ''), ('00112233445566778899', 'court order')]
-    """
-    try:
-        doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise TrustError(f"deny list is not JSON: {exc}") from None
-    if isinstance(doc, dict):
-        doc = doc.get("entries")
-    if not isinstance(doc, list):
-        raise TrustError("deny list must be a JSON list of hashes or {hash, note} objects")
-    out: dict[str, str] = {}
-    for i, item in enumerate(doc):
-        if isinstance(item, str):
-            h, note = item, ""
-        elif isinstance(item, dict) and isinstance(item.get("hash"), str):
-            h, note = item["hash"], str(item.get("note") or "")[:_NOTE_MAX]
-        else:
-            raise TrustError(f"deny list item {i} is neither a hash nor a {{hash, note}} object")
-        h = h.strip().lower()
-        if not _HEX.match(h):
-            raise TrustError(f"deny list item {i}: {h[:40]!r} is not a hex hash")
-        out[h] = note
-    return list(out.items())
 
 
 # --- importers: one per kind of document --------------------------------------------
