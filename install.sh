@@ -32,7 +32,7 @@ KIOSK_USER=kiosk
 KIOSK_GROUPS=(gpio video dialout render audio input)
 COLLECTOR_USER=collector
 APT_PACKAGES=(python3 python3-venv python3-pip libzbar0 fonts-dejavu-core libglib2.0-0
-              ca-certificates sqlite3 v4l-utils systemd systemd-timesyncd)
+              ca-certificates sqlite3 v4l-utils systemd systemd-timesyncd espeak-ng)
 # RPi.GPIO has no aarch64 wheel on PyPI: pip builds it, which needs a compiler.
 APT_PACKAGES_ARM=(gcc python3-dev)
 KIOSK_UNITS=(kiosk.service kiosk-sync.service kiosk-retention.service kiosk-retention.timer
@@ -276,6 +276,16 @@ EOF
     mv "$tmp" "$ROOT$CONF_DIR/kiosk.toml"
 }
 
+# The spoken verdicts (display.voice), made here once with espeak-ng's Vietnamese and
+# English voices into the state folder; a failure only costs the voice.
+build_voice() {
+    if target env STATE_DIRECTORY="$STATE_DIR" runuser -u "$KIOSK_USER" -- "$VENV/bin/kiosk" voice build >/dev/null; then
+        say "voice: spoken verdicts in $STATE_DIR/voice"
+    else
+        say "voice: espeak-ng could not make the spoken verdicts (display.voice stays silent)"
+    fi
+}
+
 # copy_if_changed SRC DEST MODE: install only when the content differs (keeps mtimes).
 copy_if_changed() {
     local from=$1 to=$ROOT$2 mode=$3
@@ -342,6 +352,7 @@ ensure_user "$KIOSK_USER" "$STATE_DIR" "${KIOSK_GROUPS[@]}"
 [ "$WITH_COLLECTOR" = 1 ] && ensure_user "$COLLECTOR_USER" /var/lib/collector
 install_package
 write_config
+build_voice
 install_units
 boot_config
 start_services

@@ -127,6 +127,7 @@ class DisplayConfig:
     verdict_seconds: float = _opt(3.0, lo=0.5, hi=30.0, doc="how long a verdict stays before idle returns")
     font: str = _opt("", doc="TTF covering Vietnamese; empty: DejaVu Sans / Noto Sans found on the system")
     sound: bool = _opt(False, doc="play verdict tones through a speaker as well as the buzzer")
+    voice: bool = _opt(False, doc="speak each verdict (Vietnamese, then English) through the speaker; clips by `kiosk voice build`")
 
 
 @dataclass(frozen=True)

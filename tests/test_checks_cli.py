@@ -46,7 +46,9 @@ def test_check_with_trust_file_and_rules(env, capsys):
     assert results[0]["name"] == "Trần T*** M"
     # A failing verdict also says which step (and payload member) failed.
     assert all(set(r) - {"detail"} == {"verdict", "reason", "scheme", "name"} for r in results)
-    assert all(("detail" in r) == (r["verdict"] == "fail") for r in results)
+    # ... and an app code sent to review says why (issue 17: `abc123` vs `asdf`).
+    assert all(("detail" in r) == (r["verdict"] == "fail" or (r["verdict"], r["scheme"]) == ("review", "opaque"))
+               for r in results)
 
 
 def test_check_reads_stdin_and_no_rules(env, capsys, monkeypatch):

@@ -50,6 +50,9 @@ class PygameDisplay(Display):
         self.size = self._screen.get_size()
         self.fonts = find_fonts(cfg.display.font)
         self.sound = Sound(enabled=cfg.display.sound)
+        from kiosk.display.voice import Voice, voice_dir
+
+        self.voice = Voice(voice_dir(cfg), enabled=cfg.display.voice)
         self.last: ScreenState | None = None
         self._frame = None
 
@@ -62,6 +65,7 @@ class PygameDisplay(Display):
         pygame.display.flip()
         if state.kind in VERDICT_KINDS and state != self.last:
             self.sound.play(state.kind)
+            self.voice.play(state.kind)
         self.last = state
 
     def poll(self) -> list[str]:
@@ -93,6 +97,7 @@ class PygameDisplay(Display):
     def _release(self) -> None:
         import pygame
 
+        self.voice.close()
         self.sound.close()
         pygame.display.quit()
 
