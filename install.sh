@@ -37,6 +37,8 @@ APT_PACKAGES=(python3 python3-venv python3-pip libzbar0 fonts-dejavu-core libgli
 APT_PACKAGES_ARM=(gcc python3-dev)
 KIOSK_UNITS=(kiosk.service kiosk-sync.service kiosk-retention.service kiosk-retention.timer
              kiosk-reload.path kiosk-reload.service)
+COLLECTOR_UNITS=(collector.service collector-retention.service collector-retention.timer
+                 collector-report.service collector-report.timer)
 ENABLE_UNITS=(kiosk.service kiosk-sync.service kiosk-retention.timer kiosk-reload.path)
 JOURNAL_BACKUPS_KEPT=2
 
@@ -298,12 +300,12 @@ copy_if_changed() {
 # --- 5. units, udev rule, boot config -----------------------------------------------
 install_units() {
     local u
-    for u in "${KIOSK_UNITS[@]}" collector.service collector-retention.service collector-retention.timer; do
+    for u in "${KIOSK_UNITS[@]}" "${COLLECTOR_UNITS[@]}"; do
         if copy_if_changed "$SRC/systemd/$u" "$UNIT_DIR/$u" 0644; then CHANGED_UNITS=1; fi
     done
     copy_if_changed "$SRC/hardware/99-kiosk-scanner.rules" "$UDEV_DIR/99-kiosk-scanner.rules" 0644 || true
     local enable=("${ENABLE_UNITS[@]}")
-    [ "$WITH_COLLECTOR" = 1 ] && enable+=(collector.service collector-retention.timer)
+    [ "$WITH_COLLECTOR" = 1 ] && enable+=(collector.service collector-retention.timer collector-report.timer)
     if [ -n "$ROOT" ]; then
         systemctl --root="$ROOT" enable "${enable[@]}" >/dev/null 2>&1 || \
             systemctl --root="$ROOT" enable "${enable[@]}"
