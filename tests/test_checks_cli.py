@@ -104,7 +104,7 @@ def test_declaration_keygen_issue_and_check_through_the_real_command(env):
 
     made = kiosk("declaration", "keygen", "--out", str(key))
     assert made.returncode == 0, made.stderr
-    entry = json.loads(made.stdout)
+    [entry] = json.loads(made.stdout)  # a trust list of its one entry (issue 17: usable as it is)
     assert entry["certificateType"] == "HD1" and entry["country"] == "VN"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert kiosk("declaration", "keygen", "--out", str(key)).returncode == 2  # no silent overwrite

@@ -320,3 +320,43 @@ def test_scripts_test_sh_stops_the_postgres_it_started_unless_keep_pg():
     text = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
     assert "trap '.ci/start-postgres --stop' EXIT" in text and 'KEEP_PG:-0}" != 1' in text
     assert "exec .venv/bin/python -m pytest" not in text  # exec would skip the trap
+
+
+# --- progress on a terminal, quiet in journald ----------------------------------------------
+
+def run_on_a_terminal(tmp_path: Path, *args: str) -> tuple[int, str]:
+    """Run kiosk with stdout and stderr on a pty, as in a technician's terminal."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "kiosk.cli", *args], stdout=slave, stderr=slave,
+                            stdin=subprocess.DEVNULL, cwd=tmp_path, env=env_for(tmp_path))
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return proc.wait(timeout=60), out.decode(errors="replace")
+
+
+def test_a_large_revocation_import_shows_progress_on_a_terminal_only(tmp_path):
+    import hashlib
+
+    keygen = kiosk(tmp_path, "declaration", "keygen", "--out", str(tmp_path / "issuer.pem"))
+    (tmp_path / "entry.json").write_text(keygen.stdout, encoding="utf-8")
+    hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(22_000)]
+    (tmp_path / "revoked.txt").write_text("\n".join(hashes) + "\n", encoding="utf-8")
+    args = ("--set", f"journal.path={tmp_path / 'j.db'}", "trust", "import", str(tmp_path / "entry.json"),
+            "--revocations", str(tmp_path / "revoked.txt"))
+    rc, shown = run_on_a_terminal(tmp_path, *args)
+    assert rc == 0, shown
+    assert "revocations: 5,000/22,000 (22%)" in shown and "revocations: 22,000/22,000 (100%)" in shown
+    quiet = kiosk(tmp_path, *args)  # stdout a pipe, as under systemd
+    assert quiet.returncode == 0 and "22000 revocations" in quiet.stdout
+    assert "revocations:" not in quiet.stdout + quiet.stderr

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Callable
 
-__all__ = ["Handler", "add_command", "config_from", "print_json"]
+__all__ = ["Handler", "add_command", "config_from", "print_json", "progress_on_terminal"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -33,3 +34,17 @@ def add_command(sub, name: str, handler: Handler, **kwargs) -> argparse.Argument
                        formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
     p.set_defaults(func=handler)
     return p
+
+
+def progress_on_terminal(label: str) -> Callable[[int, int], None] | None:
+    """A `(done, total)` callback that redraws one progress line on the terminal, or
+    None when stdout is no terminal (under systemd: journald gets no progress noise)."""
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        return None
+
+    def show(done: int, total: int) -> None:
+        share = f" ({100 * done // total}%)" if total else ""
+        end = "\n" if done >= total else ""
+        print(f"\r{label}: {done:,}/{total:,}{share}", end=end, file=sys.stderr, flush=True)
+
+    return show

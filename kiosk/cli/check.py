@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from kiosk.cli._common import add_command, config_from, print_json
+from kiosk.cli._common import add_command, config_from, print_json, progress_on_terminal
 from kiosk.errors import ConfigError, TrustError
 
 __all__ = ["register", "check_payloads", "parse_at"]
@@ -149,7 +149,7 @@ def cmd_trust_import(args: argparse.Namespace) -> int:
                 lines = Path(args.revocations).read_text(encoding="utf-8").split()
             except (OSError, UnicodeDecodeError) as exc:
                 raise TrustError(f"{args.revocations}: cannot read revocation list: {exc}") from None
-            revoked = store.import_revocations(lines, now=now)
+            revoked = store.import_revocations(lines, now=now, progress=progress_on_terminal("revocations"))
     print(f"{cfg.journal_path()}: {result.keys} keys imported"
           + (f", {result.skipped} entries of other types skipped" if result.skipped else "")
           + (f", {revoked} revocations" if revoked is not None else ""))

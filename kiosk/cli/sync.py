@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 
-from kiosk.cli._common import add_command, config_from
+from kiosk.cli._common import add_command, config_from, progress_on_terminal
 
 __all__ = ["register", "cmd_sync", "cmd_enrol"]
 
@@ -54,6 +54,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                     Fetcher.from_config(cfg, journal, token=token) as fetcher:
                 fetch = None if args.no_fetch else fetcher
                 if args.once:
+                    up.on_progress = progress_on_terminal("uploaded")
                     summary = run_once(up, fetch)
                     for line in summary.lines():
                         print(line, flush=True)

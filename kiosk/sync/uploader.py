@@ -158,6 +158,9 @@ class Uploader:
         self.max_attempts = max_attempts
         self.rng = rng or random.Random()
         self.clock = clock
+        #: Called with (entries sent, entries sent + still pending) after each batch
+        #: (`kiosk sync --once` shows it on a terminal).
+        self.on_progress: Callable[[int, int], None] | None = None
         #: Every backoff actually waited, in seconds (for the summary and for tests).
         self.waits: list[float] = []
 
@@ -271,6 +274,8 @@ class Uploader:
             accepted += int(ack["accepted"])
             duplicates += int(ack["duplicates"])
             batches += 1
+            if self.on_progress is not None:
+                self.on_progress(sent, sent + self.journal.pending_count())
             if isinstance(ack.get("new_token"), str) and ack["new_token"]:
                 self.adopt_token(ack["new_token"])
             state.record(self.journal, now=now, ok=True)
