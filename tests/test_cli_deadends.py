@@ -360,3 +360,26 @@ def test_a_large_revocation_import_shows_progress_on_a_terminal_only(tmp_path):
     quiet = kiosk(tmp_path, *args)  # stdout a pipe, as under systemd
     assert quiet.returncode == 0 and "22000 revocations" in quiet.stdout
     assert "revocations:" not in quiet.stdout + quiet.stderr
+
+
+def test_sync_once_shows_the_backlog_draining_on_a_terminal(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    pytest.importorskip("collector.local")
+    from collector.local import LocalCollector
+    from collector.storage import Store
+
+    journal = tmp_path / "j.db"
+    codes = "".join(f"APPCODE-{i:05d}\n" for i in range(450))
+    logged = kiosk(tmp_path, "--set", f"journal.path={journal}", "--set", "scanner.kind=stdin", "run",
+                   "--headless", input=codes)
+    assert logged.returncode == 0, logged.stderr
+    with Store(f"sqlite:///{tmp_path / 'collector.db'}") as store, LocalCollector(store) as collector:
+        token = collector.token("demo-kiosk", venue="DEMO-001",
+                                since=datetime.now(timezone.utc) - timedelta(hours=1))
+        rc, shown = run_on_a_terminal(tmp_path, "--set", f"journal.path={journal}", "--set",
+                                      f"sync.collector_url={collector.url}", "--set", f"sync.device_token={token}",
+                                      "--set", "sync.batch_size=100", "sync", "--once", "--no-fetch")
+        assert rc == 0, shown
+        assert "uploaded: 100/450 (22%)" in shown and "uploaded: 450/450 (100%)" in shown
+        assert store.count_entries(device_id="demo-kiosk") == 450
