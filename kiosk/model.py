@@ -78,6 +78,7 @@ class Reason(str, enum.Enum):
     OVERRIDE = "override"
     # a technician's provisioning QR (never journalled)
     PROVISION_PENDING = "provision_pending"
+    PROVISIONED = "provisioned"
     ENROL_FAILED = "enrol_failed"
 
 
@@ -127,6 +128,12 @@ class Verdict:
     detail: str = ""
     #: Which step (and payload member) failed: {"step", "member"?, "message"}; None on a pass.
     failure: Mapping[str, str] | None = None
+
+    @property
+    def admits(self) -> bool:
+        """A person may walk in: the door relay opens for this verdict only. An accepted
+        provisioning QR is green for the technician but opens nothing."""
+        return self.outcome is Outcome.PASS and self.reason in (Reason.OK, Reason.OVERRIDE)
 
     @property
     def passed(self) -> bool:

@@ -161,7 +161,7 @@ class Pipeline:
 def provisioning_event(scan: Scan, result: Any) -> Event:
     """The Event that shows a provisioning result (a kiosk.provision.ProvisionResult)."""
     if result.accepted:
-        outcome, reason = Outcome.PASS, Reason.OK
+        outcome, reason = Outcome.PASS, Reason.PROVISIONED
     else:
         outcome, reason = Outcome.FAIL, Reason.ENROL_FAILED if result.reason == "enrol_failed" else Reason.UNKNOWN_KEY
     return Event(scan, Verdict(outcome, reason, PROVISION_SCHEME, detail=result.message), None)

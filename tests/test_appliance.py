@@ -283,3 +283,25 @@ def test_a_provisioning_qr_with_a_slow_collector_does_not_hold_up_the_next_perso
     assert [s.reason.value for s in kiosk.display.history if s.reason is not None] == [
         "provision_pending", "bad_base45", "enrol_failed"]
     assert config_file.read_text() == before  # a failed enrolment changes nothing
+
+
+def test_an_accepted_provisioning_qr_lights_green_but_never_opens_the_door(tmp_path, scanner_pty):
+    """A technician's QR is not a person: accepted, it shows green with `provisioned`,
+    and the door relay stays shut (a pass for a person pulses it)."""
+    master, port = scanner_pty
+    key = ed25519.Ed25519PrivateKey.generate()
+    config_file = tmp_path / "kiosk.toml"
+    config_file.write_text(f'[device]\nid = "bv-02"\nstate_dir = "{tmp_path / "state"}"\n'
+                           f'provisioning_key = "{provision.public_key_text(key)}"\n')
+    cfg = _cfg(tmp_path / "journal.db", port, config_file)
+    qr = provision.make_qr_text({"venue.name": "Bệnh viện Đa khoa", "venue.code": "BV-02"}, key,
+                                now=utcnow(), device="bv-02")
+    events = []
+    with Kiosk(cfg, headless=True, on_event=events.append) as kiosk:
+        threading.Thread(target=lambda: (_reading(kiosk), _send(master, qr)), daemon=True).start()
+        threading.Timer(SAFETY_S, kiosk.stop).start()
+        kiosk.run()  # exits by itself: the config changed, systemd restarts it
+    assert [(e.verdict.outcome.value, e.verdict.reason.value) for e in events][-1] == ("pass", "provisioned")
+    assert "Bệnh viện Đa khoa" in config_file.read_text()
+    assert _turned_on(kiosk, "green")
+    assert not _turned_on(kiosk, "relay")

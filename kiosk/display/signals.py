@@ -44,6 +44,7 @@ REVIEW_BLINK_S = 0.3
 #: Fault kind -> red light (on seconds, off seconds). Most severe wins (FAULT_KINDS order).
 FAULT_PATTERNS: dict[str, tuple[float, float]] = {
     "disk_full": (0.2, 0.2),
+    "journal_fault": (0.2, 0.2),
     "camera_fault": (1.0, 1.0),
     "scanner_fault": (1.0, 1.0),
     "clock_unsynced": (0.5, 1.5),
@@ -148,8 +149,9 @@ class Signals:
             self._lights_off()
             if verdict.outcome is Outcome.PASS:
                 self.green.on()
-                # n=1: one pulse, then gpiozero's thread releases the door by itself.
-                self.relay.blink(on_time=self.cfg.relay_pulse_s, off_time=0, n=1, background=True)
+                if verdict.admits:
+                    # n=1: one pulse, then gpiozero's thread releases the door by itself.
+                    self.relay.blink(on_time=self.cfg.relay_pulse_s, off_time=0, n=1, background=True)
             elif verdict.outcome is Outcome.FAIL:
                 self.red.on()
             else:

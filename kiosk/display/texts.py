@@ -104,6 +104,8 @@ REASON_TEXTS: dict[Reason, Bilingual] = {
     # a technician's provisioning QR
     Reason.PROVISION_PENDING: B("Đã nhận mã cài đặt, đang đăng ký với máy chủ",
                                 "Provisioning QR accepted; enrolling with the collector"),
+    Reason.PROVISIONED: B("Đã cài đặt thiết bị theo mã của kỹ thuật viên",
+                          "Device configured from the technician's QR"),
     Reason.ENROL_FAILED: B("Không đăng ký được với máy chủ, cấu hình không đổi",
                            "Enrolment with the collector failed; nothing was changed"),
 }
@@ -127,6 +129,10 @@ FAULT_TEXTS: dict[str, tuple[Bilingual, Bilingual]] = {
                        B("Không kiểm tra được hạn chứng nhận", "Certificate dates cannot be checked")),
     "disk_full": (B("Bộ nhớ sắp đầy", "Disk nearly full"),
                   B(f"Vui lòng gọi {nb('nhân viên')}", "Please call the staff")),
+    # The journal cannot be written for another reason than space: a card the kernel
+    # remounted read-only, a journal file or folder the kiosk may not write.
+    "journal_fault": (B(f"Không ghi được {nb('nhật ký')}", "The journal cannot be written"),
+                      B(f"Vui lòng gọi {nb('nhân viên')}", "Please call the staff")),
 }
 
 IDLE_HOW = B("Đưa mã QR vào trước máy quét", "Hold your QR code up to the scanner")
