@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import signal
+import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta
@@ -213,15 +214,20 @@ class Kiosk:
     def _process(self, text: str, *, source: str, engine: str) -> None:
         try:
             event = self.pipeline.handle(text, source=source, engine=engine)
-        except JournalError as exc:
-            # A journal that cannot commit must not signal: count it and show the fault.
+        except (JournalError, sqlite3.DatabaseError) as exc:  # SQLite's own: a read-only card
+            # A journal that cannot commit must not signal: count it and show the fault,
+            # a full disk only when it is one (a read-only card is not).
+            from kiosk.health import disk_fault, is_disk_full_error
+
             self.errors += 1
-            self.faults.add("disk_full")
-            log.error("entry not committed, nothing signalled: %s", exc)
+            full = is_disk_full_error(exc) or disk_fault(self.cfg.journal_path())
+            self.faults.add("disk_full" if full else "journal_fault")
+            log.error("entry not committed, nothing signalled (%s): %s", "disk full" if full else "journal fault", exc)
             return
         if event is None:
             return
         self.faults.discard("disk_full")
+        self.faults.discard("journal_fault")
         if event.entry is not None and event.entry.logged:
             self.logged += 1
         self.events.put(event)

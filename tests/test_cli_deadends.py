@@ -383,3 +383,31 @@ def test_sync_once_shows_the_backlog_draining_on_a_terminal(tmp_path):
         assert rc == 0, shown
         assert "uploaded: 100/450 (22%)" in shown and "uploaded: 450/450 (100%)" in shown
         assert store.count_entries(device_id="demo-kiosk") == 450
+
+
+# --- a journal that turned read-only is not "disk full" -----------------------------------------
+
+def test_a_journal_that_turned_read_only_is_a_journal_fault_not_a_full_disk(tmp_path):
+    """A card the kernel remounted read-only answers SQLITE_READONLY ("attempt to write a
+    readonly database"); SQLite's query_only makes the same answer on a real journal."""
+    from kiosk.appliance import Kiosk
+    from kiosk.config import load_config
+    from kiosk.display.screen import BLOCKING_FAULTS
+    from kiosk.display.texts import fault_text
+    from kiosk.pipeline import open_journal
+
+    cfg = load_config(None, search=False, overrides={"journal.path": str(tmp_path / "j.db"),
+                                                     "scanner.kind": "stdin"})
+    with open_journal(cfg) as journal, Kiosk(cfg, journal=journal) as kiosk:
+        kiosk._process("APPCODE-00001", source="stdin", engine="text")
+        assert kiosk.logged == 1 and not kiosk.faults
+        journal.db.conn.execute("PRAGMA query_only = 1")
+        kiosk._process("APPCODE-00002", source="stdin", engine="text")
+        assert kiosk.faults == {"journal_fault"} and kiosk.logged == 1
+        assert kiosk.events.qsize() == 1  # nothing signalled for the code that was not committed
+        journal.db.conn.execute("PRAGMA query_only = 0")
+        kiosk._process("APPCODE-00003", source="stdin", engine="text")
+        assert not kiosk.faults
+    assert "journal_fault" in BLOCKING_FAULTS
+    title, detail = fault_text("journal_fault")
+    assert title.en == "The journal cannot be written" and "nhân viên" in detail.vi.replace("\u00a0", " ")

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("dummy_sdl")
 
 #: Words that must never end a line: each starts a pair that reads as one ("Đang / đọc
 #: mã…", "bình / thường", "khoá / tin cậy", "điện / thoại" were broken there).
-PAIR_STARTS = ("Đang", "đọc", "bình", "khoá", "tin", "điện", "nhân", "khai", "chờ")
+PAIR_STARTS = ("Đang", "đọc", "bình", "khoá", "tin", "điện", "nhân", "khai", "chờ", "ghi")
 
 
 @pytest.fixture

@@ -40,11 +40,11 @@ __all__ = [
 
 VERDICT_KINDS = ("pass", "fail", "review")
 #: Most severe first: the banner lists them in this order.
-FAULT_KINDS = ("disk_full", "camera_fault", "scanner_fault", "clock_unsynced", "collector_untrusted",
-               "trust_stale", "offline")
+FAULT_KINDS = ("disk_full", "journal_fault", "camera_fault", "scanner_fault", "clock_unsynced",
+               "collector_untrusted", "trust_stale", "offline")
 KINDS = ("idle", "scanning", *VERDICT_KINDS, *FAULT_KINDS)
 #: Faults that stop checking: an idle screen shows the fault instead of "scan here".
-BLOCKING_FAULTS = frozenset({"disk_full", "camera_fault", "scanner_fault"})
+BLOCKING_FAULTS = frozenset({"disk_full", "journal_fault", "camera_fault", "scanner_fault"})
 SIZES = ((800, 480), (1024, 600), (1920, 1080))
 DEFAULT_SIZE = (800, 480)
 #: An ID number is never shown: digit runs this long are masked out of names.

@@ -131,7 +131,7 @@ FAULT_TEXTS: dict[str, tuple[Bilingual, Bilingual]] = {
                   B(f"Vui lòng gọi {nb('nhân viên')}", "Please call the staff")),
     # The journal cannot be written for another reason than space: a card the kernel
     # remounted read-only, a journal file or folder the kiosk may not write.
-    "journal_fault": (B(f"Không ghi được {nb('nhật ký')}", "The journal cannot be written"),
+    "journal_fault": (B(f"Không {nb('ghi được')} {nb('nhật ký')}", "The journal cannot be written"),
                       B(f"Vui lòng gọi {nb('nhân viên')}", "Please call the staff")),
 }
 
