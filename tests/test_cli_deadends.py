@@ -156,6 +156,39 @@ def test_sigterm_stops_a_kiosk_reading_stdin_with_exit_0(tmp_path):
     assert "Fatal Python error" not in err
 
 
+@pytest.mark.parametrize("source", ["replay", "serial", "camera-file"])
+def test_sigterm_stops_every_source_with_exit_0(tmp_path, source, scanner_pty):
+    import signal
+
+    import segno
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    segno.make(CCCD, error="m").save(str(frames / "frame-001.png"), scale=8, border=4)
+    overrides = {
+        "replay": {"scanner.kind": "replay", "scanner.replay_path": frames, "scanner.replay_loop": "true"},
+        "serial": {"scanner.kind": "serial", "scanner.serial_port": scanner_pty[1]},
+        # OpenCV reading a still as a one-frame "video": the camera source's own loop.
+        "camera-file": {"scanner.kind": "camera", "scanner.camera": frames / "frame-001.png"},
+    }[source]
+    sock = notify_socket(tmp_path)
+    env = {**env_for(tmp_path), "NOTIFY_SOCKET": str(tmp_path / "notify")}
+    proc = subprocess.Popen(run_argv(tmp_path, **overrides), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, cwd=tmp_path)
+    try:
+        while sock.recv(4096) != b"READY=1":
+            pass
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=STOP_DEADLINE_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+    err = proc.stderr.read().decode()
+    assert rc == 0, err
+    assert "Fatal Python error" not in err and "Traceback" not in err
+
+
 def test_ready_is_sent_only_once_the_scanner_is_open(tmp_path, scanner_pty):
     """READY=1 went out before the scanner thread had opened the port: systemd marked the
     kiosk active while it could not yet read a code."""
