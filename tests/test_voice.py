@@ -31,8 +31,8 @@ def _samples(path: Path) -> tuple[np.ndarray, float]:
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng not installed")
+    if shutil.which("espeak-ng") is None and os.environ.get("CI") != "true":
+        pytest.skip("espeak-ng not installed")  # with CI=true the build below fails instead
     out = tmp_path_factory.mktemp("voice")
     result = subprocess.run([sys.executable, "-m", "kiosk.cli", "voice", "build", "--out", str(out)],
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
