@@ -164,10 +164,12 @@ def pct(values, q):
 
 
 def latency_main(args) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="camera-run-bench-"))
+    tmp = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="camera-run-bench-"))
     rows = []
     for empty, reps in ((0, 20), (90, 20), (900, 4)):
         for variants in (True, False):
+            for old in tmp.glob(f"e{empty}-*/journal.db*"):
+                old.unlink()   # a fresh journal each run: a repeat would not be a new verdict
             lat = run_latency(tmp, empty, reps, args.fps, variants)
             rows.append((empty, "kiosk (stream decoder)" if variants else "plain zxing-cpp (variants off)", lat))
     print(f"### kiosk run on a camera: frame-to-verdict latency, 1280x720 mp4v at {args.fps} fps\n")
@@ -248,6 +250,7 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="what", required=True)
     lat = sub.add_parser("latency")
     lat.add_argument("--fps", type=int, default=30)
+    lat.add_argument("--workdir", default="", help="keep (and reuse) the rendered videos here")
     mem = sub.add_parser("memory")
     mem.add_argument("--frames", type=int, default=10_000)
     mem.add_argument("--fps", type=int, default=60)
