@@ -21,14 +21,17 @@ engine says which step read it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
 
 from kiosk.scanner import enhance
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from kiosk.scanner.decoder import Code
+#: What a reader returns: kiosk.scanner.decoder.Code objects. Named here by a type
+#: variable, not imported, so that the decoder (which runs the ladder) and this module
+#: do not import each other.
+Code = TypeVar("Code")
 
 __all__ = ["Box", "LADDER", "locate", "crop", "run_ladder"]
 
