@@ -22,7 +22,7 @@ at its floor at once, then the tests named; and `pip download --only-binary=:all
 | cryptography 42.0.0            | checks dcc/hd1/cccd/trust, seal            | manylinux_2_17           |
 | cbor2 5.6.0, base45 0.4.4      | checks dcc/hd1, cose                       | manylinux_2_17 / pure    |
 | segno 1.6.0, tomli-w 1.0.0     | screen, config                             | pure                     |
-| jsonschema 4.18.0              | (dcc schema: not finished under load)      | pure                     |
+| jsonschema 4.18.0              | test_dcc_schema, test_checks_dcc, cases   | pure                     |
 | numpy 1.24.0                   | decoder, sources                           | manylinux_2_17           |
 | opencv-python-headless 4.8.0.76| decoder, sources (4.8.0.74 is yanked)      | manylinux_2_17 (abi3)    |
 | zxing-cpp 3.0.0                | decoder (2.2.0: 14 of 17 fail, TypeError   | manylinux_2_28 (2.3.0    |
