@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collector import divisions
-from collector.storage import local_day, settings
+from collector.storage import create_once, local_day, settings
 from kiosk.checks import hd1
 from kiosk.errors import KioskError
 
@@ -105,7 +105,6 @@ form_tokens = sa.Table(
     sa.Column("token_hash", sa.String(64), primary_key=True),
     sa.Column("used_at", sa.DateTime(), nullable=False),
 )
-_READY: set[int] = set()
 
 
 class FormError(KioskError, ValueError):
@@ -117,9 +116,7 @@ class FormError(KioskError, ValueError):
 
 
 def ensure_tables(engine: sa.Engine) -> None:
-    if id(engine) not in _READY:
-        metadata.create_all(engine)
-        _READY.add(id(engine))
+    create_once(metadata, engine)
 
 
 def _insert(engine: sa.Engine, table: sa.Table):

@@ -39,6 +39,7 @@ import sqlalchemy as sa
 
 from collector import report as report_mod
 from collector.config import CollectorConfigError
+from collector.storage import create_once
 from kiosk.errors import KioskError
 
 __all__ = ["Delivery", "DeliveryError", "ReportFiles", "deliver", "run_due", "history", "pending",
@@ -73,7 +74,6 @@ deliveries = sa.Table(
     sa.Column("next_retry_at", sa.DateTime()),                  # failed: when it is tried again
     sa.Index("deliveries_day", "day", "kind"),
 )
-_READY: set[int] = set()
 
 
 class DeliveryError(KioskError, CollectorConfigError):
@@ -81,9 +81,7 @@ class DeliveryError(KioskError, CollectorConfigError):
 
 
 def ensure_tables(engine: sa.Engine) -> None:
-    if id(engine) not in _READY:
-        metadata.create_all(engine)
-        _READY.add(id(engine))
+    create_once(metadata, engine)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 
 from collector import declarations as decl_mod
 from collector import divisions
+from collector.storage import create_once
 from kiosk.checks.hd1 import mask_phone
 from kiosk.errors import KioskError
 
@@ -58,7 +59,6 @@ roster = sa.Table(
     sa.Column("end_day", sa.String(10), nullable=False),
     sa.Column("updated_at", sa.DateTime(), nullable=False),
 )
-_READY: set[int] = set()
 
 
 class RosterError(KioskError, ValueError):
@@ -66,10 +66,8 @@ class RosterError(KioskError, ValueError):
 
 
 def ensure_tables(engine: sa.Engine) -> None:
-    if id(engine) not in _READY:
-        metadata.create_all(engine)
-        decl_mod.ensure_tables(engine)
-        _READY.add(id(engine))
+    create_once(metadata, engine)
+    decl_mod.ensure_tables(engine)
 
 
 def _commune(text: str, where: str) -> tuple[str, str]:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import secrets
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
@@ -28,9 +29,24 @@ from kiosk.checks.signed import DOCUMENTS as SIGNED_DOCUMENTS
 from kiosk.checks.signed import SignedDocError, peek
 
 __all__ = [
+    "create_once",
     "Store", "BatchResult", "DeviceAuth", "Document", "EnrolError", "REPORT_TZ", "DOCUMENTS",
     "local_day", "metadata",
 ]
+
+
+#: Engines each module's own tables were created on, per MetaData (weak: an engine a
+#: test dropped never vouches for a new one that happens to reuse its address).
+_CREATED: "weakref.WeakKeyDictionary[sa.MetaData, weakref.WeakSet[sa.Engine]]" = weakref.WeakKeyDictionary()
+
+
+def create_once(metadata: sa.MetaData, engine: sa.Engine) -> None:
+    """Create the tables of a module's `metadata` on `engine`, once per process
+    (create_all is idempotent, so several processes may race on it harmlessly)."""
+    done = _CREATED.setdefault(metadata, weakref.WeakSet())
+    if engine not in done:
+        metadata.create_all(engine)
+        done.add(engine)
 
 #: The report day is Vietnam's local day. Vietnam has had no daylight saving since 1975,
 #: so a fixed offset is exact and needs no tz database on the server.

@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from collector.storage import create_once
 from kiosk.errors import KioskError
 
 __all__ = ["VENUE_TYPES", "FIELDS", "VenueError", "put", "import_csv", "registry", "ensure_tables"]
@@ -51,7 +52,6 @@ venues = sa.Table(
     sa.Column("updated_at", sa.DateTime(), nullable=False),
 )
 
-_READY: set[int] = set()
 
 
 class VenueError(KioskError, ValueError):
@@ -60,9 +60,7 @@ class VenueError(KioskError, ValueError):
 
 def ensure_tables(engine: sa.Engine) -> None:
     """Create the registry's table once per engine (idempotent, any process)."""
-    if id(engine) not in _READY:
-        metadata.create_all(engine)
-        _READY.add(id(engine))
+    create_once(metadata, engine)
 
 
 def check(row: Mapping[str, Any], *, where: str = "") -> dict[str, str]:
