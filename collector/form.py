@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from collector import declarations as decl_mod
 from collector import divisions, roster as roster_mod, validation
+from collector.limits import csv_text
 from collector.storage import REPORT_TZ
 
 __all__ = ["install", "venue_url", "render_form", "render_result", "qr_png", "FORM_PATH"]
@@ -457,13 +458,7 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
                          413: {"description": "file too large"}})
     async def import_roster(request: Request) -> dict[str, int]:
         """Import a roster CSV (id_number,name,phone,commune,kind,start,end): every row or none."""
-        body = await request.body()
-        if len(body) > MAX_ROSTER_CSV_BYTES:
-            raise HTTPException(413, f"roster CSV larger than {MAX_ROSTER_CSV_BYTES} bytes")
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise HTTPException(400, "the roster CSV must be UTF-8") from None
+        text = await csv_text(request, MAX_ROSTER_CSV_BYTES, "roster")
         try:
             stored = await run_in_threadpool(roster_mod.import_csv, store, text, now=clock())
         except roster_mod.RosterError as exc:

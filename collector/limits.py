@@ -30,7 +30,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 __all__ = [
-    "BodyLimit", "LimitedRequest", "limited_route", "limits_for", "inflate", "parse_json",
+    "BodyLimit", "LimitedRequest", "limited_route", "limits_for", "inflate", "parse_json", "csv_text",
     "ENROL_LIMIT", "BATCH_LIMIT", "DOCUMENT_LIMIT", "DEFAULT_LIMIT",
     "MAX_ENTRIES_PER_BATCH", "MAX_ENTRY_BYTES", "MAX_INFLATE_RATIO", "INFLATE_CHUNK",
 ]
@@ -83,6 +83,18 @@ def limits_for(method: str, path_format: str, *, batch: BodyLimit | None = None)
 
 def _too_large(limit: int, what: str = "") -> HTTPException:
     return HTTPException(413, f"body larger than {limit} bytes{what}")
+
+
+async def csv_text(request: Request, max_bytes: int, what: str) -> str:
+    """An uploaded CSV's text: 413 past `max_bytes`, 400 unless UTF-8 (`what` names it
+    in the message, e.g. "roster")."""
+    body = await request.body()
+    if len(body) > max_bytes:
+        raise HTTPException(413, f"{what} CSV larger than {max_bytes} bytes")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPException(400, f"the {what} CSV must be UTF-8") from None
 
 
 def inflate(data: bytes, limit: BodyLimit) -> bytes:

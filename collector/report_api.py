@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from collector import delivery, report as report_mod, report_page, validation, venues as venues_mod
 from collector.hardening import CSVResponse
+from collector.limits import csv_text
 from collector.storage import REPORT_TZ
 
 __all__ = ["install", "Venue"]
@@ -90,13 +91,7 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
     async def import_venues(request: Request) -> dict[str, int]:
         """Import a venue CSV (header venue_code,name,type,province,district,commune): every
         row or none."""
-        body = await request.body()
-        if len(body) > MAX_VENUE_CSV_BYTES:
-            raise HTTPException(413, f"venue CSV larger than {MAX_VENUE_CSV_BYTES} bytes")
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise HTTPException(400, "the venue CSV must be UTF-8") from None
+        text = await csv_text(request, MAX_VENUE_CSV_BYTES, "venue")
         try:
             return {"stored": venues_mod.import_csv(store, text, now=clock())}
         except venues_mod.VenueError as exc:

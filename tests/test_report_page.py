@@ -141,6 +141,10 @@ def test_venues_come_from_put_csv_import_and_the_command_line(tmp_path, capsys):
         broken = csv_body + "X Y,Somewhere,school,,,\r\n".encode()
         refused = requests.post(f"{c.url}/v1/venues.csv", data=broken, headers={**auth, "Content-Type": "text/csv"}, timeout=10)
         assert refused.status_code == 400 and "line 3" in refused.json()["detail"]
+        # A file saved in a legacy code page (Windows-1258) is named as not UTF-8, not half-read.
+        legacy = requests.post(f"{c.url}/v1/venues.csv", data=b"venue_code,name,type\r\nCHO-2,Ch\xf4 L\xf4n,market\r\n",
+                               headers={**auth, "Content-Type": "text/csv"}, timeout=10)
+        assert legacy.status_code == 400 and "UTF-8" in legacy.json()["detail"]
         listed = {v["venue_code"]: v for v in requests.get(f"{c.url}/v1/venues", headers=auth, timeout=10).json()["venues"]}
         assert set(listed) == {"BV-CHORAY", "CHO-BT"} and listed["CHO-BT"]["commune"] == "Phường Bến Thành"
     db = store.url
