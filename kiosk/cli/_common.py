@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Callable
 
-__all__ = ["Handler", "add_command", "config_from", "print_json", "progress_on_terminal"]
+__all__ = ["Handler", "add_command", "add_group", "config_from", "print_json", "progress_on_terminal"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,6 +34,15 @@ def add_command(sub, name: str, handler: Handler, **kwargs) -> argparse.Argument
                        formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
     p.set_defaults(func=handler)
     return p
+
+
+def add_group(sub, name: str, *, help: str, description: str):
+    """Add a command group (`kiosk NAME SUBCOMMAND ...`, a subcommand required) whose
+    description keeps its line breaks (it ends with an example); returns its subparsers
+    for `add_command`."""
+    p = sub.add_parser(name, help=help, description=description,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    return p.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
 
 
 def progress_on_terminal(label: str) -> Callable[[int, int], None] | None:

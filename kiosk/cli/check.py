@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from kiosk.cli._common import add_command, config_from, print_json, progress_on_terminal
+from kiosk.cli._common import add_command, add_group, config_from, print_json, progress_on_terminal
 from kiosk.errors import ConfigError, TrustError
 
 __all__ = ["register", "check_payloads", "parse_at"]
@@ -256,25 +256,21 @@ def register(sub) -> None:
     g.add_argument("--no-rules", action="store_true",
                    help="only decoding, signature, key usage and validity period")
 
-    t = sub.add_parser("trust", help="import or inspect the trust list",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Import a trust list into the journal, or show what the kiosk holds.\n\n"
-                                   "Example: kiosk trust import trustlist.json && kiosk trust status")
-    tsub = t.add_subparsers(dest="trust_command", metavar="SUBCOMMAND", required=True)
+    tsub = add_group(sub, "trust", help="import or inspect the trust list",
+                     description="Import a trust list into the journal, or show what the kiosk holds.\n\n"
+                                 "Example: kiosk trust import trustlist.json && kiosk trust status")
     p = add_command(tsub, "import", cmd_trust_import)
     p.add_argument("file", help="trust list JSON")
     p.add_argument("--revocations", metavar="FILE", help="hex hashes, one per line")
     p = add_command(tsub, "status", cmd_trust_status)
     p.add_argument("--json", action="store_true", help="one JSON object")
 
-    d = sub.add_parser("declaration", help="make declaration issuer keys and declarations",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Make a declaration issuer key (and its trust list), then sign HD1: "
-                                   "declarations with it.\n\n"
-                                   "Example: kiosk declaration keygen --out issuer.pem > entry.json\n"
-                                   "         kiosk declaration issue --key issuer.pem --issuer \"Sở Y tế Demo\" "
-                                   "--name \"Trần Thị Mai\" --dob 1990-04-30 --id 079190000123 --phone 0901234567")
-    dsub = d.add_subparsers(dest="declaration_command", metavar="SUBCOMMAND", required=True)
+    dsub = add_group(sub, "declaration", help="make declaration issuer keys and declarations",
+                     description="Make a declaration issuer key (and its trust list), then sign HD1: "
+                                 "declarations with it.\n\n"
+                                 "Example: kiosk declaration keygen --out issuer.pem > entry.json\n"
+                                 "         kiosk declaration issue --key issuer.pem --issuer \"Sở Y tế Demo\" "
+                                 "--name \"Trần Thị Mai\" --dob 1990-04-30 --id 079190000123 --phone 0901234567")
     p = add_command(dsub, "keygen", cmd_declaration_keygen)
     p.add_argument("--out", required=True, metavar="KEY.pem", help="where to write the private key")
     p.add_argument("--kind", choices=("ec", "ed25519"), default="ec", help="ES256 (default) or EdDSA")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kiosk.cli._common import add_command, config_from
+from kiosk.cli._common import add_command, add_group, config_from
 
 __all__ = ["register"]
 
@@ -35,12 +35,10 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("config", help="check or show the configuration",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Validate a config file, or print the effective one with a comment on every key.\n\n"
-                                   "Example: kiosk config check /etc/kiosk/kiosk.toml\n"
-                                   "         kiosk --set venue.name=\"Chợ Bến Thành\" config show")
-    csub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
+    csub = add_group(sub, "config", help="check or show the configuration",
+                     description="Validate a config file, or print the effective one with a comment on every key.\n\n"
+                                 "Example: kiosk config check /etc/kiosk/kiosk.toml\n"
+                                 "         kiosk --set venue.name=\"Chợ Bến Thành\" config show")
     c = add_command(csub, "check", cmd_config_check)
     c.add_argument("file", nargs="?", help="config file to check (default: the one kiosk would use)")
     show = add_command(csub, "show", cmd_config_show)

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from kiosk.cli._common import add_command, config_from
+from kiosk.cli._common import add_command, add_group, config_from
 
 __all__ = ["register"]
 
@@ -27,11 +27,9 @@ def cmd_voice_build(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("voice", help="make the spoken verdicts (espeak-ng)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Make the spoken verdicts the kiosk plays when display.voice = true.\n\n"
-                                   "Example: kiosk voice build")
-    vsub = p.add_subparsers(dest="voice_command", metavar="SUBCOMMAND", required=True)
+    vsub = add_group(sub, "voice", help="make the spoken verdicts (espeak-ng)",
+                     description="Make the spoken verdicts the kiosk plays when display.voice = true.\n\n"
+                                 "Example: kiosk voice build")
     b = add_command(vsub, "build", cmd_voice_build)
     b.add_argument("--out", metavar="DIR", help="folder for the WAV files (default: <state dir>/voice)")
     b.add_argument("--espeak", metavar="PROGRAM", default=None, help="the espeak-ng program (default: from PATH)")
