@@ -26,7 +26,8 @@ import report_data as data
 from collector import delivery
 from collector.config import CollectorConfig, CollectorConfigError, load
 from collector_helpers import ADMIN_TOKEN, RunningCollector, open_store
-from test_tls import _free_port, _pem, make_ca, make_server_cert
+from collector_process import free_port
+from test_tls import _pem, make_ca, write_pki
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 USER, PASSWORD = "report@soyte.example.vn", "smtp-password-for-tests"
@@ -64,21 +65,13 @@ def _authenticator(box: Mailbox):
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     folder = tmp_path_factory.mktemp("smtp-pki")
-    ca_key, ca = make_ca("Sở Y tế test CA")
-    key, cert = make_server_cert(ca_key, ca)
-    from cryptography.hazmat.primitives import serialization
-
-    (folder / "ca.pem").write_bytes(_pem(ca))
-    (folder / "server.pem").write_bytes(_pem(cert))
-    (folder / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                          serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
+    write_pki(folder, "Sở Y tế test CA")
     return folder
 
 
 def _server_context(pki: Path) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(pki / "server.pem", pki / "server.key")
+    ctx.load_cert_chain(pki / "cert.pem", pki / "key.pem")
     return ctx
 
 
@@ -87,7 +80,7 @@ class Smtp:
 
     def __init__(self, pki: Path, *, implicit: bool = False, port: int | None = None) -> None:
         self.box = Mailbox()
-        self.port = port or _free_port()
+        self.port = port or free_port()
         ctx = _server_context(pki)
         # aiosmtpd advertises AUTH only after its own STARTTLS; on an implicit-TLS socket the
         # whole session is TLS already.
@@ -209,7 +202,7 @@ def test_a_failing_server_is_recorded_shown_and_retried_until_it_goes_through(tm
 
 
 def test_a_server_that_is_down_is_retried_on_the_schedule(tmp_path, store, pki):
-    port = _free_port()  # nothing listens here yet
+    port = free_port()  # nothing listens here yet
     cfg = _config(tmp_path, store, pki, port)
     [first] = delivery.run_due(store, cfg, now=data.AFTER_CUTOFF)
     assert not first.ok and "Connection refused" in first.error
@@ -294,7 +287,7 @@ def test_collector_deliver_the_units_command_retries_a_failed_delivery(tmp_path,
     from collector import cli
     from collector.storage import REPORT_TZ
 
-    port = _free_port()
+    port = free_port()
     now = datetime.now(timezone.utc)
     today = now.astimezone(REPORT_TZ).date()
     cfg = _config(tmp_path, store, pki, port)

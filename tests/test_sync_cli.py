@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from collector_helpers import RunningCollector, fill_journal, open_store
+from collector_process import free_port
 from faultproxy import FaultProxy
 from kiosk.journal import Journal
 
@@ -45,17 +46,11 @@ def _kiosk(tmp_path, *argv, url, check=True, journal=None):
                 "--set", f"sync.collector_url={url}", "--set", "sync.timeout_s=3", *argv, check=check)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(tmp_path):
     """`collector serve` as its own process on a free port, SQLite in tmp_path."""
     db = f"sqlite:///{tmp_path / 'collector.db'}"
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "collector.cli", "serve", "--db", db, "--port", str(port),
                              "--log-level", "warning"], env=_env(tmp_path), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -120,7 +115,7 @@ def test_sync_once_exits_non_zero_when_entries_are_left(tmp_path):
     journal_path = tmp_path / "journal.db"
     with Journal(journal_path) as j:
         fill_journal(j, 7, device=DEVICE)
-    down = f"http://127.0.0.1:{_free_port()}"
+    down = f"http://127.0.0.1:{free_port()}"
     proc = _kiosk(tmp_path, "--set", "sync.device_token=some-token", "sync", "--once", "--no-fetch",
                   "--max-attempts", "2", url=down, check=False)
     assert proc.returncode == 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from cryptography.x509.oid import NameOID
 from collector.publish import publish
 from collector.storage import Store
 from collector_helpers import PUBLISHER, PUBLISHER_KEY
+from collector_process import free_port
 from kiosk.config import load_config
 from kiosk.errors import ConfigError
 from kiosk.journal import Journal
@@ -69,27 +69,28 @@ def _pem(cert) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def write_pki(folder: Path, ca_name: str) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 made in the test, written as PEM
+    files in `folder`: (ca.pem, cert.pem, key.pem)."""
+    ca_key, ca_cert = make_ca(ca_name)
+    key, cert = make_server_cert(ca_key, ca_cert)
+    paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    paths[0].write_bytes(_pem(ca_cert))
+    paths[1].write_bytes(_pem(cert))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
 
 
 @pytest.fixture(scope="module")
 def tls_collector(tmp_path_factory):
     """`collector serve` with HTTPS, as a real process; a trust list published in its database."""
     folder = tmp_path_factory.mktemp("tls")
-    ca_key, ca_cert = make_ca("Test health department CA")
-    key, cert = make_server_cert(ca_key, ca_cert)
-    (folder / "ca.pem").write_bytes(_pem(ca_cert))
-    (folder / "cert.pem").write_bytes(_pem(cert))
-    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                       serialization.PrivateFormat.PKCS8,
-                                                       serialization.NoEncryption()))
+    write_pki(folder, "Test health department CA")
     db = f"sqlite:///{folder / 'collector.db'}"
     with Store(db) as store:
         publish(store, "trust", b"[]", key=PUBLISHER, now=NOW)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLLECTOR_ADMIN_TOKEN": "a" * 40}
     proc = subprocess.Popen([sys.executable, "-m", "collector.cli", "serve", "--db", db, "--port", str(port),
                              "--tls-cert", str(folder / "cert.pem"), "--tls-key", str(folder / "key.pem"),
