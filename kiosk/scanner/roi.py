@@ -136,6 +136,13 @@ def _wiener_step(kernel) -> Step:
     return (name, False, lambda roi, hist: enhance.wiener(roi, kernel), ("local",))
 
 
+def _deblur(nsr: float, candidate: int = 0) -> Callable:
+    def make(roi, hist):
+        # Read at twice the size: the restored modules keep soft edges a 2x copy separates.
+        return _then(enhance.deblur(roi, nsr, candidate), lambda im: enhance.upscale(im, 2.0))
+    return make
+
+
 def _avg(then: Callable | None = None) -> Callable:
     def make(roi, hist):
         mean = enhance.average(list(hist) + [roi])
@@ -164,8 +171,11 @@ LADDER: tuple[Step, ...] = (
     ("average+upscale", True, _avg(lambda m: enhance.upscale(m, 2.0)), ("local",)),
     ("gamma", False, lambda roi, hist: enhance.gamma(roi), ("local", "global")),
     ("sharpen", False, lambda roi, hist: enhance.sharpen(roi), ("local", "global")),
-    # Last: on bench/sequences.py the bank rescues almost nothing the steps above miss
-    # (a hand's smear is curved and at any angle); it reads straight motion blur.
+    # Blind deconvolution: the region's own motion blur, measured from its cepstrum.
+    ("deblur", False, _deblur(enhance.DEBLUR_NSR[0]), ("local", "global")),
+    ("deblur-soft", False, _deblur(enhance.DEBLUR_NSR[1]), ("local", "global")),
+    ("deblur-next", False, _deblur(enhance.DEBLUR_NSR[0], candidate=1), ("local", "global")),
+    # Defocus disks, as they are.
     *(_wiener_step(k) for k in enhance.KERNEL_BANK),
 )
 
