@@ -5,8 +5,11 @@ degrees, and a synthetic gate-camera set (kiosk.demo.frames) with named conditio
 A third set: single frames of held-out gate sequences (bench/sequences.py; entry blur,
 hand shake, dark mode, glare, low light, moire, tilt, far and dense codes, ID cards).
 Engines: plain zxing-cpp, plain pyzbar, OpenCV's QRCodeDetector, the chain as it was
-before the stream decoder (chain-before, bench/baseline.py) and the chain
-(kiosk.scanner.decoder.Decoder with the default config). Per engine and data set: reads,
+before the stream decoder (chain-before, bench/baseline.py), the chain
+(kiosk.scanner.decoder.Decoder with the default config) on the frame alone, and the chain
+given the 4 frames the camera took before it (chain+history: what the kiosk's stream
+worker has; its averaging steps use them, only the frame itself is read; on photos and
+the synthetic set there is no history and it is the chain). Per engine and data set: reads,
 misreads (a code whose text is not the expected one), false positives (codes on frames
 with no code), median and p95 milliseconds per frame, and ratios against plain zxing-cpp.
 
@@ -48,6 +51,7 @@ class Case:
     text: str | None     # expected text; None: no code in the frame
     raw: bytes | None = None   # expected bytes for .bin labels
     corrected: str | None = None
+    history: tuple = ()  # the frames the camera took just before (held-out sequence frames)
 
 
 @dataclass
@@ -119,14 +123,17 @@ def engine_before() -> Callable | None:
     return read
 
 
-def engine_chain() -> Callable:
+def engine_chain(with_history: bool = False) -> Callable:
+    """The kiosk's Decoder on the frame alone, or (`with_history`) given the 4 frames the
+    camera took before it, as the stream decoder's worker has them: its averaging steps
+    use them, and only the frame itself is read."""
     from kiosk.config import load_config
     from kiosk.scanner.decoder import Decoder
 
     decoder = Decoder(load_config(None, search=False).decoder)
 
-    def read(img):
-        return [(c.text, c.raw) for c in decoder.decode(img).codes]
+    def read(img, history=()):
+        return [(c.text, c.raw) for c in decoder.decode(img, history if with_history else ()).codes]
     return read
 
 
@@ -158,10 +165,10 @@ def photo_cases(root: Path, rotations=ROTATIONS) -> list[Case]:
 def sequence_cases(per_condition: int, seed: int) -> list[Case]:
     """Single frames of held-out gate sequences (bench/sequences.py, 640x480): a frame of
     the lift for entry-blur, any held frame otherwise."""
-    from sequences import single_frames
+    from sequences import held_frames
 
-    return [Case(f"seq/{cond}/{i}", cond, img, payload)
-            for i, (cond, payload, img) in enumerate(single_frames(per_condition, seed=seed))]
+    return [Case(f"seq/{cond}/{i}", cond, img, payload, history=tuple(before))
+            for i, (cond, payload, img, before) in enumerate(held_frames(per_condition, seed=seed))]
 
 
 def synth_cases(per_kind: int, seed: int) -> list[Case]:
@@ -178,6 +185,10 @@ def synth_cases(per_kind: int, seed: int) -> list[Case]:
 
 # -- scoring --------------------------------------------------------------------------------
 
+#: Engines that are given the frames before a held-out frame (the others read it alone).
+HISTORY_ENGINES = ("chain+history",)
+
+
 def score_all(engines: dict[str, Callable], cases: list[Case]) -> dict[str, Tally]:
     """Run every engine on every frame, interleaved frame by frame so that load from other
     processes on this shared machine falls on all engines alike."""
@@ -185,7 +196,7 @@ def score_all(engines: dict[str, Callable], cases: list[Case]) -> dict[str, Tall
     for case in cases:
         for name, read in engines.items():
             started = time.perf_counter()
-            codes = read(case.image)
+            codes = read(case.image, case.history) if case.history and name in HISTORY_ENGINES else read(case.image)
             elapsed = (time.perf_counter() - started) * 1000.0
             _count(tallies[name], case, codes, elapsed)
     return tallies
@@ -246,6 +257,7 @@ def main(argv=None) -> int:
     if before is not None:
         engines["chain-before"] = before
     engines["chain"] = engine_chain()
+    engines["chain+history"] = engine_chain(with_history=True)
     for read in engines.values():  # warm up lazy imports and first-call setup
         import numpy as np
 

@@ -234,12 +234,13 @@ def make_sequence(condition: str, seed: int) -> Sequence:
     return Sequence(condition, seed, payload, frames, entry_frames, t0 if t0 is not None else n, float(module_px))
 
 
-def held_frames(per_condition: int, seed: int = 1000) -> list[tuple[str, str | None, np.ndarray, list]]:
+def held_frames(per_condition: int, seed: int = 1000, conditions: tuple[str, ...] = CONDITIONS,
+                ) -> list[tuple[str, str | None, np.ndarray, list]]:
     """(condition, payload, frame, the 4 frames before it): for each condition, one frame
     of each of `per_condition` held-out sequences (seeds from `seed` on), at a random point
     after the code is in view (for entry-blur: during the lift itself)."""
     out = []
-    for condition in CONDITIONS:
+    for condition in conditions:
         for k in range(per_condition):
             seq = make_sequence(condition, seed + k)
             rng = np.random.default_rng([99, seed + k, CONDITIONS.index(condition)])

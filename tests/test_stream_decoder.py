@@ -112,6 +112,50 @@ def test_averaging_five_noisy_frames_reads_a_code_no_single_frame_shows():
     assert ladder_reads(frames[-1], "average", frames[:-1]) == [TEXT]
 
 
+def test_averaging_aligns_the_frames_of_a_hand_that_turns_the_phone_in_a_dim_gate():
+    """Low-light frames of bench/sequences.py (a hand shakes and turns the phone a little
+    between frames): the frame given the 4 before it is read far more often than alone,
+    and more often than when the history is only shifted into place (ECC switched off)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from sequences import held_frames
+
+    frames = held_frames(8, seed=4000, conditions=("low-light",))
+    d = Decoder(DecoderConfig(budget_ms=10_000))     # no budget: the steps, not the clock
+    alone = sum(p in d.decode(f).texts for _, p, f, _ in frames)
+    with_history = sum(p in d.decode(f, h).texts for _, p, f, h in frames)
+    real = cv2.findTransformECC
+
+    def unaligned(*args, **kwargs):
+        raise cv2.error("ECC off: the shift alone")
+    try:
+        cv2.findTransformECC = unaligned
+        shifted = sum(p in d.decode(f, h).texts for _, p, f, h in frames)
+    finally:
+        cv2.findTransformECC = real
+    assert with_history >= 7 and with_history > alone + 2 and with_history > shifted, (alone, with_history, shifted)
+
+
+def test_averaging_never_brings_back_a_code_that_has_left_the_frame():
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:300, 0:300]
+    # A dim gate's tiled wall: it dominates the region, so the frames align perfectly
+    # whether or not the phone is in them.
+    wall = np.where(((yy // 40) + (xx // 40)) % 2 == 0, 30.0, 110.0).astype(np.float32)
+    with_code = wall.copy()
+    with_code[40:40 + code(3.0).shape[0], 40:40 + code(3.0).shape[1]] = code(3.0) * 0.3 + 20
+
+    def shot(img):    # a camera on a stand, a phone held still: only the sensor noise changes
+        return u8(img + rng.normal(0, 20, img.shape))
+    before = [shot(with_code) for _ in range(4)]
+    assert ladder_reads(before[-1], "average", before[:-1]) == [TEXT]     # the code, while it is there
+    gone = shot(wall)                                                     # the phone is lowered
+    for step in ("average", "average+upscale", "average+clahe"):
+        assert ladder_reads(gone, step, before) == []
+
+
 def test_gamma_reads_a_dark_screen():
     dark = u8(code(4.0, fg=4, bg=14))
     assert not plain_reads(dark)
@@ -151,6 +195,23 @@ def test_the_region_is_found_where_the_code_is():
     assert b.x <= 150 + side * 0.1 and b.y <= 100 + side * 0.1
     assert b.x + b.w >= 150 + side * 0.9 and b.y + b.h >= 100 + side * 0.9
     assert b.w * b.h < 0.6 * frame.size
+
+
+def test_a_dim_noisy_frame_whose_texture_breaks_up_is_still_located_and_read():
+    """bench/sequences.py, low light, seed 1009: sensor noise breaks the code's edges into
+    specks the first texture pass opens away; the second, smoother pass finds it, and the
+    frame is read with the 4 before it."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from sequences import held_frames
+
+    [(_, payload, frame, history)] = held_frames(1, seed=1009, conditions=("low-light",))
+    assert roi._texture_boxes(frame, 1, frame.shape, sigma=1.0, close=False) == []
+    boxes = roi.locate(frame)
+    assert boxes and boxes[0].w * boxes[0].h < 0.6 * frame.size
+    assert payload in Decoder(DecoderConfig(budget_ms=10_000)).decode(frame, history).texts
 
 
 # -- the stream: the worker beside the plain path -----------------------------------------

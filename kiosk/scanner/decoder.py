@@ -44,7 +44,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from kiosk.errors import DecodeError, DeviceClosed
 
@@ -324,12 +324,16 @@ class Decoder:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def decode(self, image: "np.ndarray") -> DecodeResult:
-        """Codes in one frame (greyscale or BGR uint8). Never raises for a frame without codes."""
+    def decode(self, image: "np.ndarray", history: "Sequence[np.ndarray]" = ()) -> DecodeResult:
+        """Codes in one frame (greyscale or BGR uint8). Never raises for a frame without codes.
+
+        `history`: frames the same camera took just before this one (oldest first, same
+        size); the ladder's averaging steps use them on a dim frame. Only `image` is read:
+        a code is reported only when this frame, enhanced, yields it."""
         self._check_open()
         started = time.perf_counter()
         grey = _as_grey(image)
-        codes = self._decode(grey, started)
+        codes = self._decode(grey, started, [_as_grey(h) for h in history if h.shape[:2] == grey.shape[:2]])
         return DecodeResult(codes=_dedupe(codes), ms=(time.perf_counter() - started) * 1000.0)
 
     def decode_path(self, path: str | os.PathLike) -> DecodeResult:
@@ -395,7 +399,7 @@ class Decoder:
                 return codes
         return []
 
-    def _decode(self, grey: "np.ndarray", started: float) -> list[Code]:
+    def _decode(self, grey: "np.ndarray", started: float, history: "Sequence[np.ndarray]" = ()) -> list[Code]:
         failed: list = []
         codes = self.read_plain(grey, failed)
         if codes or not self.cfg.variants or min(grey.shape) < MIN_QR_SIDE_PX:
@@ -410,7 +414,8 @@ class Decoder:
         from kiosk.scanner import roi
 
         for box in roi.locate(grey, failed):
-            codes = roi.run_ladder(roi.crop(grey, box), (), self.read_zxing, should_stop=spent,
+            codes = roi.run_ladder(roi.crop(grey, box), [roi.crop(h, box) for h in history], self.read_zxing,
+                                   should_stop=spent,
                                    zbar=self.read_zbar if self._zbar is not None else None)
             if codes:
                 return codes

@@ -11,8 +11,9 @@ Solomon error correction, format information) decide whether a text comes back.
   then `wiener` undoes it with that kernel.
 - `wiener`: deconvolution (OpenCV dft) with one kernel: a straight motion blur of any
   length and angle, or a defocus disk (`KERNEL_BANK`: two of them).
-- `average`: the mean of 3-5 ROIs of consecutive frames, aligned by phase correlation:
-  sensor noise falls by the square root of the count, the code stays.
+- `average`: the mean of 3-5 ROIs of consecutive frames, aligned by rotation and shift
+  (ECC from a phase-correlation start): sensor noise falls by the square root of the
+  count, the code stays.
 - `clahe` / `gamma`: local contrast and a lifted mid-tone for dim and dark screens.
 - `upscale`: 2x (cubic) before binarising, for codes of about 2 pixels per module;
   `denoise` after it for a single dim, noisy frame.
@@ -60,6 +61,15 @@ UPSCALE_MAX_SIDE = 1400
 DENOISE_SIGMA = 1.5
 #: At most this many frames are averaged; more only smears a moving hand.
 AVERAGE_MAX = 5
+#: Alignment for averaging: ROIs at least twice this side are aligned at half size;
+#: sensor noise is smoothed away first (sigma, pixels of the copy aligned).
+ALIGN_MIN_SIDE = 120
+ALIGN_SMOOTH = 1.0
+#: An aligned ROI must correlate at least this well with the newest to be averaged
+#: (bench/sequences.py: 0.98-0.99 for frames of one phone, 0.1-0.4 after it left).
+ALIGN_MIN_CC = 0.8
+#: ECC stops after 20 iterations or when the warp changes by under 1e-3.
+ALIGN_CRITERIA = (3, 20, 1e-3)  # cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS
 
 
 def _kernel_image(kernel: Kernel) -> "np.ndarray":
@@ -149,6 +159,8 @@ def estimate_motion(img: "np.ndarray", candidates: int = 1) -> list[Kernel]:
         return []
     f = img.astype(np.float32)
     f -= float(f.mean())
+    if float(f.std()) < 1.0:
+        return []       # no texture: nothing to measure a blur by
     window = cv2.createHanningWindow((w, h), cv2.CV_32F)
     spec = cv2.dft(f * window, flags=cv2.DFT_COMPLEX_OUTPUT)
     logmag = np.log(cv2.magnitude(spec[..., 0], spec[..., 1]) + 1e-3)
@@ -188,9 +200,16 @@ def deblur(img: "np.ndarray", nsr: float = DEBLUR_NSR[0], candidate: int = 0) ->
 
 
 def average(rois: Sequence["np.ndarray"]) -> "np.ndarray | None":
-    """Mean of the newest `AVERAGE_MAX` same-sized ROIs, each shifted onto the newest by
-    phase correlation (a hand moves the code a few pixels between frames). None when
-    fewer than three are given."""
+    """Mean of the newest `AVERAGE_MAX` same-sized ROIs, each aligned onto the newest.
+    None when fewer than three are given.
+
+    A hand moves and turns the phone between frames: a shift alone (phase correlation)
+    leaves a turn of a degree smearing the far modules of a dense code, so each ROI is
+    aligned by a rotation and shift (OpenCV's ECC, started from the phase correlation's
+    shift, on half-size smoothed copies for speed), or by the shift alone where that fits
+    better. An ROI that does not match the newest once aligned (correlation under
+    ALIGN_MIN_CC: the phone left, or another came) is left out: only the newest frame's
+    code can come back."""
     import cv2
     import numpy as np
 
@@ -199,13 +218,51 @@ def average(rois: Sequence["np.ndarray"]) -> "np.ndarray | None":
         return None
     ref = rois[-1].astype(np.float32)
     window = cv2.createHanningWindow(ref.shape[::-1], cv2.CV_32F)
-    total = ref.copy()
+    half = min(ref.shape) >= 2 * ALIGN_MIN_SIDE
+    f = 0.5 if half else 1.0
+    small_ref = _align_copy(ref, half)
+    total, used = ref.copy(), 1
     for roi in rois[:-1]:
         moving = roi.astype(np.float32)
+        small = _align_copy(moving, half)
         (dx, dy), _ = cv2.phaseCorrelate(ref, moving, window)
-        shift = np.float32([[1, 0, -dx], [0, 1, -dy]])
-        total += cv2.warpAffine(moving, shift, ref.shape[::-1], borderMode=cv2.BORDER_REPLICATE)
-    return np.clip(total / len(rois), 0, 255).astype(np.uint8)
+        shift = np.float32([[1, 0, dx * f], [0, 1, dy * f]])
+        # The better of the shift alone and ECC's rotation and shift started from it (ECC
+        # can slide into a worse fit on a code's fine, repetitive texture).
+        best, best_cc = shift, _match(small_ref, small, shift)
+        try:
+            cc, turned = cv2.findTransformECC(small_ref, small, shift.copy(), cv2.MOTION_EUCLIDEAN,
+                                              ALIGN_CRITERIA, None, 1)
+            if cc > best_cc:
+                best, best_cc = turned, cc
+        except cv2.error:   # ECC did not converge: the shift alone
+            pass
+        best = best.copy()
+        best[:, 2] /= f
+        if best_cc < ALIGN_MIN_CC or abs(float(best[0, 2])) > ref.shape[1] / 4 or abs(float(best[1, 2])) > ref.shape[0] / 4:
+            continue        # another scene, or the code moved out of this region
+        total += cv2.warpAffine(moving, best, ref.shape[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=cv2.BORDER_REPLICATE)
+        used += 1
+    if used < 3:
+        return None
+    return np.clip(total / used, 0, 255).astype(np.uint8)
+
+
+def _match(ref: "np.ndarray", moving: "np.ndarray", warp: "np.ndarray") -> float:
+    """Correlation coefficient of `moving` aligned by `warp` with `ref` (as ECC measures it)."""
+    import cv2
+
+    aligned = cv2.warpAffine(moving, warp, ref.shape[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REPLICATE)
+    return float(cv2.matchTemplate(aligned, ref, cv2.TM_CCOEFF_NORMED)[0, 0])
+
+
+def _align_copy(img: "np.ndarray", half: bool) -> "np.ndarray":
+    import cv2
+
+    small = cv2.pyrDown(img) if half else img
+    return cv2.GaussianBlur(small, (0, 0), ALIGN_SMOOTH)
 
 
 def clahe(img: "np.ndarray") -> "np.ndarray":

@@ -10,7 +10,7 @@ third of them at 8-28 ms each, so it is not used.
 
 The ladder (`LADDER`) is the list of steps tried on one region, cheapest first, stopping
 at the first code an engine returns with its checks passed. Each step names what it
-does ("upscale+zxing", "wiener-m7-0+zxing", "average+clahe+zxing"), and the code's
+does ("upscale+zxing", "deblur+zxing", "average+clahe+zxing"), and the code's
 engine says which step read it.
 
     >>> import numpy as np
@@ -20,6 +20,7 @@ engine says which step read it.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
 
@@ -94,13 +95,31 @@ def locate(grey: "np.ndarray", failed: Sequence[Sequence[tuple[float, float]]] =
         scale *= 2
     work = grey if scale == 1 else cv2.resize(grey, (grey.shape[1] // scale, grey.shape[0] // scale),
                                               interpolation=cv2.INTER_AREA)
-    s = TEXTURE_SHRINK
-    if min(work.shape) // s < 8:
+    if min(work.shape) // TEXTURE_SHRINK < 8:
         return boxes
+    found = _texture_boxes(work, scale, shape, sigma=1.0 if scale == 1 else 0.0, close=False)
+    if not found:
+        # A dim, noisy frame: the noise breaks the code's edges into specks the opening
+        # removes. Smoothing harder and closing the gaps first finds it.
+        found = _texture_boxes(work, scale, shape, sigma=2.0 / scale, close=True)
+    for box in found:
+        if not any(box.overlaps(b) for b in boxes):
+            boxes.append(box)
+    return boxes[:MAX_BOXES]
+
+
+def _texture_boxes(work: "np.ndarray", scale: int, shape: tuple[int, int], *, sigma: float,
+                   close: bool) -> list[Box]:
+    """Dense blocks of edges in `work` (the frame shrunk by `scale`), largest first, as
+    boxes of the full frame."""
+    import cv2
+    import numpy as np
+
+    s = TEXTURE_SHRINK
     # Edge density at full resolution, then averaged over cells: modules of 2-3 px make
     # edges everywhere in the code; a phone's outline is a thin line that averages away.
     # The light smoothing first takes most sensor noise out of a dark frame.
-    soft = cv2.GaussianBlur(work, (0, 0), 1.0) if scale == 1 else work
+    soft = cv2.GaussianBlur(work, (0, 0), sigma) if sigma else work
     edges = cv2.convertScaleAbs(cv2.Sobel(soft, cv2.CV_16S, 1, 0, ksize=3)) // 2 + \
         cv2.convertScaleAbs(cv2.Sobel(soft, cv2.CV_16S, 0, 1, ksize=3)) // 2
     small = cv2.resize(edges, (work.shape[1] // s, work.shape[0] // s), interpolation=cv2.INTER_AREA)
@@ -109,8 +128,10 @@ def locate(grey: "np.ndarray", failed: Sequence[Sequence[tuple[float, float]]] =
     # Relative to the frame itself, so a dim frame's code stands out as well as a bright one's.
     peak = float(energy.max())
     if peak < 4.0:
-        return boxes[:MAX_BOXES]
+        return []
     mask = (energy > max(0.5 * peak, 3.0 * float(np.median(energy)))).astype(np.uint8)
+    if close:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     found = []
@@ -119,10 +140,7 @@ def locate(grey: "np.ndarray", failed: Sequence[Sequence[tuple[float, float]]] =
         if min(w, h) * s < MIN_BOX_SIDE or area < 0.35 * w * h or max(w, h) > 3.5 * min(w, h):
             continue  # too small, too sparse, or a line of text rather than a square
         found.append((area, Box(x * s, y * s, w * s, h * s).grown(BOX_MARGIN, shape)))
-    for _, box in sorted(found, key=lambda t: -t[0]):
-        if not any(box.overlaps(b) for b in boxes):
-            boxes.append(box)
-    return boxes[:MAX_BOXES]
+    return [box for _, box in sorted(found, key=lambda t: -t[0])]
 
 
 # -- the ladder ---------------------------------------------------------------------------
@@ -143,9 +161,24 @@ def _deblur(nsr: float, candidate: int = 0) -> Callable:
     return make
 
 
+_last_average = threading.local()
+
+
+def _average(roi, hist):
+    """enhance.average of this region and its history, made once per ladder run: the
+    three averaging steps share it (aligning five regions costs 10-40 ms)."""
+    key = (roi, *hist)
+    cached = getattr(_last_average, "entry", None)
+    if cached is not None and len(cached[0]) == len(key) and all(a is b for a, b in zip(cached[0], key)):
+        return cached[1]
+    mean = enhance.average(list(hist) + [roi])
+    _last_average.entry = (key, mean)
+    return mean
+
+
 def _avg(then: Callable | None = None) -> Callable:
     def make(roi, hist):
-        mean = enhance.average(list(hist) + [roi])
+        mean = _average(roi, hist)
         return mean if mean is None or then is None else then(mean)
     return make
 
@@ -158,22 +191,23 @@ def _then(image, transform):
     return None if image is None else transform(image)
 
 
-# Order by frames rescued per millisecond in bench/ladder_bench.py (bench/RESULTS.md):
-# the crop itself with other binarizers, upscaling, contrast, averaging, sharpening,
-# then deconvolution.
+# Ordered by frames rescued per millisecond in bench/ladder_bench.py (bench/RESULTS.md):
+# the crop itself with other binarizers, sharpening and gamma (each under 2 ms), 2x
+# upscaling, blind deblurring, averaging (aligning the history costs 10-40 ms, once for
+# the three steps that use it), then what rescues least.
 LADDER: tuple[Step, ...] = (
     ("crop", False, lambda roi, hist: roi, ("local", "global", "fixed")),
+    ("sharpen", False, lambda roi, hist: enhance.sharpen(roi), ("local", "global")),
+    ("gamma", False, lambda roi, hist: enhance.gamma(roi), ("local", "global")),
     ("upscale", False, _up, ("local", "global", "fixed")),
     ("upscale+denoise", False, lambda roi, hist: _then(_up(roi, hist), enhance.denoise), ("local", "global")),
-    ("clahe", False, lambda roi, hist: enhance.clahe(roi), ("local", "global")),
-    ("average", True, _avg(), ("local", "global")),
-    ("average+clahe", True, _avg(enhance.clahe), ("local",)),
-    ("average+upscale", True, _avg(lambda m: enhance.upscale(m, 2.0)), ("local",)),
-    ("gamma", False, lambda roi, hist: enhance.gamma(roi), ("local", "global")),
-    ("sharpen", False, lambda roi, hist: enhance.sharpen(roi), ("local", "global")),
     # Blind deconvolution: the region's own motion blur, measured from its cepstrum.
     ("deblur", False, _deblur(enhance.DEBLUR_NSR[0]), ("local", "global")),
     ("deblur-soft", False, _deblur(enhance.DEBLUR_NSR[1]), ("local", "global")),
+    ("average", True, _avg(), ("local", "global")),
+    ("average+upscale", True, _avg(lambda m: enhance.upscale(m, 2.0)), ("local",)),
+    ("clahe", False, lambda roi, hist: enhance.clahe(roi), ("local", "global")),
+    ("average+clahe", True, _avg(enhance.clahe), ("local",)),
     ("deblur-next", False, _deblur(enhance.DEBLUR_NSR[0], candidate=1), ("local", "global")),
     # Defocus disks, as they are.
     *(_wiener_step(k) for k in enhance.KERNEL_BANK),
@@ -186,24 +220,27 @@ def run_ladder(roi: "np.ndarray", history: Sequence["np.ndarray"], read: Callabl
     """Try `steps` on one region, stopping at the first read (or when `should_stop()`).
     `read(image, binarizer=, engine=)` is the zxing-cpp read; `zbar(image, engine)` runs
     after the zxing steps of the crop and the upscale when given."""
-    for name, needs_history, transform, binarizers in steps:
-        if should_stop():
-            return []
-        if needs_history and len(history) < 2:
-            continue
-        image = transform(roi, history)
-        if image is None:
-            continue
-        for binarizer in binarizers:
-            suffix = "" if binarizer == "local" else f"-{binarizer}"
-            codes = read(image, binarizer=binarizer, engine=f"zxing{suffix}+{name}")
-            if codes:
-                return codes
-        if zbar is not None and name in ("crop", "upscale"):
-            codes = zbar(image, f"zbar+{name}")
-            if codes:
-                return codes
-    return []
+    try:
+        for name, needs_history, transform, binarizers in steps:
+            if should_stop():
+                return []
+            if needs_history and len(history) < 2:
+                continue
+            image = transform(roi, history)
+            if image is None:
+                continue
+            for binarizer in binarizers:
+                suffix = "" if binarizer == "local" else f"-{binarizer}"
+                codes = read(image, binarizer=binarizer, engine=f"zxing{suffix}+{name}")
+                if codes:
+                    return codes
+            if zbar is not None and name in ("crop", "upscale"):
+                codes = zbar(image, f"zbar+{name}")
+                if codes:
+                    return codes
+        return []
+    finally:
+        _last_average.entry = None   # keep no frames once the run is over
 
 
 def steps_named(names: Sequence[str]) -> Iterator[Step]:
