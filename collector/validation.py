@@ -29,6 +29,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi import Path
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
+# One rule for venue codes, on the kiosk (its config) and here (every request).
+from kiosk.model import NAME_MAX, char_at, check_venue_code
+
 __all__ = [
     "VenueCode", "DeviceId", "check_venue_code", "check_device_id", "time_window",
     "check_time", "check_entry_times", "ROW_NUMBER", "IsoDateTime", "IsoDate", "MIN_TIME", "MAX_AHEAD", "NAME_MAX",
@@ -38,36 +41,15 @@ __all__ = [
 MIN_TIME = datetime(2020, 1, 1, tzinfo=timezone.utc)
 #: Kiosk clocks may run a little ahead; more than this is a wrong clock or a forgery.
 MAX_AHEAD = timedelta(days=1)
-#: Longest venue code or device id (the database column is 64 characters).
-NAME_MAX = 64
-_NAME_PUNCT = "-_"
 #: A row number in a path (`/v1/revocations/chunks/{seq}`): what a database INTEGER holds.
 ROW_NUMBER = Path(ge=0, le=2**31 - 1)
-
-
-def _where(ch: str, i: int) -> str:
-    return f"U+{ord(ch):04X} at {i}"
-
-
-def check_venue_code(value: str) -> str:
-    if not value:
-        raise ValueError("venue code is empty")
-    if unicodedata.normalize("NFC", value) != value:
-        raise ValueError("venue code must be in Unicode NFC form (composed letters)")
-    for i, ch in enumerate(value):
-        cat = unicodedata.category(ch)
-        if not (cat.startswith("L") or cat == "Nd" or ch in _NAME_PUNCT):
-            raise ValueError(f"venue code may hold only letters, digits, '-' and '_' (found {_where(ch, i)})")
-    if value[0] in _NAME_PUNCT:
-        raise ValueError("venue code must start with a letter or a digit")
-    return value
 
 
 def check_device_id(value: str) -> str:
     for i, ch in enumerate(value):
         cat = unicodedata.category(ch)
         if cat[0] == "C" or (cat[0] == "Z" and ch != " "):
-            raise ValueError(f"device id holds a control, invisible or separator character ({_where(ch, i)})")
+            raise ValueError(f"device id holds a control, invisible or separator character ({char_at(ch, i)})")
     if value != value.strip():
         raise ValueError("device id starts or ends with a space")
     return value

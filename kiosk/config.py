@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kiosk.errors import ConfigError
+from kiosk.model import check_venue_code
 from kiosk.schema import describe, parse_table, read_toml
 from kiosk.schema import option as _opt
 
@@ -61,7 +62,7 @@ class DeviceConfig:
 @dataclass(frozen=True)
 class VenueConfig:
     name: str = _opt("Siêu thị Demo", doc="shown on the idle screen")
-    code: str = _opt("DEMO-001", doc="venue code sent with every entry")
+    code: str = _opt("DEMO-001", doc="venue code sent with every entry: letters, digits, '-' and '_', starting with a letter or digit")
     type: str = _opt("supermarket", choices=VENUE_TYPES, doc="chooses the built-in venue rules")
     checkin_url: str = _opt("https://kiosk.invalid/checkin/DEMO-001",
                             doc="encoded in the venue's own check-in QR on the idle screen")
@@ -214,6 +215,12 @@ def _cross_check(cfg: Config) -> None:
             raise ConfigError(f"{cfg.source}: key 'pins.{name}' = {pin} is not allowed; "
                               f"GPIO{pin} is already used by 'pins.{seen[pin]}'")
         seen[pin] = name
+    try:
+        check_venue_code(cfg.venue.code)
+    except ValueError as exc:
+        # The collector refuses every entry of a venue code it cannot take: say so now,
+        # not after a day of entries held back in the journal.
+        raise ConfigError(f"{cfg.source}: key 'venue.code' = {cfg.venue.code!r} is not allowed; {exc}") from None
     if cfg.journal.seal_key:
         import base64
         import binascii

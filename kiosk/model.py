@@ -6,12 +6,51 @@ Everything here is immutable and free of I/O so that checks and policy stay pure
 from __future__ import annotations
 
 import enum
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-__all__ = ["Outcome", "Reason", "Scan", "Credential", "Verdict", "iso_utc", "mask_name", "utcnow"]
+__all__ = ["Outcome", "Reason", "Scan", "Credential", "Verdict", "iso_utc", "mask_name", "utcnow",
+           "NAME_MAX", "check_venue_code", "char_at"]
+
+#: Longest venue code or device id (the collector's database column is 64 characters).
+NAME_MAX = 64
+_NAME_PUNCT = "-_"
+
+
+def char_at(ch: str, i: int) -> str:
+    """How an error names a character: its code point and where it is."""
+    return f"U+{ord(ch):04X} at {i}"
+
+
+def check_venue_code(value: str) -> str:
+    """`value` when it is a venue code the collector takes: letters (any script, NFC),
+    digits, '-' and '_', starting with a letter or digit, at most NAME_MAX characters;
+    else ValueError saying what is wrong. The kiosk checks its own at startup, the
+    collector every one it is sent.
+
+    >>> check_venue_code("BV-Bạch-Mai")
+    'BV-Bạch-Mai'
+    >>> check_venue_code("HOSPITAL\u200b-B")
+    Traceback (most recent call last):
+    ...
+    ValueError: venue code may hold only letters, digits, '-' and '_' (found U+200B at 8)
+    """
+    if not value:
+        raise ValueError("venue code is empty")
+    if len(value) > NAME_MAX:
+        raise ValueError(f"venue code is longer than {NAME_MAX} characters")
+    if unicodedata.normalize("NFC", value) != value:
+        raise ValueError("venue code must be in Unicode NFC form (composed letters)")
+    for i, ch in enumerate(value):
+        cat = unicodedata.category(ch)
+        if not (cat.startswith("L") or cat == "Nd" or ch in _NAME_PUNCT):
+            raise ValueError(f"venue code may hold only letters, digits, '-' and '_' (found {char_at(ch, i)})")
+    if value[0] in _NAME_PUNCT:
+        raise ValueError("venue code must start with a letter or a digit")
+    return value
 
 
 def utcnow() -> datetime:

@@ -62,6 +62,12 @@ def test_values_from_file(tmp_path):
     ("[pins]\nred = 17\n", ["pins.red", "GPIO17 is already used by 'pins.green'"]),
     ("[sync]\ncollector_url = 'ftp://x'\n", ["sync.collector_url", "http:// or https://"]),
     ("[journal]\nseal_key = 'not-a-key'\n", ["journal.seal_key", "collector keygen"]),
+    # Venue codes the collector would refuse entry by entry: refused at startup instead.
+    ("[venue]\ncode = 'BV CHO RAY'\n", ["venue.code", "only letters, digits, '-' and '_'", "U+0020 at 2"]),
+    ("[venue]\ncode = '=HYPERLINK(1)'\n", ["venue.code", "U+003D at 0"]),
+    ("[venue]\ncode = 'HOSPITAL\u200b-B'\n", ["venue.code", "U+200B at 8"]),
+    ("[venue]\ncode = '-X'\n", ["venue.code", "start with a letter or a digit"]),
+    ("[venue]\ncode = ''\n", ["venue.code", "empty"]),
     ("[venue\nname = 'x'\n", ["not valid TOML"]),
     ("venue = 3\n", ["'venue' must be a table"]),
 ])

@@ -214,7 +214,7 @@ def test_decoder_is_a_context_manager_and_refuses_use_after_close():
 
 def test_the_chain_reads_a_motion_blurred_code_in_a_scene_where_the_plain_engines_cannot():
     # A code at 3 px a module smeared 7 px sideways, in a 640x480 frame: neither zxing-cpp
-    # nor zbar reads it; the chain finds the region and deconvolves it (Wiener).
+    # nor zbar reads it; the chain finds the region and deconvolves it (blind deblurring).
     qr = segno.make("HC1:6BFOXN%TS3DH0YOJ58S S-W5HDC *M0II5XHC9B5G2+$N IOP-IA%NFQGRJPC%OQHIZC4.OI",
                     error="q", micro=False)
     mods = np.array([list(r) for r in qr.matrix_iter(scale=1, border=4)], bool)

@@ -7,7 +7,9 @@ Order, stopping at the first stage that reads a code:
 2. zbar on the plain frame (it reads some blurred or stylised codes zxing misses).
 3. The ROI ladder (kiosk.scanner.roi) on each region where a code was located (zxing-cpp's
    position of a code it could not decode, or the texture of a code): other binarizers,
-   2x upscaling, denoising, CLAHE, gamma, Wiener deconvolution over a kernel bank.
+   sharpening, gamma, 2x upscaling, denoising, blind deblurring (the region's motion
+   blur measured from its cepstrum, undone by Wiener), averaging with the frames before
+   (`decode(image, history)`), CLAHE, defocus deconvolution.
 4. Whole-frame variants (other binarizer, sharpening, rescaling, contrast equalisation,
    thresholding, smoothing against moire, inversion): first the cheap zxing-cpp passes,
    then the zbar ones.

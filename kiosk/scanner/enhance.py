@@ -10,7 +10,7 @@ Solomon error correction, format information) decide whether a text comes back.
   peak at distance L along its direction: the zeros of its spectrum repeat every 1/L),
   then `wiener` undoes it with that kernel.
 - `wiener`: deconvolution (OpenCV dft) with one kernel: a straight motion blur of any
-  length and angle, or a defocus disk (`KERNEL_BANK`: two of them).
+  length and angle, or a defocus disk (`KERNEL_BANK`).
 - `average`: the mean of 3-5 ROIs of consecutive frames, aligned by rotation and shift
   (ECC from a phase-correlation start): sensor noise falls by the square root of the
   count, the code stays.
@@ -45,8 +45,9 @@ DEBLUR_NSR = (0.003, 0.01)
 #: Kernels as ("motion", length px, angle deg) or ("defocus", radius px). Angles are in
 #: image coordinates: 0 is along x, 90 along y (downwards). Lengths may be fractional.
 Kernel = tuple
-#: Defocus disks tried as they are (no blind estimate for them).
-KERNEL_BANK: tuple[Kernel, ...] = (("defocus", 2), ("defocus", 3))
+#: Defocus disks tried as they are (no blind estimate for them). A 3 px disk rescued
+#: nothing in bench/ladder_bench.py and was dropped.
+KERNEL_BANK: tuple[Kernel, ...] = (("defocus", 2),)
 #: Blur lengths `estimate_motion` looks for (pixels). Under 4.5 px the plain binarizers
 #: and sharpening already read the code; beyond 24 px a 2-3 px module is beyond repair
 #: (a smear of 8 or more modules) and the cepstrum's peak sinks into the code's texture.

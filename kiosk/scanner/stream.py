@@ -4,8 +4,8 @@
 returns at once (about 1-3 ms on 640x480-1280x720). When it reads nothing, the frame
 goes to one worker thread, which finds its regions of interest (where zxing-cpp located
 a code it could not decode, or where the frame's texture looks like a code) and runs the
-enhancement ladder (kiosk.scanner.roi.LADDER: binarizers, upscaling, contrast, averaging
-of the last few ROIs, Wiener deconvolution) on them. The worker takes only the newest
+enhancement ladder (kiosk.scanner.roi.LADDER: binarizers, upscaling, contrast, blind
+deblurring, averaging of the last few ROIs aligned by rotation and shift) on them. The worker takes only the newest
 job when it comes free: jobs that arrive while it is busy replace the waiting one and
 are counted as skipped, never queued (Frigate's detector does the same with frames). So
 the plain read of the next frame is never delayed by a slow variant: zxing-cpp and
