@@ -226,9 +226,13 @@ def run_memory(tmp: Path, video: Path, frames: int, fps: int, screen: bool) -> d
             proc.kill()
     warm = [v for t, v in samples if t >= 5.0]
     tenth = max(1, len(warm) // 10)
+    # A leak keeps growing after warm-up: the least-squares slope of the second half.
+    late = [(t, v) for t, v in samples if t >= 5.0][len(warm) // 2:]
+    slope = statistics.linear_regression([t for t, _ in late], [v for _, v in late]).slope * 60.0 \
+        if len(late) >= 2 else float("nan")
     return {"samples": len(samples), "first": warm[0], "peak": max(warm), "last": warm[-1],
             "growth": statistics.mean(warm[-tenth:]) - statistics.mean(warm[:tenth]),
-            "seconds": samples[-1][0]}
+            "slope": slope, "seconds": samples[-1][0]}
 
 
 def memory_main(args) -> int:
@@ -236,12 +240,13 @@ def memory_main(args) -> int:
     video = write_video(tmp / "motion.mp4", (motion_frame(i) for i in range(args.frames)), args.fps)
     print(f"### kiosk run on a camera: memory over {args.frames} frames of motion without codes "
           f"(1280x720 mp4v at {args.fps} fps)\n")
-    print("| screen | RSS after warm-up MB | peak MB | last MB | growth MB (last tenth - first tenth) | seconds |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| screen | RSS after warm-up MB | peak MB | last MB | growth MB (last tenth - first tenth) "
+          "| slope of the second half MB/min | seconds |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for screen in (False, True):
         r = run_memory(tmp, video, args.frames, args.fps, screen)
         print(f"| {'pygame (SDL dummy)' if screen else 'headless'} | {r['first']:.0f} | {r['peak']:.0f} | "
-              f"{r['last']:.0f} | {r['growth']:+.1f} | {r['seconds']:.0f} |")
+              f"{r['last']:.0f} | {r['growth']:+.1f} | {r['slope']:+.2f} | {r['seconds']:.0f} |")
     return 0
 
 
