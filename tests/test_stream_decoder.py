@@ -214,6 +214,29 @@ def test_a_dim_noisy_frame_whose_texture_breaks_up_is_still_located_and_read():
     assert payload in Decoder(DecoderConfig(budget_ms=10_000)).decode(frame, history).texts
 
 
+@pytest.mark.parametrize("seed", [1004, 1006, 1026])
+def test_a_tilted_shaken_dense_code_is_read_only_by_the_deblurring_variants(seed):
+    """bench/sequences.py, tilt (35-55 degrees out of plane, a hand shaking): the whole
+    ladder without its deblurring variants (restored image at 1x/3x, sharpened, or
+    measured on the 2x copy) reads nothing; one of them reads the code."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from sequences import held_frames
+
+    [(_, payload, frame, history)] = held_frames(1, seed=seed, conditions=("tilt",))
+    failed: list = []
+    assert payload not in [c.text for c in _zxing_read(frame, failed=failed)]
+    box = roi.locate(frame, failed)[0]
+    crop, hist = roi.crop(frame, box), [roi.crop(h, box) for h in history]
+    d = Decoder(DecoderConfig(engines=("zxing",)))
+    variants = ("deblur-1x", "deblur-3x", "deblur+sharpen", "upscale+deblur")
+    without = [s for s in roi.LADDER if s[0] not in variants]
+    assert roi.run_ladder(crop, hist, d.read_zxing, steps=without) == []
+    assert payload in [c.text for c in roi.run_ladder(crop, hist, d.read_zxing, steps=list(roi.steps_named(variants)))]
+
+
 # -- the stream: the worker beside the plain path -----------------------------------------
 
 class SlowStep:

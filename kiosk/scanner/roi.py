@@ -154,26 +154,27 @@ def _wiener_step(kernel) -> Step:
     return (name, False, lambda roi, hist: enhance.wiener(roi, kernel), ("local",))
 
 
-def _deblur(nsr: float, candidate: int = 0) -> Callable:
-    def make(roi, hist):
-        # Read at twice the size: the restored modules keep soft edges a 2x copy separates.
-        return _then(enhance.deblur(roi, nsr, candidate), lambda im: enhance.upscale(im, 2.0))
-    return make
 
 
-_last_average = threading.local()
+_memo = threading.local()
+
+
+def _once(what, roi, hist, make: Callable):
+    """`make()`, made once per ladder run (one region and its history) and shared by the
+    steps that start from it: the alignment of the history (10-40 ms) and each measured
+    deblurring (3-8 ms) are not paid again by the next step."""
+    key = (roi, *hist)
+    store = getattr(_memo, "store", None)
+    if store is None or len(store[0]) != len(key) or not all(a is b for a, b in zip(store[0], key)):
+        store = (key, {})
+        _memo.store = store
+    if what not in store[1]:
+        store[1][what] = make()
+    return store[1][what]
 
 
 def _average(roi, hist):
-    """enhance.average of this region and its history, made once per ladder run: the
-    three averaging steps share it (aligning five regions costs 10-40 ms)."""
-    key = (roi, *hist)
-    cached = getattr(_last_average, "entry", None)
-    if cached is not None and len(cached[0]) == len(key) and all(a is b for a, b in zip(cached[0], key)):
-        return cached[1]
-    mean = enhance.average(list(hist) + [roi])
-    _last_average.entry = (key, mean)
-    return mean
+    return _once("average", roi, hist, lambda: enhance.average(list(hist) + [roi]))
 
 
 def _avg(then: Callable | None = None) -> Callable:
@@ -181,6 +182,26 @@ def _avg(then: Callable | None = None) -> Callable:
         mean = _average(roi, hist)
         return mean if mean is None or then is None else then(mean)
     return make
+
+
+def _deblurred(roi, hist, nsr: float, candidate: int = 0):
+    return _once(("deblur", nsr, candidate), roi, hist, lambda: enhance.deblur(roi, nsr, candidate))
+
+
+def _deblur(nsr: float, candidate: int = 0, then: Callable | None = None) -> Callable:
+    """A step from the region with its measured motion blur undone; `then` (default: 2x
+    upscale, whose restored modules keep soft edges a 2x copy separates) before reading."""
+    def make(roi, hist):
+        restored = _deblurred(roi, hist, nsr, candidate)
+        return _then(restored, then or (lambda im: enhance.upscale(im, 2.0)))
+    return make
+
+
+def _upscaled_deblur(roi, hist):
+    # Measured and undone on the 2x copy: a smear of L px becomes 2L, above the cepstrum's
+    # floor, and the kernel is drawn at twice the resolution (tilted, dense codes).
+    return _once("upscaled-deblur", roi, hist,
+                 lambda: _then(enhance.upscale(roi, 2.0), lambda up: enhance.deblur(up, enhance.DEBLUR_NSR[0])))
 
 
 def _up(roi, hist):
@@ -193,8 +214,9 @@ def _then(image, transform):
 
 # Ordered by frames rescued per millisecond in bench/ladder_bench.py (bench/RESULTS.md):
 # the crop itself with other binarizers, sharpening and gamma (each under 2 ms), 2x
-# upscaling, blind deblurring, averaging (aligning the history costs 10-40 ms, once for
-# the three steps that use it), then what rescues least.
+# upscaling, blind deblurring (measured once, read at 2x, 1x, 3x and sharpened; then
+# measured on the 2x copy, for tilted dense codes), averaging (aligning the history costs
+# 10-40 ms, once for the three steps that use it), then what rescues least.
 LADDER: tuple[Step, ...] = (
     ("crop", False, lambda roi, hist: roi, ("local", "global", "fixed")),
     ("sharpen", False, lambda roi, hist: enhance.sharpen(roi), ("local", "global")),
@@ -203,6 +225,11 @@ LADDER: tuple[Step, ...] = (
     ("upscale+denoise", False, lambda roi, hist: _then(_up(roi, hist), enhance.denoise), ("local", "global")),
     # Blind deconvolution: the region's own motion blur, measured from its cepstrum.
     ("deblur", False, _deblur(enhance.DEBLUR_NSR[0]), ("local", "global")),
+    ("deblur-1x", False, _deblur(enhance.DEBLUR_NSR[0], then=lambda im: im), ("fixed",)),
+    ("deblur-3x", False, _deblur(enhance.DEBLUR_NSR[0], then=lambda im: enhance.upscale(im, 3.0)), ("local",)),
+    ("deblur+sharpen", False, _deblur(enhance.DEBLUR_NSR[0], then=lambda im: enhance.upscale(enhance.sharpen(im), 2.0)),
+     ("local", "global")),
+    ("upscale+deblur", False, _upscaled_deblur, ("local",)),
     ("deblur-soft", False, _deblur(enhance.DEBLUR_NSR[1]), ("local", "global")),
     ("average", True, _avg(), ("local", "global")),
     ("average+upscale", True, _avg(lambda m: enhance.upscale(m, 2.0)), ("local",)),
@@ -240,7 +267,7 @@ def run_ladder(roi: "np.ndarray", history: Sequence["np.ndarray"], read: Callabl
                     return codes
         return []
     finally:
-        _last_average.entry = None   # keep no frames once the run is over
+        _memo.store = None   # keep no frames once the run is over
 
 
 def steps_named(names: Sequence[str]) -> Iterator[Step]:
