@@ -214,9 +214,9 @@ def _then(image, transform):
 
 # Ordered by frames rescued per millisecond in bench/ladder_bench.py (bench/RESULTS.md):
 # the crop itself with other binarizers, sharpening and gamma (each under 2 ms), 2x
-# upscaling, blind deblurring (measured once, read at 2x, 1x, 3x and sharpened; then
-# measured on the 2x copy, for tilted dense codes), averaging (aligning the history costs
-# 10-40 ms, once for the three steps that use it), then what rescues least.
+# upscaling, blind deblurring (measured once, read at 2x, 1x, 3x and sharpened),
+# averaging (aligning the history costs 10-40 ms, once for the three steps that use it),
+# deblurring measured on the 2x copy (for tilted dense codes), then what rescues least.
 LADDER: tuple[Step, ...] = (
     ("crop", False, lambda roi, hist: roi, ("local", "global", "fixed")),
     ("sharpen", False, lambda roi, hist: enhance.sharpen(roi), ("local", "global")),
@@ -229,10 +229,12 @@ LADDER: tuple[Step, ...] = (
     ("deblur-3x", False, _deblur(enhance.DEBLUR_NSR[0], then=lambda im: enhance.upscale(im, 3.0)), ("local",)),
     ("deblur+sharpen", False, _deblur(enhance.DEBLUR_NSR[0], then=lambda im: enhance.upscale(enhance.sharpen(im), 2.0)),
      ("local", "global")),
-    ("upscale+deblur", False, _upscaled_deblur, ("local",)),
     ("deblur-soft", False, _deblur(enhance.DEBLUR_NSR[1]), ("local", "global")),
     ("average", True, _avg(), ("local", "global")),
     ("average+upscale", True, _avg(lambda m: enhance.upscale(m, 2.0)), ("local",)),
+    # A second measurement, on the 2x copy (15-20 ms): after the averaging, which reads
+    # the dim frames of a live camera sooner.
+    ("upscale+deblur", False, _upscaled_deblur, ("local",)),
     ("clahe", False, lambda roi, hist: enhance.clahe(roi), ("local", "global")),
     ("average+clahe", True, _avg(enhance.clahe), ("local",)),
     ("deblur-next", False, _deblur(enhance.DEBLUR_NSR[0], candidate=1), ("local", "global")),
