@@ -237,6 +237,25 @@ def test_a_tilted_shaken_dense_code_is_read_only_by_the_deblurring_variants(seed
     assert payload in [c.text for c in roi.run_ladder(crop, hist, d.read_zxing, steps=list(roi.steps_named(variants)))]
 
 
+def test_deblurring_many_regions_keeps_no_memory_behind():
+    """Every measured kernel is new (fractional length, any angle): the filters made for
+    them must not pile up in a cache while a camera runs for a day."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    img = u8(rng.integers(0, 255, (400, 400)))
+    enhance.wiener(img, enhance.KERNEL_BANK[0])            # the bank's filter may stay
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(80):
+            enhance.wiener(img, ("motion", float(rng.uniform(5, 20)), float(rng.uniform(0, 180))), 0.003)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 8 * 2**20, f"{kept / 2**20:.0f} MiB kept after 80 deblurred regions"
+
+
 # -- the stream: the worker beside the plain path -----------------------------------------
 
 class SlowStep:

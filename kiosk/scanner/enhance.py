@@ -101,7 +101,18 @@ def _kernel_image(kernel: Kernel) -> "np.ndarray":
     return k / k.sum()
 
 
-@functools.lru_cache(maxsize=64)
+def _filter(kernel: Kernel, shape: tuple[int, int], nsr: float):
+    """The Wiener filter of `kernel` for a `shape` image. A kernel of the bank recurs and
+    is kept (a few, small: regions of one camera come in few sizes); a measured kernel
+    is new each time and is not: a cache of them would keep megabytes per region."""
+    return _bank_psf(kernel, shape, nsr) if kernel in KERNEL_BANK else _psf(kernel, shape, nsr)
+
+
+@functools.lru_cache(maxsize=8)
+def _bank_psf(kernel: Kernel, shape: tuple[int, int], nsr: float):
+    return _psf(kernel, shape, nsr)
+
+
 def _psf(kernel: Kernel, shape: tuple[int, int], nsr: float):
     """The Wiener filter of `kernel` for a `shape` image (complex, OpenCV dft layout)."""
     import cv2
@@ -134,7 +145,7 @@ def wiener(img: "np.ndarray", kernel: Kernel, nsr: float = WIENER_NSR) -> "np.nd
     H, W = cv2.getOptimalDFTSize(h + 2 * p), cv2.getOptimalDFTSize(w + 2 * p)
     padded = cv2.copyMakeBorder(img, p, H - h - p, p, W - w - p, cv2.BORDER_REFLECT).astype(np.float32)
     spec = cv2.dft(padded, flags=cv2.DFT_COMPLEX_OUTPUT)
-    restored = cv2.idft(cv2.mulSpectrums(spec, _psf(kernel, (H, W), nsr), 0),
+    restored = cv2.idft(cv2.mulSpectrums(spec, _filter(kernel, (H, W), nsr), 0),
                         flags=cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT)
     return np.clip(restored[p:p + h, p:p + w], 0, 255).astype(np.uint8)
 
