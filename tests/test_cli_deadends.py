@@ -128,38 +128,46 @@ def run_argv(tmp_path: Path, **overrides: object) -> list[str]:
 STOP_DEADLINE_S = 2.0
 
 
-def test_sigterm_stops_a_kiosk_reading_stdin_with_exit_0(tmp_path):
-    """Was: exit -6, "Fatal Python error: _enter_buffered_busy" (a daemon thread blocked
-    in a buffered read of stdin at interpreter shutdown)."""
+def stop_when_ready(proc, sock, before=lambda: None) -> tuple[int, str]:
+    """Wait for the kiosk's READY=1, run `before`, send SIGTERM and wait at most
+    STOP_DEADLINE_S: (exit code, stderr). The kiosk is killed if it has not stopped."""
     import signal
-    import time
 
-    sock = notify_socket(tmp_path)
-    env = {**env_for(tmp_path), "NOTIFY_SOCKET": str(tmp_path / "notify")}
-    proc = subprocess.Popen(run_argv(tmp_path, **{"scanner.kind": "stdin"}), stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
     try:
         while sock.recv(4096) != b"READY=1":
             pass
-        proc.stdin.write((CCCD + "\n").encode())
-        proc.stdin.flush()
-        assert verdict_lines(proc.stdout.readline().decode())  # it read the code
-        time.sleep(0.2)
+        before()
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=STOP_DEADLINE_S)
     finally:
         if proc.poll() is None:
             proc.kill()
         sock.close()
-    err = proc.stderr.read().decode()
+    return rc, proc.stderr.read().decode()
+
+
+def test_sigterm_stops_a_kiosk_reading_stdin_with_exit_0(tmp_path):
+    """Was: exit -6, "Fatal Python error: _enter_buffered_busy" (a daemon thread blocked
+    in a buffered read of stdin at interpreter shutdown)."""
+    import time
+
+    sock = notify_socket(tmp_path)
+    env = {**env_for(tmp_path), "NOTIFY_SOCKET": str(tmp_path / "notify")}
+    proc = subprocess.Popen(run_argv(tmp_path, **{"scanner.kind": "stdin"}), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+
+    def feed_one_code():
+        proc.stdin.write((CCCD + "\n").encode())
+        proc.stdin.flush()
+        assert verdict_lines(proc.stdout.readline().decode())  # it read the code
+        time.sleep(0.2)
+    rc, err = stop_when_ready(proc, sock, before=feed_one_code)
     assert rc == 0, err
     assert "Fatal Python error" not in err
 
 
 @pytest.mark.parametrize("source", ["replay", "serial", "camera-file"])
 def test_sigterm_stops_every_source_with_exit_0(tmp_path, source, scanner_pty):
-    import signal
-
     import segno
 
     frames = tmp_path / "frames"
@@ -175,16 +183,7 @@ def test_sigterm_stops_every_source_with_exit_0(tmp_path, source, scanner_pty):
     env = {**env_for(tmp_path), "NOTIFY_SOCKET": str(tmp_path / "notify")}
     proc = subprocess.Popen(run_argv(tmp_path, **overrides), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env, cwd=tmp_path)
-    try:
-        while sock.recv(4096) != b"READY=1":
-            pass
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(timeout=STOP_DEADLINE_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        sock.close()
-    err = proc.stderr.read().decode()
+    rc, err = stop_when_ready(proc, sock)
     assert rc == 0, err
     assert "Fatal Python error" not in err and "Traceback" not in err
 
