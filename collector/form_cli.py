@@ -72,8 +72,8 @@ def cmd_roster(args: argparse.Namespace, *, store_of: Callable, config_of: Calla
 
 def cmd_issuer(args: argparse.Namespace, *, store_of: Callable, config_of: Callable) -> int:
     """Print the declaration form's issuer key as a trust list entry (type HD1), or, with
-    --trust FILE --out FILE, write that trust list with the entry added (then publish it:
-    every kiosk verifies the form's declarations offline).
+    --trust FILE [--out FILE], write that trust list with the entry added (made when FILE
+    does not exist yet; then publish it: every kiosk verifies the form's declarations offline).
 
     Example: collector issuer --trust trustlist.json --out trustlist.json && collector publish trust trustlist.json
     """
@@ -81,9 +81,14 @@ def cmd_issuer(args: argparse.Namespace, *, store_of: Callable, config_of: Calla
 
     with store_of(args) as store:
         if args.trust:
-            body = declarations.with_issuer(Path(args.trust).read_bytes(), store)
+            trust = Path(args.trust)
+            # The README's first step runs before any trust list exists: a missing file
+            # is an empty list, so the step makes one holding just the form's entry.
+            existing = trust.read_bytes() if trust.exists() else b""
+            body = declarations.with_issuer(existing, store)
             Path(args.out or args.trust).write_bytes(body)
-            print(f"{args.out or args.trust}: trust list with the form's HD1 issuer key")
+            made = "" if existing else " (a new trust list)"
+            print(f"{args.out or args.trust}: trust list with the form's HD1 issuer key{made}")
         else:
             print(json.dumps(declarations.issuer_entry(store)))
     return 0
@@ -104,5 +109,5 @@ def register(sub: Any, add: Callable, *, store_of: Callable, config_of: Callable
     p.add_argument("--date", help="YYYY-MM-DD (status; default today in Vietnam)")
     p.add_argument("--json", action="store_true", help="status as JSON (what GET /v1/roster/status answers)")
     p = add(sub, "issuer", bind(cmd_issuer))
-    p.add_argument("--trust", metavar="FILE", help="a trust list to add the form's HD1 entry to")
+    p.add_argument("--trust", metavar="FILE", help="a trust list to add the form's HD1 entry to (made if missing)")
     p.add_argument("--out", metavar="FILE", help="where to write it (default: over --trust)")
