@@ -11,7 +11,7 @@ import pytest
 
 from kiosk.checks import evaluate
 from kiosk.checks import hd1
-from kiosk.checks.cose import seal, sign1, unseal
+from kiosk.checks.cose import CheckFailed, seal, sign1, unpack, unseal
 from kiosk.checks.rules import builtin_rules
 from kiosk.checks.trust import KIND_DSC, KIND_HD1, TrustStore, trust_entry
 
@@ -68,12 +68,24 @@ def test_tampered_payload_fails_signature(issuer):
 
 
 def test_flipped_character_never_passes(issuer):
+    """A changed character fails, unless it lands in the padding bits of deflate's last
+    byte: then the text inflates to the very COSE bytes that were signed (the same
+    declaration, not a forgery), and it verifies as the original does. Which characters
+    fall there depends on the random key, so every position is tried."""
     key, kid, store = issuer
     text = declaration(key, kid)
-    for i in range(4, len(text), max(1, len(text) // 40)):
+    signed = unpack(text, hd1.PREFIX)
+    same = 0
+    for i in range(4, len(text)):
         swapped = text[:i] + ("A" if text[i] != "A" else "B") + text[i + 1:]
         verdict, _ = evaluate(swapped, now=NOW, trust=store, rules=None)
-        assert verdict.outcome.value == "fail", i
+        try:
+            identical = unpack(swapped, hd1.PREFIX) == signed
+        except CheckFailed:
+            identical = False
+        same += identical
+        assert verdict.outcome.value == ("pass" if identical else "fail"), i
+    assert same <= 2  # at most the last deflate byte's group
 
 
 def test_expired_and_not_yet_valid(issuer):
