@@ -295,12 +295,17 @@ def test_a_new_vaccine_reaches_the_kiosk_through_the_collector(tmp_path, journal
         store.close()
 
 
-def test_an_unknown_rapid_test_device_fails_the_structure_step_without_rules():
-    """As in the member states' cases (PL 1.3.0 #7): `kiosk check --no-rules` too."""
+def test_an_unknown_rapid_test_device_is_a_business_rule_not_the_structure():
+    """The EU schema names a value set per coded member without listing it (the
+    reference validator, jsonschema without value sets, passes such a payload); the EU
+    business rules (TR-EU-0002) refuse the device. So `kiosk check --no-rules` verifies
+    the certificate, and the venue's rules fail it naming the member."""
     key, kid, store = signer()
-    verdict, _ = evaluate(_signed({**BASE, "t": [{**test(), "tt": "LP217198-3", "ma": "9999"}]}, key, kid),
-                          now=NOW, trust=store, rules=None)
-    assert (verdict.reason.value, verdict.failure) == ("bad_schema", {
+    text = _signed({**BASE, "t": [{**test(), "tt": "LP217198-3", "ma": "9999"}]}, key, kid)
+    verdict, _ = evaluate(text, now=NOW, trust=store, rules=None)
+    assert (verdict.outcome.value, verdict.reason.value) == ("pass", "ok")
+    verdict, _ = evaluate(text, now=NOW, trust=store, rules=builtin_rules("supermarket"))
+    assert (verdict.outcome.value, verdict.reason.value, verdict.failure) == ("fail", "bad_schema", {
         "step": "valuesets", "member": "t[0].ma", "message": "'9999' is not in the EU value set test-manf"})
 
 
@@ -337,3 +342,25 @@ def test_the_venue_rules_admit_only_not_detected(tr, want):
     entry = {**test(hours_ago=5), "tr": tr}
     credential = Credential(scheme="dcc", name="Nguyễn Bảo Duy", claims={"type": "t", "entry": entry})
     assert decide(credential, builtin_rules("supermarket"), now=NOW).reason.value == want
+
+
+@pytest.mark.parametrize("sc, ok", [
+    # ISO 8601 extended forms member states issue beside RFC 3339 (the schema's
+    # `date-time` names ISO 8601; the reference validator asserts no format at all).
+    ("{d}T08:30Z", True), ("{d}T08:30:00+02", True), ("{d}T08:30:00.123+0200", True),
+    ("{d}T23:59:60Z", True),  # a leap second
+    ("{d}", True),  # the day of collection alone: its midnight UTC
+    # Not ISO 8601's extended format, or not a real time: still refused.
+    ("{d} 08:30:00Z", False), ("{b}T083000Z", False), ("{d}T24:00:00Z", False),
+    ("{d}T08:61:00Z", False), ("{d}T08:30:00+25:00", False), ("yesterday", False),
+])
+def test_sample_times_in_the_forms_certificates_carry(sc, ok):
+    key, kid, store = signer()
+    day = NOW - timedelta(days=1)
+    entry = {**test(), "sc": sc.format(d=day.strftime("%Y-%m-%d"), b=day.strftime("%Y%m%d"))}
+    verdict, credential = evaluate(_signed({**BASE, "t": [entry]}, key, kid), now=NOW, trust=store,
+                                   rules=builtin_rules("supermarket"))
+    if ok:
+        assert (verdict.outcome.value, verdict.reason.value) == ("pass", "ok"), verdict
+    else:
+        assert (verdict.reason.value, verdict.failure["member"]) == ("bad_schema", "t[0].sc"), verdict

@@ -62,13 +62,6 @@ SPEC_DECIDES = {
     # `alg` only in the unprotected header: RFC 9052 requires it to be protected, so the
     # signature covers it (kiosk.checks.cose since 7a412e2).
     "common/CO20": ("fail", "bad_signature", "signature"),
-    # Placeholder codes outside the EU value sets (tg/vp/mp/ma "729999"; tg "94558-4" is
-    # a LOINC test code, tr "NEGATIVO" no SNOMED code), flagged schema-valid only because
-    # JSON schema names value sets without listing them. Other member states' cases
-    # (PL 1.3.0 #7: an unknown rapid test device "should not verify schema") count
-    # them as schema failures, as does the specification.
-    "ES/1101": ("fail", "bad_schema", "v[0].tg"),
-    "ES/1103": ("fail", "bad_schema", "t[0].tg"),
 }
 #: Where the kiosk is deliberately stricter than the EU suite (issue 10): CO20 carries its
 #: algorithm only in the unprotected header, which the signature does not cover.
@@ -171,7 +164,7 @@ def test_no_case_is_left_out_and_most_known_issues_come_out_as_flagged(dcc_cases
     # Of the 16 cases upstream lists as known issues, only those in SPEC_DECIDES differ
     # from their flags (FI's ten and FR's PCR case come out as flagged).
     assert len(listed) == 16 and "FI/1" in listed and "FR/test_pcr_ok" in listed
-    assert set(SPEC_DECIDES) - {"common/CO20", "ES/1101", "ES/1103"} <= set(listed)
+    assert set(SPEC_DECIDES) - {"common/CO20"} <= set(listed)
 
 
 @pytest.mark.parametrize("label, want", [

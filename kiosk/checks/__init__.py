@@ -73,8 +73,9 @@ def evaluate(text: str, *, now: datetime, trust: Any = None, rules: Any = None,
     """Decide on one scanned text: (verdict, credential or None if nothing parsed).
 
     `trust` is a TrustStore (None: nothing verifies, signed codes fail unknown_key);
-    `rules` the venue's Rules (None, "--no-rules": only decoding, signature, key usage,
-    revocation and validity period); `history(subject_key)` earlier scan times of the
+    `rules` the venue's Rules (None, "--no-rules": only decoding, structure, signature,
+    key usage, revocation and validity period; a DCC's codes against the EU value sets
+    are a business rule, checked with the rules); `history(subject_key)` earlier scan times of the
     person; `clock_synced=False` sends every code to review (clock_unsynced) because
     no validity can be judged; `denied(subject_hash)` the deny list (default: the
     trust store's).
@@ -126,7 +127,12 @@ def _evaluate(scheme: str, text: str, now: datetime, trust: Any, rules: Any,
         if scheme == "opaque":
             return Verdict(Outcome.REVIEW, Reason.UNKNOWN_SCHEME, scheme, name), credential
         return Verdict(Outcome.PASS, Reason.OK, scheme, name), credential
-    return decide(credential, rules, now=now, history=history), credential
+    valuesets = None
+    if scheme == "dcc":
+        from kiosk.checks.dcc_schema import valuesets_for
+
+        valuesets = valuesets_for(getattr(trust, "journal", None))
+    return decide(credential, rules, now=now, history=history, valuesets=valuesets), credential
 
 
 def _denied(subject_key: str, trust: Any, denied: Callable[[str], bool] | None) -> bool:

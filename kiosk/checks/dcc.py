@@ -3,11 +3,12 @@
 Steps, each failing with its own reason code: prefix, base45, zlib, COSE_Sign1, CWT
 claims (1 iss, 4 exp, 6 iat, -260 -> {1: hcert}), the DCC payload against the EU DCC
 JSON schema of its release, 1.0.x to 1.3.x (`kiosk.checks.dcc_schema`: types, required
-members, patterns, lengths, formats, exactly one of v/t/r with one entry), its codes
-against the EU value sets, the signer
+members, patterns, lengths, formats, exactly one of v/t/r with one entry), the signer
 key by kid from the trust list, the signature, the DSC's extended key usage against
-the certificate type, the DSC's validity period and the CWT's iat/exp. Venue rules
-(test result, doses, days) are applied later by `kiosk.checks.rules.decide`.
+the certificate type, the DSC's validity period and the CWT's iat/exp. The codes
+against the EU value sets, like the venue rules (test result, doses, days), are
+business rules applied later by `kiosk.checks.rules.decide`: the EU schema names value
+sets without constraining them, and the EU validation rules check them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
 from kiosk.checks.cose import CheckFailed, CoseMessage, unseal, verify
-from kiosk.checks.dcc_schema import ValueSets, normalise, validate, valuesets_for
+from kiosk.checks.dcc_schema import normalise, validate
 from kiosk.checks.result import Checked, StepFailed, check_times, signer_keys
 from kiosk.checks.trust import KIND_DSC
 from kiosk.model import Credential, Reason
@@ -47,10 +48,16 @@ def parse_date(text: Any) -> date | None:
         return None
 
 
+_LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}):60")
+
+
 def parse_datetime(text: Any) -> datetime | None:
-    """ISO 8601 date-time (`2021-02-20T12:34:56Z`, offsets allowed) -> aware UTC datetime."""
+    """ISO 8601 date-time (`2021-02-20T12:34:56Z`, offsets allowed, seconds or offset
+    left out; a date alone is its midnight) -> aware UTC datetime. No offset is UTC. A
+    leap second (:60) reads as :59, which Python's datetime cannot hold."""
     if not isinstance(text, str) or len(text) > 40:
         return None
+    text = _LEAP_SECOND.sub(r"\1:59", text.replace("t", "T"), count=1)
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -111,17 +118,12 @@ def revocation_hashes(country: str | None, uvci: str, signature: bytes, alg: Any
     return digests + [d[:32] for d in digests] + [h for h in eu if h not in (d[:32] for d in digests)]
 
 
-def check(text: str, *, now: datetime, trust: Any, valuesets: ValueSets | None = None) -> Checked:
+def check(text: str, *, now: datetime, trust: Any) -> Checked:
     """Decode, verify and time-check one `HC1:` text. Never raises CheckFailed: the
-    failure, if any, is in the result alongside whatever could be parsed. Codes are
-    checked against `valuesets` (default: those the trust store's journal was synced
-    with, else the shipped ones)."""
+    failure, if any, is in the result alongside whatever could be parsed."""
     try:
         msg = unseal(text, PREFIX)
         cwt, hc = parse(msg)
-        problem = (valuesets or valuesets_for(getattr(trust, "journal", None))).check(hc["hcert"])
-        if problem is not None:
-            raise StepFailed(Reason.BAD_SCHEMA, problem[1], step="valuesets", member=problem[0])
     except CheckFailed as failed:
         return Checked(None, failed)
     entry = hc["entry"]

@@ -10,11 +10,14 @@ certificate (signature) from a badly issued one (schema, value sets):
   (tag 0 and 1 decode to datetimes) are normalised to the date-time strings the schema
   holds first.
 - `ValueSets.check(hcert)`: each coded member (disease agent, vaccine, product,
-  manufacturer, test type, result, rapid test device, country) is in its EU value set
-  (the schema names each member's value set by `valueset-uri`; the member states'
-  conformance cases count an unknown device as a schema failure). The value sets are
-  the ones the collector published (`kiosk sync`, journal state `valuesets.fetched`),
-  else the shipped `kiosk/data/valuesets.json`: a new vaccine needs no upgrade.
+  manufacturer, test type, result, rapid test device, country) is in its EU value set.
+  This is a business rule, not part of the technical verification: the schema only
+  names each member's value set by `valueset-uri` (an annotation, no constraint), and
+  the EU validation rules check the codes (GR-EU-0001 disease agent, VR-EU-0001
+  vaccine, TR-EU-0001/0002 test type and device), so `kiosk.checks.rules.decide` runs
+  it and `kiosk check --no-rules` does not. The value sets are the ones the collector
+  published (`kiosk sync`, journal state `valuesets.fetched`), else the shipped
+  `kiosk/data/valuesets.json`: a new vaccine needs no upgrade.
 
     >>> hc = {"ver": "1.3.0", "nam": {"fnt": "NGUYEN"}, "dob": "1990",
     ...       "t": [{"tg": "840539006", "tt": "LP6464-4", "sc": "2021-08-18T10:00:00Z",
@@ -65,9 +68,13 @@ _OPTIONAL = {("t", "ma")}
 
 _VER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 # The schema's `date-time`: RFC 3339, fractions of a second of any length. Issued
-# certificates also carry ISO 8601 forms RFC 3339 lacks (no offset: UTC, as CertLogic
-# reads them; an offset without its colon), which are accepted.
-_DATE_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$")
+# certificates also carry the ISO 8601 extended forms RFC 3339 lacks, which are
+# accepted: no offset (UTC, as CertLogic reads them), an offset without its colon or
+# minutes (+0200, +02), no seconds (T10:30). The day and time must be real (hour < 24,
+# minute < 60, second <= 60); a space for the T and the basic format (20210518) stay
+# refused: neither is the extended format the schema's ISO 8601 names.
+_DATE_TIME = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?([Zz]|[+-](\d{2})(?::?(\d{2}))?)?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -125,6 +132,13 @@ def _is_entry_date(text: object) -> bool:
     return _is_date(text) or _is_date_time(text)
 
 
+def _is_entry_time(text: object) -> bool:
+    """The schema's `date-time` for sc (and 1.0's dr): a date-time, or a full date alone
+    (a sample collected that day, read as its midnight UTC, as `dcc.parse_datetime`
+    does): member states issue both and the rules only need the instant."""
+    return _is_date(text) or _is_date_time(text)
+
+
 def _is_dob(text: object) -> bool:
     """`dcc-dob`: the birth date patterns admit `1990-02-30` and `1990-13`; real dates only."""
     if not isinstance(text, str) or len(text) <= 4:
@@ -140,8 +154,9 @@ def _is_date_time(text: object) -> bool:
     m = _DATE_TIME.match(text)
     if not m or not _is_date(m[1]):
         return False
-    hour, minute, second = int(m[2]), int(m[3]), int(m[4])
-    return hour < 24 and minute < 60 and second < 61
+    hour, minute, second = int(m[2]), int(m[3]), int(m[4] or 0)
+    off_hour, off_minute = int(m[7] or 0), int(m[8] or 0)
+    return hour < 24 and minute < 60 and second < 61 and off_hour < 24 and off_minute < 60
 
 
 def member_path(path: Any) -> str:
@@ -173,7 +188,7 @@ def _validators() -> dict[str, Any]:
 
     formats = FormatChecker(formats=())
     formats.checks("date")(_is_entry_date)
-    formats.checks("date-time")(_is_date_time)
+    formats.checks("date-time")(_is_entry_time)
     formats.checks("dcc-dob")(_is_dob)
     out = {}
     for line in ("1.0", "1.2", "1.3", "1.3.2"):
@@ -190,7 +205,7 @@ _MEANING = {
     "gnt": "is not a transliterated name (A-Z and <, ICAO 9303)",
     "ver": "is not a schema version like 1.3.0",
     "date": "is not a date (YYYY-MM-DD)",
-    "date-time": "is not a date-time (YYYY-MM-DDThh:mm:ssZ)",
+    "date-time": "is not a date-time (YYYY-MM-DDThh:mm:ssZ) or a date (YYYY-MM-DD)",
 }
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from kiosk.checks.dcc import TEST_DETECTED, TEST_NOT_DETECTED, parse_date, parse_datetime
-from kiosk.checks.dcc_schema import FETCHED_VALUESETS_KEY
+from kiosk.checks.dcc_schema import FETCHED_VALUESETS_KEY, ValueSets, shipped_valuesets
 from kiosk.config import VENUE_TYPES
 from kiosk.errors import ConfigError
 from kiosk.schema import option as _opt
@@ -200,6 +200,14 @@ def _verdict(outcome: Outcome, reason: Reason, credential: Credential, detail: s
     return Verdict(outcome, reason, credential.scheme, mask_name(credential.name), detail, failure)
 
 
+def _codes(credential: Credential, valuesets: ValueSets | None) -> tuple[str, str] | None:
+    """(member, message) for the first code of a DCC that is not in its EU value set: the
+    EU validation rules GR-EU-0001 (disease agent), VR-EU-0001 (vaccine), TR-EU-0001/0002
+    (test type, rapid test device); the schema itself leaves codes unconstrained."""
+    kind, entry = credential.claims.get("type"), credential.claims.get("entry") or {}
+    return (valuesets or shipped_valuesets()).check({kind: [entry]}) if kind in ("v", "t", "r") else None
+
+
 def _dcc(credential: Credential, rules: DccRules, now: datetime) -> tuple[Reason, str]:
     claims = credential.claims
     kind, entry = claims.get("type"), claims.get("entry") or {}
@@ -269,15 +277,22 @@ def _hd1(credential: Credential, rules: Hd1Rules, now: datetime) -> tuple[Reason
 
 
 def decide(credential: Credential, rules: Rules, *, now: datetime,
-           history: Callable[[str], list[datetime]] | None = None) -> Verdict:
+           history: Callable[[str], list[datetime]] | None = None,
+           valuesets: ValueSets | None = None) -> Verdict:
     """The venue's verdict on a credential that has passed decoding, signature and
-    validity checks. Pure: time comes in as `now`, earlier scans through `history`.
+    validity checks. Pure: time comes in as `now`, earlier scans through `history`, the
+    EU value sets a DCC's codes must be in as `valuesets` (default: the shipped ones).
 
     `review` means a guard must look: identity only (ID card), unverifiable app code, a
     repeat scan where the venue asks for it.
     """
     scheme = credential.scheme
     if scheme == "dcc":
+        problem = _codes(credential, valuesets)
+        if problem is not None:
+            member, message = problem
+            return _verdict(Outcome.FAIL, Reason.BAD_SCHEMA, credential, f"{member}: {message}",
+                            {"step": "valuesets", "member": member, "message": message})
         reason, detail = _dcc(credential, rules.dcc, now)
     elif scheme == "hd1":
         reason, detail = _hd1(credential, rules.hd1, now)

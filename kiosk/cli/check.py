@@ -69,11 +69,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Check QR texts and print one verdict per payload (`-` reads lines from stdin).
 
     Without --trust the configured journal's trust list is used; without --rules the
-    venue's rules from the config; --no-rules checks only decoding, structure (EU DCC
-    schema and value sets), signature, key usage and validity period. A failing verdict
-    says which step and member failed: with --json as `"detail": {"step": "schema",
-    "member": "t[0].tr", "message": ...}` (a forged certificate fails at `signature`, a
-    badly issued one at `schema` or `valuesets`). Every verdict that is not a pass says
+    venue's rules from the config; --no-rules checks only decoding, structure (the EU DCC
+    JSON schema), signature, key usage and validity period, as the EU conformance suite
+    does; a DCC's codes against the EU value sets are business rules, checked with the
+    rules. A failing verdict says which step and member failed: with --json as
+    `"detail": {"step": "schema", "member": "t[0].tr", "message": ...}` (a forged
+    certificate fails at `signature`, a badly issued one at `schema`, an unknown code at
+    `valuesets`). Every verdict that is not a pass says
     why in words too: `asdf` fails (too short to be any code the kiosk knows), `abc123`
     goes to review (it may be a personal app code, which cannot be verified offline, and
     the venue rules send those to the guard).
