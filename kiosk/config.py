@@ -118,6 +118,8 @@ class RulesConfig:
 @dataclass(frozen=True)
 class TrustConfig:
     max_age_hours: float = _opt(72.0, lo=1.0, hi=24.0 * 90, doc="warn when the trust list is older")
+    grace_hours: float = _opt(24.0, lo=0.0, hi=24.0 * 30,
+                              doc="past a signed document's valid-until, passes that rely on it go to review after this")
 
 
 @dataclass(frozen=True)

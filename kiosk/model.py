@@ -97,6 +97,9 @@ class Reason(str, enum.Enum):
     EXPIRED = "expired"
     NOT_YET_VALID = "not_yet_valid"
     CLOCK_UNSYNCED = "clock_unsynced"
+    #: a signed document the pass relies on (trust list, revocations, deny list) is past
+    #: its valid-until and the grace period: the guard decides (kiosk.checks.freshness)
+    DATA_EXPIRED = "data_expired"
     # policy
     NOT_VACCINATED = "not_vaccinated"
     VACCINATION_TOO_RECENT = "vaccination_too_recent"

@@ -69,6 +69,11 @@ class Pipeline:
         self.clock = clock
         self._checks = checks
         self.trust = trust if trust is not None else _open_trust(journal)
+        from kiosk.checks.freshness import Freshness
+
+        # Signed documents past valid-until + grace send the passes that rely on them to review.
+        self.freshness = Freshness(journal, grace=timedelta(hours=cfg.trust.grace_hours),
+                                   trust_max_age=timedelta(hours=cfg.trust.max_age_hours))
         self._rules_fixed = rules is not None
         self._rules_text: str | None = None
         self.rules = rules
@@ -112,7 +117,7 @@ class Pipeline:
             return provisioned
         verdict, credential = self._checks.evaluate(
             text, now=now, trust=self.trust, rules=self.rules,
-            history=self._history, clock_synced=clock_plausible(now))
+            history=self._history, clock_synced=clock_plausible(now), lapsed=self.freshness.lapsed(now))
         entry = self.journal.record(scan, verdict, credential,
                                     venue=self.cfg.venue.code, device=self.cfg.device.id)
         if not entry.logged:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from kiosk.model import Credential, Outcome, Reason, Verdict, mask_name
 
@@ -69,7 +69,8 @@ def _check(scheme: str, text: str, now: datetime, trust: Any):
 
 def evaluate(text: str, *, now: datetime, trust: Any = None, rules: Any = None,
              history: Callable[[str], list[datetime]] | None = None, clock_synced: bool = True,
-             denied: Callable[[str], bool] | None = None) -> tuple[Verdict, Credential | None]:
+             denied: Callable[[str], bool] | None = None,
+             lapsed: Collection[str] = ()) -> tuple[Verdict, Credential | None]:
     """Decide on one scanned text: (verdict, credential or None if nothing parsed).
 
     `trust` is a TrustStore (None: nothing verifies, signed codes fail unknown_key);
@@ -78,7 +79,9 @@ def evaluate(text: str, *, now: datetime, trust: Any = None, rules: Any = None,
     are a business rule, checked with the rules); `history(subject_key)` earlier scan times of the
     person; `clock_synced=False` sends every code to review (clock_unsynced) because
     no validity can be judged; `denied(subject_hash)` the deny list (default: the
-    trust store's).
+    trust store's); `lapsed` the names of signed documents past their valid-until and
+    its grace period (`kiosk.checks.freshness`): a pass that relies on one of them goes
+    to review (data_expired), naming them.
     """
     scheme = "unknown"
     try:
@@ -90,7 +93,17 @@ def evaluate(text: str, *, now: datetime, trust: Any = None, rules: Any = None,
         # a code. Spaces are kept: base45 uses them.
         text = text.strip(_LINE_ENDINGS)
         scheme = recognise(text)
-        return _evaluate(scheme, text, now, trust, rules, history, clock_synced, denied)
+        verdict, credential = _evaluate(scheme, text, now, trust, rules, history, clock_synced, denied)
+        if verdict.outcome is Outcome.PASS and lapsed:
+            from kiosk.checks.freshness import blocking
+
+            stale = blocking(scheme, lapsed)
+            if stale:
+                # What the kiosk would check against is out of date: a revoked
+                # certificate or a person newly on the deny list could pass. The guard decides.
+                return Verdict(Outcome.REVIEW, Reason.DATA_EXPIRED, scheme, verdict.name,
+                               "expired: " + ", ".join(stale)), credential
+        return verdict, credential
     except Exception:  # noqa: BLE001 - the promise is "never raises"; log and fail closed
         log.exception("check of a %s code failed unexpectedly", scheme)
         return Verdict(Outcome.FAIL, Reason.BAD_SCHEMA, scheme, None, "internal error"), None

@@ -33,13 +33,14 @@ def parse_at(text: str | None) -> datetime:
 
 
 def check_payloads(payloads: Iterable[str], *, now: datetime, trust: Any, rules: Any,
-                   clock_synced: bool = True) -> list[dict[str, Any]]:
+                   clock_synced: bool = True, lapsed: Iterable[str] = ()) -> list[dict[str, Any]]:
     """What `kiosk check --json` prints, one dict per payload (the function tests call)."""
     from kiosk.checks import evaluate
 
     out = []
+    lapsed = frozenset(lapsed)
     for text in payloads:
-        verdict, _ = evaluate(text, now=now, trust=trust, rules=rules, clock_synced=clock_synced)
+        verdict, _ = evaluate(text, now=now, trust=trust, rules=rules, clock_synced=clock_synced, lapsed=lapsed)
         out.append(verdict.as_dict())
     return out
 
@@ -102,8 +103,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             payloads.append(p)
     trust, journal = _trust_for(args, cfg, now)
+    lapsed: frozenset[str] = frozenset()
+    if journal is not None:
+        # The configured journal's documents: judged as the kiosk would judge them at --at.
+        from kiosk.checks.freshness import Freshness
+
+        lapsed = Freshness(journal, grace=timedelta(hours=cfg.trust.grace_hours),
+                           trust_max_age=timedelta(hours=cfg.trust.max_age_hours)).lapsed(now)
     try:
-        results = check_payloads(payloads, now=now, trust=trust, rules=rules)
+        results = check_payloads(payloads, now=now, trust=trust, rules=rules, lapsed=lapsed)
     finally:
         if journal is not None:
             journal.close()

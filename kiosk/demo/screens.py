@@ -43,6 +43,9 @@ def sample_states(venue_name: str, checkin_url: str) -> dict[str, ScreenState]:
         "pass": ScreenState("pass", name=SAMPLE_NAME, reason=Reason.OK, **common),
         "fail": ScreenState("fail", name=SAMPLE_NAME, reason=Reason.EXPIRED, **common),
         "review": ScreenState("review", name=SAMPLE_NAME, reason=Reason.IDENTITY_ONLY, **common),
+        # A pass held back because the trust list lapsed (past valid-until and its grace).
+        "review-data-expired": ScreenState("review", name=SAMPLE_NAME, reason=Reason.DATA_EXPIRED,
+                                           faults=("trust_stale",), **common),
     }
     for kind in FAULT_KINDS:
         states[kind] = ScreenState(kind, faults=(kind,), **common)

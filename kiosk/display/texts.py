@@ -81,6 +81,8 @@ REASON_TEXTS: dict[Reason, Bilingual] = {
     Reason.NOT_YET_VALID: B("Chứng nhận chưa có hiệu lực", "This certificate is not valid yet"),
     Reason.CLOCK_UNSYNCED: B("Đồng hồ của máy chưa đúng, không kiểm tra được hạn",
                              "The kiosk's clock is not set, so dates cannot be checked"),
+    Reason.DATA_EXPIRED: B("Dữ liệu kiểm tra trên máy đã quá hạn, bảo vệ sẽ kiểm tra",
+                           "The kiosk's check data is out of date; the guard will check"),
     # policy
     Reason.NOT_VACCINATED: B("Chưa tiêm đủ số mũi theo quy định", "Not enough vaccine doses for this venue"),
     Reason.VACCINATION_TOO_RECENT: B("Mũi tiêm cuối chưa đủ số ngày quy định", "The last dose is too recent"),

@@ -35,6 +35,7 @@ import requests
 from kiosk.checks.signed import DOCUMENTS as SIGNED_DOCUMENTS
 from kiosk.checks.signed import SignedDocError, SignedDocument, load_public_key, open_document
 from kiosk.checks.denylist import parse_denylist
+from kiosk.checks.freshness import HELD_KEY as _HELD_KEY
 from kiosk.errors import SyncError, TrustError
 from kiosk.model import iso_utc, utcnow
 from kiosk.sync import state
@@ -46,8 +47,9 @@ log = logging.getLogger("kiosk.sync")
 
 #: A published document (or revocation chunk) larger than this is refused rather than held in memory.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-#: Journal state: {name: {"version", "iat", "exp"}} of each signed document held.
-HELD_KEY = "sync.documents"
+#: Journal state: {name: {"version", "iat", "exp"}} of each signed document held
+#: (defined beside the checks that judge its age: kiosk.checks.freshness).
+HELD_KEY = _HELD_KEY
 #: Journal state: the seq of the last revocation chunk applied.
 REVOCATION_CURSOR_KEY = "revocations.cursor"
 #: Bytes read per step when streaming a chunk (so a huge answer stops at the limit).
