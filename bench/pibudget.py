@@ -1,5 +1,6 @@
 """A Raspberry Pi 4 core on this machine: run a command inside a cgroup whose CPU quota
-is the share of one core that matches a Pi 4 core, pinned to one CPU.
+is the share of one core that matches a Pi 4 core, pinned to one CPU (or `--cores 4`:
+four such cores, one share per thread).
 
 Calibration (bench/RESULTS.md, "Pi budget"): sysbench 1.0.20 `sysbench cpu --threads=1
 --time=60 run` on a Raspberry Pi 4 Model B (Cortex-A72 at 1.5 GHz) gives 1,477.83
@@ -11,6 +12,7 @@ this share says; memory-bound work (scrypt) too, LPDDR4 against a server's DDR4.
 
     python bench/pibudget.py -- python bench/sequence_bench.py --per-condition 4
     python bench/pibudget.py --share 0.33 -- python -c 'print(1)'
+    python bench/pibudget.py --cores 4 -- python bench/denylist_bench.py   # a whole Pi 4
     python bench/pibudget.py --calibrate          # the calibration table only
 
 Benchmarks take `--pi4` and re-run themselves through `run_self_under_budget()`.
@@ -25,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -38,6 +41,8 @@ FALLBACK_SHARE = 0.334
 PERIOD_US = 100_000
 #: Environment variable a child sees when it already runs inside the budget.
 ENV_MARK = "KIOSK_PI4_BUDGET"
+#: ... and how many Pi cores it has.
+ENV_CORES = "KIOSK_PI4_CORES"
 CALIBRATE_S = 5
 
 
@@ -61,15 +66,32 @@ class BudgetError(RuntimeError):
 
 
 class CpuBudget:
-    """A child cgroup with `share` of one CPU. `argv_prefix()` runs a command in it."""
+    """A child cgroup with `share` of one CPU per Pi core. `run()` runs a command in it.
 
-    def __init__(self, share: float, cpu: int | None = None) -> None:
+    `cores` 1 (the default): the command is pinned to one CPU with that quota, one Pi 4
+    core. `cores` k > 1: k Pi 4 cores. Each of the command's threads is placed, as it
+    appears, into one of k sub-cgroups of `share` each (round robin), under a parent of
+    k x share, on min(k, CPUs) CPUs: no thread runs faster than a Pi core and together
+    they use at most k of them. (A single cgroup of k x share would let one thread run at
+    a whole core of this machine, three Pi cores' speed.) Threads live only a few
+    milliseconds before they are placed, so short-lived threads escape the budget.
+    """
+
+    def __init__(self, share: float, cpu: int | None = None, *, cores: int = 1) -> None:
         if not 0.01 <= share <= 1.0:
             raise BudgetError(f"share {share}: expected 0.01 to 1.0 of one core")
+        if not 1 <= cores <= 64:
+            raise BudgetError(f"cores {cores}: expected 1 to 64")
         if os.geteuid() != 0:
             raise BudgetError("a cgroup CPU budget needs root")
-        self.share = share
-        self.cpu = cpu if cpu is not None else max(os.sched_getaffinity(0))
+        self.share, self.cores = share, cores
+        cpus = sorted(os.sched_getaffinity(0))
+        if cores == 1:
+            self.cpus = {cpu if cpu is not None else cpus[-1]}
+        else:
+            self.cpus = set(cpus[-min(cores, len(cpus)):])
+        self.cpu = max(self.cpus)
+        self.subs: list[Path] = []
         self.path = self._make(f"kiosk-pi4-{uuid.uuid4().hex[:8]}")
 
     def _make(self, name: str) -> Path:
@@ -83,36 +105,87 @@ class CpuBudget:
                 pass
             path = v2 / name
             path.mkdir()
-            (path / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+            (path / "cpu.max").write_text(f"{quota * self.cores} {PERIOD_US}")
             self.procs = path / "cgroup.procs"
+            self.threads_file = "cgroup.threads"
+            if self.cores > 1:
+                (path / "cgroup.subtree_control").write_text("+cpu")
+                for i in range(self.cores):
+                    sub = path / f"core{i}"
+                    sub.mkdir()
+                    (sub / "cgroup.type").write_text("threaded")
+                    (sub / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+                    self.subs.append(sub)
+                self.procs = self.subs[0] / "cgroup.procs"
             return path
         v1 = Path("/sys/fs/cgroup/cpu")
         if (v1 / "cpu.cfs_quota_us").exists():
             path = v1 / name
             path.mkdir()
             (path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-            (path / "cpu.cfs_quota_us").write_text(str(quota))
+            (path / "cpu.cfs_quota_us").write_text(str(quota * self.cores))
             self.procs = path / "cgroup.procs"
+            self.threads_file = "tasks"  # v1 moves one thread at a time through `tasks`
+            for i in range(self.cores if self.cores > 1 else 0):
+                sub = path / f"core{i}"
+                sub.mkdir()
+                (sub / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+                (sub / "cpu.cfs_quota_us").write_text(str(quota))
+                self.subs.append(sub)
+            if self.subs:
+                self.procs = self.subs[0] / "cgroup.procs"
             return path
         raise BudgetError("no cgroup cpu controller (neither v2 cpu.max nor v1 cpu.cfs_quota_us)")
 
+    def _place_threads(self, pid: int, stop: threading.Event) -> None:
+        """Put every thread of pid (and of its children) into a Pi core's cgroup."""
+        placed: set[int] = set()
+        while not stop.is_set():
+            for proc in [pid, *_descendants(pid)]:
+                try:
+                    tids = [int(t) for t in os.listdir(f"/proc/{proc}/task")]
+                except OSError:
+                    continue
+                for tid in tids:
+                    if tid in placed:
+                        continue
+                    sub = self.subs[len(placed) % len(self.subs)]
+                    try:
+                        (sub / self.threads_file).write_text(str(tid))
+                    except OSError:
+                        continue  # gone already
+                    placed.add(tid)
+            stop.wait(0.002)
+
     def run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-        """Run argv inside the budget (placed in the cgroup before it execs), one CPU."""
-        procs, cpu = str(self.procs), self.cpu
+        """Run argv inside the budget (placed in the cgroup before it execs)."""
+        procs, cpus = str(self.procs), self.cpus
 
         def enter() -> None:
             with open(procs, "w") as fh:
                 fh.write(str(os.getpid()))
-            os.sched_setaffinity(0, {cpu})
+            os.sched_setaffinity(0, cpus)
 
-        env = {**os.environ, ENV_MARK: f"{self.share:.3f}", **kwargs.pop("env", {})}
-        return subprocess.run(argv, preexec_fn=enter, env=env, **kwargs)
+        env = {**os.environ, ENV_MARK: f"{self.share:.3f}", ENV_CORES: str(self.cores), **kwargs.pop("env", {})}
+        if not self.subs:
+            return subprocess.run(argv, preexec_fn=enter, env=env, **kwargs)
+        stop = threading.Event()
+        with subprocess.Popen(argv, preexec_fn=enter, env=env, **kwargs) as child:
+            watcher = threading.Thread(target=self._place_threads, args=(child.pid, stop), daemon=True)
+            watcher.start()
+            try:
+                out, err = child.communicate()
+            finally:
+                stop.set()
+                watcher.join()
+        return subprocess.CompletedProcess(argv, child.returncode, out, err)
 
     def close(self) -> None:
-        try:
-            self.path.rmdir()
-        except OSError:
-            pass
+        for path in [*self.subs, self.path]:
+            try:
+                path.rmdir()
+            except OSError:
+                pass
 
     def __enter__(self) -> "CpuBudget":
         return self
@@ -121,13 +194,25 @@ class CpuBudget:
         self.close()
 
 
+def _descendants(pid: int) -> list[int]:
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    out = [int(k) for k in kids]
+    for k in list(out):
+        out.extend(_descendants(k))
+    return out
+
+
 def calibrate(seconds: int = CALIBRATE_S) -> tuple[float | None, float]:
     host = sysbench_rate(seconds)
     return host, pi4_share(host)
 
 
-def calibration_table(seconds: int = CALIBRATE_S) -> str:
-    host, share = calibrate(seconds)
+def calibration_table(seconds: int = CALIBRATE_S, *, measured: tuple[float | None, float] | None = None) -> str:
+    """The calibration as a table; `measured` is a (host rate, share) already taken."""
+    host, share = measured or calibrate(seconds)
     rows = ["| where | sysbench cpu, 1 thread (events/s) | ratio to a Pi 4 |", "|---|---:|---:|",
             f"| Raspberry Pi 4 (published) | {PI4_SYSBENCH_EVENTS_S:,.2f} | 1.00x |"]
     if host is not None:
@@ -150,13 +235,18 @@ def in_budget() -> float | None:
     return float(mark) if mark else None
 
 
-def run_self_under_budget(argv: list[str], *, strip: str = "--pi4") -> int:
-    """Re-run this script (sys.argv[0] with `argv` minus `strip`) inside a Pi 4 budget;
-    returns its exit code. Prints the calibration first."""
-    print(calibration_table(), flush=True)
+def budget_cores() -> int:
+    """How many Pi cores the budget this process runs under has (1 outside one)."""
+    return int(os.environ.get(ENV_CORES) or 1)
+
+
+def run_self_under_budget(argv: list[str], *, strip: str = "--pi4", cores: int = 1) -> int:
+    """Re-run this script (sys.argv[0] with `argv` minus `strip`) inside a Pi 4 budget of
+    `cores` Pi cores; returns its exit code. Prints the calibration first."""
+    measured = calibrate()
+    print(calibration_table(measured=measured), flush=True)
     print(flush=True)
-    _, share = calibrate()
-    with CpuBudget(share) as budget:
+    with CpuBudget(measured[1], cores=cores) as budget:
         child = [sys.executable, sys.argv[0], *[a for a in argv if a != strip]]
         return budget.run(child).returncode
 
@@ -170,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  usage="pibudget.py [--share S] [--calibrate] -- COMMAND...")
     ap.add_argument("--share", type=float, help="share of one core (default: calibrated with sysbench)")
+    ap.add_argument("--cores", type=int, default=1,
+                    help="Pi 4 cores: each thread gets one core's share, all together at most this many (default 1)")
     ap.add_argument("--calibrate", action="store_true", help="print the calibration table and exit")
     args = ap.parse_args(argv)
     try:
@@ -177,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
             print(calibration_table())
             return 0
         share = args.share or calibrate()[1]
-        with CpuBudget(share) as budget:
-            print(f"pibudget: {share:.3f} of CPU {budget.cpu} ({budget.path})", file=sys.stderr, flush=True)
+        with CpuBudget(share, cores=args.cores) as budget:
+            print(f"pibudget: {args.cores} x {share:.3f} of CPU {sorted(budget.cpus)} ({budget.path})",
+                  file=sys.stderr, flush=True)
             return budget.run(cmd).returncode
     except BudgetError as exc:
         print(f"pibudget: {exc}", file=sys.stderr)

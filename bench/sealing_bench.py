@@ -32,7 +32,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kiosk.checks.denylist import DEFAULT_N, DEFAULT_R, MIN_N, DenyParams, deny_hash  # noqa: E402
+from kiosk.checks.denylist import DEFAULT_LANES, DEFAULT_N, DEFAULT_R, DenyParams, deny_hash  # noqa: E402
 from kiosk.journal import Journal  # noqa: E402
 from kiosk.model import Credential, Outcome, Reason, Scan, Verdict  # noqa: E402
 from kiosk.seal import generate_keypair, sealer_for  # noqa: E402
@@ -65,11 +65,12 @@ def part1(seconds: float) -> None:
         ("new: HMAC-SHA256, key in memory only", lambda i: hmac.new(key, ident[i % 1000], hashlib.sha256).digest(),
          "key not on the card: no search possible"),
     ]
-    for n, note in ((DEFAULT_N // 4, ""), (DEFAULT_N // 2, "under the 100 core-year bar"),
-                    (DEFAULT_N, f"as published{' and the least a kiosk accepts' if MIN_N == DEFAULT_N else ''}")):
-        params = DenyParams(salt, n, DEFAULT_R)
-        rows.append((f"new: deny list scrypt N=2^{n.bit_length() - 1} r={DEFAULT_R} "
-                     f"({128 * n * DEFAULT_R // 2 ** 20} MiB)",
+    for n, lanes, note in ((DEFAULT_N, 1, "one lane"), (DEFAULT_N * 2, 1, ""),
+                           (DEFAULT_N * 4, 1, "scrypt-v1 as first published (still read)"),
+                           (DEFAULT_N, DEFAULT_LANES, "as published: lanes on the kiosk's cores at once")):
+        params = DenyParams(salt, n, DEFAULT_R, 1, lanes)
+        rows.append((f"new: deny list scrypt {lanes} x N=2^{n.bit_length() - 1} r={DEFAULT_R} "
+                     f"({128 * n * DEFAULT_R // 2 ** 20} MiB a lane)",
                      lambda i, p=params: deny_hash(ident[i % 1000].decode(), p), note))
     base = None
     print(f"\nPart 1: one guess, and a search of {ID_SPACE:.2e} ID numbers on one core")
@@ -99,10 +100,10 @@ def part2(seconds: float) -> None:
                                venue="V1", device="D1")
             return go
 
-        params = DenyParams(secrets.token_bytes(16), DEFAULT_N, DEFAULT_R)
+        params = DenyParams(secrets.token_bytes(16), DEFAULT_N, DEFAULT_R, 1, DEFAULT_LANES)
         rows = [("Journal.record, unsealed (loopback collector)", record(plain), "baseline"),
                 ("Journal.record, sealed (X25519 + ChaCha20-Poly1305)", record(sealed), ""),
-                (f"deny check: scrypt N=2^{DEFAULT_N.bit_length() - 1} once per person",
+                (f"deny check: scrypt {DEFAULT_LANES} x N=2^{DEFAULT_N.bit_length() - 1} once per person (CPU of all lanes)",
                  lambda i: deny_hash(f"cccd:0791{i:08d}", params), "only while a deny list is held")]
         print("\nPart 2: what one scan costs the kiosk (CPU, this core; a Pi 4 core is about 3-4x slower)")
         print("| step | ms per scan | ratio | note |")

@@ -19,6 +19,11 @@ Readers, in the same run, each on every sequence, interleaved sequence by sequen
 
     python bench/sequence_bench.py                 # 10 people per condition (about 6 min)
     python bench/sequence_bench.py --per-condition 4 --no-before
+    sudo python bench/sequence_bench.py --pi4 --per-condition 4 --no-before   # one Pi 4 core
+    sudo python bench/sequence_bench.py --pi4 --pi4-cores 4 ...               # a whole Pi 4
+
+Under `--pi4` every reader, plain zxing-cpp included, runs inside the same budget
+(bench/pibudget.py), and so do the camera thread and the rendering of the sequences.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import pibudget  # noqa: E402
 from baseline import load_before  # noqa: E402
 from sequences import CONDITIONS, FPS, make_sequence  # noqa: E402
 
@@ -202,7 +208,17 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-before", action="store_true", help="skip the chain of BEFORE_REV")
     ap.add_argument("--conditions", default=",".join(CONDITIONS))
+    ap.add_argument("--pi4", action="store_true", help="re-run inside a Pi 4 CPU budget (root, bench/pibudget.py)")
+    ap.add_argument("--pi4-cores", type=int, default=1, help="Pi 4 cores in that budget (default 1)")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
+    if args.pi4:
+        rest = [a for i, a in enumerate(argv) if a != "--pi4" and not a.startswith("--pi4-cores")
+                and not (i > 0 and argv[i - 1] == "--pi4-cores")]
+        return pibudget.run_self_under_budget(rest, cores=args.pi4_cores)
+    share = pibudget.in_budget()
+    if share:
+        print(f"(inside a Pi 4 budget: {pibudget.budget_cores()} core(s) of {share:.3f} of a core each)\n")
     conditions = [c for c in args.conditions.split(",") if c]
     before = None if args.no_before else load_before()
     names = ["kiosk", "zxing-cpp", "pyzbar"] + (["chain-before"] if before is not None else [])

@@ -66,9 +66,9 @@ def _trust(body: bytes) -> None:
 
 
 def _denylist(body: bytes) -> None:
-    from kiosk.checks.denylist import MIN_N, parse, refuse_unkeyed
+    from kiosk.checks.denylist import parse, refuse_unkeyed
 
-    refuse_unkeyed(*parse(body, min_n=MIN_N))
+    refuse_unkeyed(*parse(body, strict=True))
 
 
 def _rules(body: bytes) -> None:

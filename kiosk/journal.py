@@ -199,8 +199,15 @@ class Journal:
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            # Deleted rows (purged entries, a replaced deny list, sealed clear text) are
+            # overwritten with zeros, not left in free pages for a stolen card to show.
+            conn.execute("PRAGMA secure_delete=ON")
             self.db = sqlite_utils.Database(conn)
             self._migrate()
+            # Deny-list notes are the collector's, never the kiosk's (issue 23 item 8);
+            # a journal from before then drops the ones it held.
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name='denylist'").fetchone():
+                conn.execute("UPDATE denylist SET note='' WHERE note != ''")
             # Repeat-scan and history hashes are keyed by a key that lives only in this
             # process: never written, so the SD card alone cannot be searched for an ID
             # number. A restart forgets who was seen (at most one repeat window).

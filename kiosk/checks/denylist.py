@@ -2,18 +2,30 @@
 
 A kiosk must check the list offline, so whatever it computes from an identifier, a thief
 holding the card (or any device token) can compute too: the only defence is cost. Each
-entry is scrypt(subject key, salt, N, r, p), with a salt made fresh for every published
-list and the cost parameters carried in the document. With N=2^16, r=8 one guess costs
-about 0.23 s of one x86 core and 64 MiB (bench/sealing_bench.py): searching the ~2.5 x
-10^10 plausible ID numbers for one list costs about 185 core-years (N=2^15 measured 90,
-under the bar of 100), where plain SHA-256 of `cccd:<id>` fell in minutes. A kiosk pays
-the cost once per person per process, and only while a list is held (about 0.8 s on a
-Pi 4 core: the price of an offline deny check that cannot be inverted).
+entry is SHA-256 over `lanes` independent scrypt(subject key, salt || lane, N, r, 1), with
+a salt made fresh for every published list and the cost parameters carried in the
+document. As published: 4 lanes of N=2^14, r=8 (16 MiB each). A guess costs the work of
+N=2^16 (4 x ~46 ms of one x86 core, bench/sealing_bench.py): searching the ~2.5 x 10^10
+plausible ID numbers for one list costs about 120 core-years, above the bar of 100
+(issue 11), where plain SHA-256 of `cccd:<id>` fell in minutes.
+
+Why lanes (issue 21): the kiosk pays the same cost once per person per process while a
+list is held, and on a Pi 4 one scrypt at N=2^16 is ~0.7 s of one core, on the scan path.
+Lowering N would lower the thief's cost with it (N=2^14 alone: 36 core-years). The lanes
+are independent, so the kiosk computes them on the Pi's four cores at once (one lane's
+time, ~0.15 s, bench/denylist_bench.py --pi4) while a thief still pays all four per guess.
+Standard scrypt's p parameter has the same structure, but OpenSSL (hashlib) computes its
+lanes one after another, so the lanes are separate scrypt calls, which release the GIL.
+The cost is memory per lane: 16 MiB instead of 64, which makes a GPU search cheaper per
+guess than a 64 MiB scrypt would (CPU cost, the bar's measure, is unchanged). Lists in the
+older single-scrypt form (`scrypt-v1`, N=2^16) are still read.
 
 The document (published as `denylist`, signed like every other):
 
-    {"scheme": "scrypt-v1", "salt": "<hex>", "n": 65536, "r": 8, "p": 1,
-     "entries": [{"hash": "<hex>", "note": "court order"}, ...]}
+    {"scheme": "scrypt-lanes-v1", "salt": "<hex>", "n": 16384, "r": 8, "lanes": 4,
+     "entries": [{"hash": "<hex>"}, ...]}
+
+A note beside a hash ("court order") may be in the collector's file; kiosks drop it.
 
     >>> body = make_denylist(["cccd:079190000123"], n=2 ** 10)
     >>> params, items = parse(body)
@@ -25,26 +37,35 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from kiosk.errors import TrustError
 
-__all__ = ["DenyParams", "deny_hash", "make_denylist", "parse", "parse_denylist", "store_params", "subject_denied", "refuse_unkeyed",
-           "SCHEME", "DEFAULT_N", "DEFAULT_R", "MIN_N"]
+__all__ = ["DenyParams", "deny_hash", "make_denylist", "parse", "parse_denylist", "store_params", "subject_denied",
+           "refuse_unkeyed", "SCHEME", "SCHEME_V1", "DEFAULT_N", "DEFAULT_R", "DEFAULT_LANES", "MIN_N", "MIN_WORK"]
 
-SCHEME = "scrypt-v1"
-#: scrypt cost: N=2^16, r=8, p=1 is 64 MiB and ~0.23 s per guess on one x86 core.
-DEFAULT_N = 2 ** 16
+SCHEME = "scrypt-lanes-v1"
+#: The first keyed form: one scrypt with standard p (still read).
+SCHEME_V1 = "scrypt-v1"
+#: Per lane: N=2^14, r=8, 16 MiB, ~46 ms of one x86 core, ~0.15 s of a Pi 4 core.
+DEFAULT_N = 2 ** 14
 DEFAULT_R = 8
 DEFAULT_P = 1
-#: A list with a cheaper N is refused by kiosks (it could be searched); the doctest's 2^10
-#: is only for building documents quickly, never accepted from a collector.
-MIN_N = 2 ** 16
+#: Four lanes: a Pi 4 has four cores.
+DEFAULT_LANES = 4
+MAX_LANES = 8
+#: A list is refused by kiosks and by `collector publish` when a guess costs less than
+#: N=2^16 of scrypt work (n x lanes, or n x p for scrypt-v1) or a lane less than 16 MiB:
+#: it could be searched. The doctest's 2^10 is only for building documents quickly.
+MIN_WORK = 2 ** 16
+MIN_N = 2 ** 14
 MAX_N = 2 ** 18
 SALT_BYTES = 16
 DKLEN = 32
@@ -58,26 +79,67 @@ _NOTE_MAX = 200
 
 @dataclass(frozen=True)
 class DenyParams:
+    """A list's key: salt and cost. `lanes` None is the older `scrypt-v1` (one scrypt, p)."""
     salt: bytes
     n: int = DEFAULT_N
     r: int = DEFAULT_R
     p: int = DEFAULT_P
+    lanes: int | None = DEFAULT_LANES
+
+    @property
+    def work(self) -> int:
+        """scrypt work per guess, in units of one ROMix step of r: n x lanes (or n x p)."""
+        return self.n * (self.lanes or self.p)
 
     def as_json(self) -> dict[str, Any]:
-        return {"scheme": SCHEME, "salt": self.salt.hex(), "n": self.n, "r": self.r, "p": self.p}
+        if self.lanes is None:
+            return {"scheme": SCHEME_V1, "salt": self.salt.hex(), "n": self.n, "r": self.r, "p": self.p}
+        return {"scheme": SCHEME, "salt": self.salt.hex(), "n": self.n, "r": self.r, "lanes": self.lanes}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> "DenyParams":
+        if doc.get("scheme") == SCHEME_V1:
+            return cls(bytes.fromhex(doc["salt"]), int(doc["n"]), int(doc["r"]), int(doc["p"]), None)
+        return cls(bytes.fromhex(doc["salt"]), int(doc["n"]), int(doc["r"]), 1, int(doc["lanes"]))
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _lanes_pool() -> ThreadPoolExecutor:
+    """One worker per core, at most MAX_LANES: hashlib.scrypt releases the GIL."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            workers = max(1, min(MAX_LANES, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                 else os.cpu_count() or 1))
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="deny-lane")
+        return _pool
+
+
+def _scrypt(data: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(data, salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + (1 << 20), dklen=DKLEN)
 
 
 def deny_hash(subject_key: str, params: DenyParams) -> str:
     """The deny list's hex hash of a subject key (`cccd:<id>`, `dcc:<UVCI>`, `hd1:<idh>`)."""
-    return hashlib.scrypt(subject_key.encode("utf-8"), salt=params.salt, n=params.n, r=params.r,
-                          p=params.p, maxmem=256 * params.n * params.r, dklen=DKLEN).hex()
+    data = subject_key.encode("utf-8")
+    if params.lanes is None:
+        return _scrypt(data, params.salt, params.n, params.r, params.p).hex()
+    salts = [params.salt + bytes([lane]) for lane in range(params.lanes)]
+    if params.lanes == 1:
+        outs = [_scrypt(data, salts[0], params.n, params.r, 1)]
+    else:
+        outs = list(_lanes_pool().map(lambda s: _scrypt(data, s, params.n, params.r, 1), salts))
+    return hashlib.sha256(b"".join(outs)).hexdigest()
 
 
 def make_denylist(subject_keys: Iterable[str | tuple[str, str]], *, n: int = DEFAULT_N,
-                  r: int = DEFAULT_R, p: int = DEFAULT_P) -> bytes:
+                  r: int = DEFAULT_R, lanes: int = DEFAULT_LANES) -> bytes:
     """A deny list document for these subject keys (or (subject key, note) pairs), with a
     fresh salt. The collector's admin publishes it: `collector publish denylist FILE`."""
-    params = DenyParams(secrets.token_bytes(SALT_BYTES), n, r, p)
+    params = DenyParams(secrets.token_bytes(SALT_BYTES), n, r, 1, lanes)
     entries = []
     for item in subject_keys:
         key, note = (item, "") if isinstance(item, str) else item
@@ -114,30 +176,36 @@ def parse_denylist(body: bytes) -> list[tuple[str, str]]:
     return list(out.items())
 
 
-def parse(body: bytes, *, min_n: int = 1) -> tuple[DenyParams | None, list[tuple[str, str]]]:
+def parse(body: bytes, *, strict: bool = False) -> tuple[DenyParams | None, list[tuple[str, str]]]:
     """(params, [(hash, note)]) of a deny list document; params None for a bare list of
-    hashes (the old, unkeyed form). Raises TrustError on anything malformed."""
+    hashes (the old, unkeyed form). Raises TrustError on anything malformed; `strict`
+    (kiosks, `collector publish`) also refuses a cost under MIN_WORK or MIN_N."""
     items = parse_denylist(body)
     doc = json.loads(body.decode("utf-8"))
     if not isinstance(doc, dict) or "scheme" not in doc:
         return None, items
-    if doc.get("scheme") != SCHEME:
-        raise TrustError(f"deny list scheme {doc.get('scheme')!r} is not {SCHEME!r}")
+    if doc.get("scheme") not in (SCHEME, SCHEME_V1):
+        raise TrustError(f"deny list scheme {doc.get('scheme')!r} is not {SCHEME!r} (or {SCHEME_V1!r})")
     try:
-        params = DenyParams(bytes.fromhex(doc["salt"]), int(doc["n"]), int(doc["r"]), int(doc["p"]))
+        params = DenyParams.from_json(doc)
     except (KeyError, TypeError, ValueError) as exc:
         raise TrustError(f"deny list parameters are malformed: {exc}") from None
-    if not (min_n <= params.n <= MAX_N) or params.n & (params.n - 1) or not (1 <= params.r <= 32) \
-            or not (1 <= params.p <= 4) or len(params.salt) < 8:
-        raise TrustError(f"deny list parameters n={params.n} r={params.r} p={params.p} are not allowed "
-                         f"(n a power of two {min_n}..{MAX_N}, r 1..32, p 1..4, salt 8+ bytes)")
+    lanes_ok = params.lanes is None or 1 <= params.lanes <= MAX_LANES
+    if not (1 <= params.n <= MAX_N) or params.n & (params.n - 1) or not (1 <= params.r <= 32) \
+            or not (1 <= params.p <= 4) or not lanes_ok or len(params.salt) < 8:
+        raise TrustError(f"deny list parameters {params.as_json() | {'salt': '...'}} are not allowed "
+                         f"(n a power of two up to {MAX_N}, r 1..32, p 1..4, lanes 1..{MAX_LANES}, salt 8+ bytes)")
+    if strict and (params.n < MIN_N or params.work < MIN_WORK):
+        raise TrustError(f"deny list cost n={params.n} x {params.lanes or params.p} is too cheap to publish: "
+                         f"a lane needs n >= {MIN_N} and a guess n x lanes >= {MIN_WORK}, or the list "
+                         "could be searched for ID numbers")
     return params, items
 
 
 def store_params(journal: Any, body: bytes) -> None:
     """Keep the parameters of a deny list just imported (its hashes are in `denylist`).
-    A keyed list must cost at least MIN_N per guess."""
-    params, items = parse(body, min_n=MIN_N)
+    A keyed list must cost at least MIN_WORK per guess."""
+    params, items = parse(body, strict=True)
     refuse_unkeyed(params, items)
     journal.set_json(PARAMS_STATE, params.as_json() if params is not None else None)
 
@@ -171,7 +239,7 @@ def subject_denied(trust: Any, subject_key: str) -> bool:
         from kiosk.checks.trust import subject_hash
 
         return trust.is_denied(subject_hash(subject_key))  # an old, unkeyed list
-    params = DenyParams(bytes.fromhex(raw["salt"]), raw["n"], raw["r"], raw["p"])
+    params = DenyParams.from_json(raw)
     key = (raw["salt"], subject_key)
     with _cache_lock:
         h = _cache.get(key)

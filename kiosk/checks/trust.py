@@ -338,13 +338,17 @@ class TrustStore:
         return changed
 
     def import_denylist(self, items: Iterable[str | tuple[str, str]], *, note: str = "") -> int:
-        """Replace the deny list, in one transaction: hex `subject_hash()` values (each
-        with `note`), or (hash, note) pairs as `kiosk.checks.denylist.parse_denylist` gives."""
+        """Replace the deny list, in one transaction: hex `subject_hash()` values, or
+        (hash, note) pairs as `kiosk.checks.denylist.parse_denylist` gives; notes are
+        dropped (`note` is accepted for callers and ignored)."""
         clean: dict[str, str] = {}
         for item in items:
-            h, why = item if isinstance(item, tuple) else (item, note)
+            h = item[0] if isinstance(item, tuple) else item
             if isinstance(h, str) and h.strip():
-                clean[h.strip().lower()] = why
+                # The note (why a person is denied: "court order", "fake certificate")
+                # stays at the collector: the kiosk needs only the hash, and a stolen SD
+                # card must not say why anyone is on the list.
+                clean[h.strip().lower()] = ""
         if self.journal is None:
             with self._lock:
                 self._denied = set(clean)
