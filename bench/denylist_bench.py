@@ -59,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pi4-cores", type=int, default=4, help="Pi 4 cores in that budget (default 4, as a Pi 4 has)")
     args = ap.parse_args(argv)
     if args.pi4:
-        rest = [a for i, a in enumerate(argv) if a != "--pi4" and not a.startswith("--pi4-cores")
-                and not (i > 0 and argv[i - 1] == "--pi4-cores")]
-        return pibudget.run_self_under_budget(rest, cores=args.pi4_cores)
+        return pibudget.run_self_under_budget(argv, cores=args.pi4_cores)
     share = pibudget.in_budget()
     where = (f"inside a Pi 4 budget: {pibudget.budget_cores()} core(s) of {share:.3f} of a core each"
              if share else "this machine, no budget")

@@ -240,14 +240,28 @@ def budget_cores() -> int:
     return int(os.environ.get(ENV_CORES) or 1)
 
 
+def _without_budget_flags(argv: list[str], strip: str) -> list[str]:
+    """argv minus `strip` and `strip-cores N` (or `strip-cores=N`)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == f"{strip}-cores":
+            skip = True
+        elif a != strip and not a.startswith(f"{strip}-cores="):
+            out.append(a)
+    return out
+
+
 def run_self_under_budget(argv: list[str], *, strip: str = "--pi4", cores: int = 1) -> int:
-    """Re-run this script (sys.argv[0] with `argv` minus `strip`) inside a Pi 4 budget of
-    `cores` Pi cores; returns its exit code. Prints the calibration first."""
+    """Re-run this script (sys.argv[0] with `argv` minus `strip` and `strip-cores N`)
+    inside a Pi 4 budget of `cores` Pi cores; returns its exit code. Prints the
+    calibration first."""
     measured = calibrate()
     print(calibration_table(measured=measured), flush=True)
     print(flush=True)
     with CpuBudget(measured[1], cores=cores) as budget:
-        child = [sys.executable, sys.argv[0], *[a for a in argv if a != strip]]
+        child = [sys.executable, sys.argv[0], *_without_budget_flags(argv, strip)]
         return budget.run(child).returncode
 
 

@@ -213,9 +213,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
     if args.pi4:
-        rest = [a for i, a in enumerate(argv) if a != "--pi4" and not a.startswith("--pi4-cores")
-                and not (i > 0 and argv[i - 1] == "--pi4-cores")]
-        return pibudget.run_self_under_budget(rest, cores=args.pi4_cores)
+        return pibudget.run_self_under_budget(argv, cores=args.pi4_cores)
     share = pibudget.in_budget()
     if share:
         print(f"(inside a Pi 4 budget: {pibudget.budget_cores()} core(s) of {share:.3f} of a core each)\n")

@@ -42,6 +42,11 @@ __all__ = ["install", "enrol_rate_limit", "ENROL_REFUSED", "enrol_refused", "CSV
 #: it was would tell a guesser which codes exist.
 ENROL_REFUSED = "enrolment code not accepted (unknown, expired, already used or for another device)"
 NO_STORE = (b"cache-control", b"no-store")
+#: Sent on every answer: no other site may frame a page (the officer's pages carry Basic
+#: credentials a framing page could click through: issue 23 item 5), nor sniff a CSV or
+#: JSON answer into a script.
+FRAMING = [(b"content-security-policy", b"frame-ancestors 'none'"), (b"x-frame-options", b"DENY"),
+           (b"x-content-type-options", b"nosniff")]
 _DOC_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
 _ERROR_SCHEMA = {"application/json": {"schema": {
     "type": "object", "properties": {"detail": {}}, "required": ["detail"]}}}
@@ -99,7 +104,8 @@ async def _allow_every_method(request: Request, exc: StarletteHTTPException) -> 
 
 
 class _NoStore:
-    """ASGI middleware: `Cache-Control: no-store` unless the answer set its own."""
+    """ASGI middleware: `Cache-Control: no-store` unless the answer set its own, and the
+    FRAMING headers (a page's own Content-Security-Policy gains frame-ancestors)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -113,6 +119,12 @@ class _NoStore:
                 headers = list(message.get("headers", []))
                 if not any(k.lower() == b"cache-control" for k, _ in headers):
                     headers.append(NO_STORE)
+                for name, value in FRAMING:
+                    at = [i for i, (k, _) in enumerate(headers) if k.lower() == name]
+                    if not at:
+                        headers.append((name, value))
+                    elif name == b"content-security-policy" and b"frame-ancestors" not in headers[at[0]][1]:
+                        headers[at[0]] = (name, headers[at[0]][1].rstrip(b"; ") + b"; " + value)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -357,3 +357,15 @@ def test_a_nul_character_is_a_400_not_a_database_error(kiosk, served):
                      headers=ADMIN, timeout=10)
     assert r.status_code == 422 and "NUL" in r.json()["detail"][0]["msg"]
     assert kiosk.post(kiosk.batch(kiosk.entry(name_masked="back\\u0000slash"))).status_code == 200  # text, not NUL
+
+
+def test_no_other_site_can_frame_a_page(served):
+    """Issue 23 item 5: a page on another site that frames the report, the roster or the
+    form (where the browser attaches the officer's credentials) is refused by the browser."""
+    today = datetime.now(timezone.utc).date().isoformat()
+    for path, params, headers in [("/v1/reports/daily", {"date": today}, ADMIN), ("/v1/roster", {}, ADMIN),
+                                  ("/d", {}, {}), ("/healthz", {}, {})]:
+        r = requests.get(served.url + path, params=params, headers=headers, timeout=10)
+        assert r.status_code == 200, path
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"], path
+        assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff", path
