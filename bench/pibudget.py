@@ -90,7 +90,6 @@ class CpuBudget:
             self.cpus = {cpu if cpu is not None else cpus[-1]}
         else:
             self.cpus = set(cpus[-min(cores, len(cpus)):])
-        self.cpu = max(self.cpus)
         self.subs: list[Path] = []
         self.path = self._make(f"kiosk-pi4-{uuid.uuid4().hex[:8]}")
 

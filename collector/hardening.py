@@ -103,7 +103,7 @@ async def _allow_every_method(request: Request, exc: StarletteHTTPException) -> 
     return await http_exception_handler(request, exc)
 
 
-class _NoStore:
+class _StandardHeaders:
     """ASGI middleware: `Cache-Control: no-store` unless the answer set its own, and the
     FRAMING headers (a page's own Content-Security-Policy gains frame-ancestors)."""
 
@@ -221,6 +221,6 @@ def install(app: FastAPI, cfg: Any, *, engine: Any, clock: Callable[[], datetime
     app.state.clock = clock
     if engine is not None:
         app.state.rate_limiter = ratelimit.RateLimiter(engine)
-    app.add_middleware(_NoStore)
+    app.add_middleware(_StandardHeaders)
     app.add_exception_handler(StarletteHTTPException, _allow_every_method)
     _document_statuses(app, documents)

@@ -110,12 +110,19 @@ def _m005_forget_keys(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE entries SET code_hash=NULL, subject_hash=NULL")
 
 
+def _m006_drop_deny_notes(db: sqlite_utils.Database) -> None:
+    # Deny-list notes ("court order") are the collector's, never the kiosk's (issue 23
+    # item 8): a journal from before then drops the ones it held.
+    db.execute("UPDATE denylist SET note='' WHERE note != ''")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_entries", _m001_entries),
     ("002_state", _m002_state),
     ("003_trust", _m003_trust),
     ("004_override_index", _m004_override_index),
     ("005_forget_keys", _m005_forget_keys),
+    ("006_drop_deny_notes", _m006_drop_deny_notes),
 ]
 
 
@@ -204,10 +211,6 @@ class Journal:
             conn.execute("PRAGMA secure_delete=ON")
             self.db = sqlite_utils.Database(conn)
             self._migrate()
-            # Deny-list notes are the collector's, never the kiosk's (issue 23 item 8);
-            # a journal from before then drops the ones it held.
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name='denylist'").fetchone():
-                conn.execute("UPDATE denylist SET note='' WHERE note != ''")
             # Repeat-scan and history hashes are keyed by a key that lives only in this
             # process: never written, so the SD card alone cannot be searched for an ID
             # number. A restart forgets who was seen (at most one repeat window).

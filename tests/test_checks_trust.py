@@ -104,7 +104,7 @@ def test_denylist_in_journal(journal_path, material):
         store = TrustStore(journal)
         store.import_list(material.trust_list_json, now=NOW)
         card = payload(material, "cccd")
-        store.import_denylist([subject_hash("cccd:079190000123")], note="court order")
+        store.import_denylist([subject_hash("cccd:079190000123")])
         assert store.is_denied(subject_hash("cccd:079190000123"))
         verdict, _ = evaluate(card, now=NOW, trust=store, rules=None)
         assert (verdict.outcome.value, verdict.reason.value) == ("fail", "denied")

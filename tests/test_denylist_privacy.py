@@ -71,6 +71,7 @@ def test_notes_from_an_older_journal_are_dropped_when_it_opens(tmp_path):
         pass
     conn = sqlite3.connect(path)  # as a kiosk before this fix left it
     conn.execute("INSERT INTO denylist(hash, note) VALUES (?, ?)", ("ab" * 32, NOTE))
+    conn.execute("DELETE FROM migrations WHERE name='006_drop_deny_notes'")
     conn.commit()
     conn.close()
     with Journal(path) as journal:

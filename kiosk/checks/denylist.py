@@ -128,10 +128,7 @@ def deny_hash(subject_key: str, params: DenyParams) -> str:
     if params.lanes is None:
         return _scrypt(data, params.salt, params.n, params.r, params.p).hex()
     salts = [params.salt + bytes([lane]) for lane in range(params.lanes)]
-    if params.lanes == 1:
-        outs = [_scrypt(data, salts[0], params.n, params.r, 1)]
-    else:
-        outs = list(_lanes_pool().map(lambda s: _scrypt(data, s, params.n, params.r, 1), salts))
+    outs = _lanes_pool().map(lambda s: _scrypt(data, s, params.n, params.r, 1), salts)
     return hashlib.sha256(b"".join(outs)).hexdigest()
 
 

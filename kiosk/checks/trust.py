@@ -337,10 +337,10 @@ class TrustStore:
                                             [(h,) for h in minus[i:i + REVOCATION_CHUNK]]).rowcount
         return changed
 
-    def import_denylist(self, items: Iterable[str | tuple[str, str]], *, note: str = "") -> int:
+    def import_denylist(self, items: Iterable[str | tuple[str, str]]) -> int:
         """Replace the deny list, in one transaction: hex `subject_hash()` values, or
         (hash, note) pairs as `kiosk.checks.denylist.parse_denylist` gives; notes are
-        dropped (`note` is accepted for callers and ignored)."""
+        dropped."""
         clean: dict[str, str] = {}
         for item in items:
             h = item[0] if isinstance(item, tuple) else item
