@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import sqlite_utils
 
 from kiosk.errors import DeviceClosed, JournalError
+from kiosk.files import fsync_dir
 from kiosk.model import UNVERIFIED_REASONS, Credential, Outcome, Reason, Scan, Verdict, iso_utc, utcnow
 
 __all__ = ["Entry", "Journal", "MIGRATIONS", "BUSY_TIMEOUT_MS", "UNVERIFIED_REASONS"]
@@ -42,6 +43,14 @@ _LEGACY_KEY_STATES = ("salt", "subject.tracing_key")
 #: How long a writer waits for the other process (`kiosk sync`) to release the lock.
 BUSY_TIMEOUT_MS = 10_000
 FILE_MODE = 0o600
+#: SD wear (bench/sdwear_bench.py): a new journal gets 1 KiB pages, so a commit's WAL
+#: frames are ~1 KiB each instead of 4; older journals keep the page size they have.
+PAGE_SIZE = 1024
+#: Checkpoint every 4,000 WAL pages (4 MiB): a page written by many commits is copied
+#: back into the database once per checkpoint, so fewer checkpoints mean fewer bytes.
+WAL_AUTOCHECKPOINT_PAGES = 4000
+#: ...and the WAL is cut back to this size after a checkpoint, never left to grow.
+WAL_SIZE_LIMIT = 8 << 20
 
 
 def _parse_iso(text: str) -> datetime:
@@ -110,6 +119,15 @@ def _m005_forget_keys(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE entries SET code_hash=NULL, subject_hash=NULL")
 
 
+def _m007_sequential_indexes(db: sqlite_utils.Database) -> None:
+    # The repeat and history lookups look minutes back: the scanned_at index finds those
+    # rows. Indexes keyed by a (random) HMAC put every insert on a random page, which
+    # the WAL then carries and the checkpoint rewrites: most of an entry's bytes on the SD
+    # card (issue 21). Entry ids are time-ordered now, so entries_id appends as well.
+    db.execute("DROP INDEX IF EXISTS entries_code")
+    db.execute("DROP INDEX IF EXISTS entries_subject")
+
+
 def _m006_drop_deny_notes(db: sqlite_utils.Database) -> None:
     # Deny-list notes ("court order") are the collector's, never the kiosk's (issue 23
     # item 8): a journal from before then drops the ones it held.
@@ -123,6 +141,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("004_override_index", _m004_override_index),
     ("005_forget_keys", _m005_forget_keys),
     ("006_drop_deny_notes", _m006_drop_deny_notes),
+    ("007_sequential_indexes", _m007_sequential_indexes),
 ]
 
 
@@ -195,6 +214,8 @@ class Journal:
                     # Create with 0600 before SQLite opens it, so no moment is world-readable.
                     fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, FILE_MODE)
                     os.close(fd)
+                    # The new name must be on the card before the first entry is shown.
+                    fsync_dir(self.path.parent)
                 else:
                     os.chmod(self.path, FILE_MODE)
                 conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
@@ -203,7 +224,13 @@ class Journal:
                 conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             if self.path is not None:
+                if self.path.stat().st_size == 0:
+                    # Small pages for a new journal: each commit appends a few pages to
+                    # the WAL, and SD wear is counted in those bytes (bench/sdwear_bench.py).
+                    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
                 conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+                conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             # Deleted rows (purged entries, a replaced deny list, sealed clear text) are

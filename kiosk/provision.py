@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping
 from kiosk.checks import cose
 from kiosk.config import Config, load_config
 from kiosk.errors import ConfigError, KioskError
+from kiosk.files import atomic_write, replace_durably
 
 __all__ = [
     "PREFIX", "ALLOWED_KEYS", "ProvisionError", "ProvisionRequest", "ProvisionResult",
@@ -308,37 +309,10 @@ def apply_settings(config_path: str | os.PathLike, settings: Mapping[str, Any]) 
             raise ConfigError(f"setting '{dotted}': expected section.key")
         data.setdefault(section, {})[key] = value
     text = _render(data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".kiosk-", suffix=".toml.tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        if gid is not None and os.geteuid() == 0:
-            os.chown(tmp, -1, gid)
-        cfg = load_config(tmp)  # raises ConfigError naming the key; the old file stays
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return dataclasses.replace(cfg, source=str(path))
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:  # some filesystems cannot fsync a directory; the rename stands
-        log.debug("fsync %s: %s", folder, exc)
-    finally:
-        os.close(fd)
+    checked: list[Config] = []
+    # load_config raises ConfigError naming the key; the old file then stays as it was.
+    atomic_write(path, text, mode=mode, gid=gid, check=lambda tmp: checked.append(load_config(tmp)))
+    return dataclasses.replace(checked[0], source=str(path))
 
 
 Enrol = Callable[..., str]
@@ -392,7 +366,7 @@ def provision(config_path: str | os.PathLike, settings: Mapping[str, Any], *,
             # kiosk needs a new enrolment there.
             settings["sync.device_token"] = ""
         if tmp_ca is not None:
-            os.replace(tmp_ca, ca_path)
+            replace_durably(tmp_ca, ca_path)
             tmp_ca = None
             settings["sync.ca_file"] = str(ca_path)
         cfg = apply_settings(config_path, settings)
@@ -469,6 +443,13 @@ def _last_applied(marker: Path) -> tuple[str | None, datetime | None]:
         return text or None, None
 
 
+def remember_applied(marker: Path, digest: str, issued_at: datetime | None) -> None:
+    """Write the replay marker whole or not at all: a torn marker would let the same QR
+    (or an older one) be applied again."""
+    atomic_write(marker, json.dumps({"digest": digest, "iat": int(issued_at.timestamp())
+                                     if issued_at else None}) + "\n", mode=0o600)
+
+
 def _refuse(reason: str, message: str) -> ProvisionResult:
     log.warning("provisioning QR refused (%s): %s", reason, message)
     return ProvisionResult(False, reason, message)
@@ -525,9 +506,7 @@ def handle_scan(text: str, cfg: Config, config_path: str | os.PathLike | None, *
     except ConfigError as exc:
         return _refuse("bad_config", str(exc))
     try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"digest": request.digest, "iat": int(request.issued_at.timestamp())
-                                      if request.issued_at else None}) + "\n")
+        remember_applied(marker, request.digest, request.issued_at)
     except OSError as exc:
         log.warning("cannot remember the applied provisioning QR in %s: %s", marker, exc)
     new_token = request.enrol_code or applied.sync.collector_url != cfg.sync.collector_url

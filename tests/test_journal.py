@@ -37,6 +37,37 @@ def test_file_is_private_and_in_wal_mode(journal_path):
     assert stat.S_IMODE(os.stat(journal_path).st_mode) == 0o600
 
 
+def test_the_journal_is_laid_out_for_few_bytes_per_entry(journal_path):
+    """SD wear (issue 21, bench/sdwear_bench.py): small pages, ids in scan order, no index
+    keyed by a random HMAC, and the repeat check still finds the earlier scan."""
+    with Journal(journal_path) as j:
+        first = rec(j, "same code", T0)
+        later = [rec(j, f"code {i}", T0 + timedelta(seconds=i + 1)) for i in range(5)]
+        again = rec(j, "same code", T0 + timedelta(seconds=30))
+        conn = j.db.conn
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 1024
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert not indexes & {"entries_code", "entries_subject"}
+        ids = [first.id] + [e.id for e in later]
+        assert ids == sorted(ids)  # time-ordered: every insert lands at the index's right edge
+        assert not again.logged and again.id == first.id
+
+
+def test_an_older_journal_loses_its_hmac_indexes_and_keeps_its_page_size(journal_path):
+    journal_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(journal_path)
+    conn.execute("PRAGMA page_size=4096")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    with Journal(journal_path) as j:
+        j.db.conn.execute("DELETE FROM migrations WHERE name='007_sequential_indexes'")
+        j.db.execute("CREATE INDEX entries_code ON entries(code_hash, scanned_at)")
+    with Journal(journal_path) as j:
+        indexes = {r[0] for r in j.db.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "entries_code" not in indexes
+        assert j.db.conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+
+
 def test_migrations_run_once_and_reopen_keeps_entries(journal_path):
     with Journal(journal_path) as j:
         e = rec(j, "a", T0)

@@ -13,13 +13,13 @@ audio device only logs a warning (checking never waits for the speaker).
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
 import wave
 from pathlib import Path
 
 from kiosk.errors import KioskError
+from kiosk.files import replace_durably
 
 __all__ = ["LINES", "VoiceError", "Voice", "build_voice", "voice_dir"]
 
@@ -92,7 +92,7 @@ def build_voice(out_dir: Path, *, espeak: str | None = None) -> list[Path]:
             _speak(en, VOICES["en"], parts[1], espeak)
             tmp = out_dir / f".{kind}.wav"
             _join(parts, tmp)
-            os.replace(tmp, out_dir / f"{kind}.wav")
+            replace_durably(tmp, out_dir / f"{kind}.wav")
         finally:
             for part in parts:
                 part.unlink(missing_ok=True)
