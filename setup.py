@@ -104,6 +104,7 @@ DEV = [
     "schemathesis>=4.0,<5",        # property-based API test of the collector
     "aiosmtpd>=1.4.4,<2",             # a real SMTP server on loopback (report delivery)
     "playwright>=1.40,<2",            # drives Debian's chromium (report page; no browser download)
+    "axe-playwright-python>=0.1.8,<0.2",  # axe-core (bundled) on the officers' and citizens' pages
     "evdev>=1.6,<2; sys_platform=='linux'",   # tests/test_evdev.py (a virtual scanner where /dev/uinput exists)
 ]
 

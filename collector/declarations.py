@@ -275,7 +275,7 @@ def validate(form: Mapping[str, Sequence[str]], *, now: datetime) -> tuple[Decla
     id_number = _one(form, "id_number").replace(" ", "").upper()
     if not id_number:
         err["id_number"] = ("Hãy nhập số CCCD hoặc hộ chiếu.", "Enter your ID card (CCCD) or passport number.")
-    elif not (_CCCD.match(id_number) or _CMND.match(id_number) or _PASSPORT.match(id_number)):
+    elif clean_id_number(id_number) is None:
         err["id_number"] = ("Số CCCD gồm 12 chữ số; số hộ chiếu gồm 6–9 chữ và số.",
                             "A CCCD number has 12 digits; a passport number 6-9 letters and digits.")
     phone_raw = re.sub(r"[\s.-]", "", _one(form, "phone"))
@@ -333,6 +333,28 @@ class Issued:
     status: str
     venue: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def clean_id_number(text: str) -> str | None:
+    """An ID number as the form keeps it (spaces gone, upper case), or None when it is
+    none of a CCCD (12 digits), an old CMND (9 digits) or a passport number.
+
+        >>> clean_id_number(" 0791 9000 0123 "), clean_id_number("b1234567"), clean_id_number("12345")
+        ('079190000123', 'B1234567', None)
+    """
+    value = text.replace(" ", "").upper()
+    return value if _CCCD.match(value) or _CMND.match(value) or _PASSPORT.match(value) else None
+
+
+def subject_keys(store: Any, id_number: str) -> list[str]:
+    """Every subject key an ID number (cleaned) can be logged under: the web form's
+    `hd1:<idh>` (its declarations and check-ins; the HD1 QR a kiosk scans), and for 12
+    digits the chip ID card a kiosk reads, `cccd:<id>`."""
+    key, _ = issuer_key(store)
+    keys = ["hd1:" + hd1.hash_id(id_number, hd1.idh_key(key))]
+    if _CCCD.match(id_number):
+        keys.insert(0, f"cccd:{id_number}")
+    return keys
 
 
 def person_key(store: Any, id_number: str) -> str:

@@ -455,7 +455,9 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
     @app.post("/v1/roster", tags=["admin"], dependencies=auth,
               openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}},
               responses={400: {"description": "a bad line (named); nothing was stored"},
-                         413: {"description": "file too large"}})
+                         403: {"description": "sent by another site's page (Origin, Sec-Fetch-Site)"},
+                         413: {"description": "file too large"},
+                         415: {"description": "not sent as text/csv"}})
     async def import_roster(request: Request) -> dict[str, int]:
         """Import a roster CSV (id_number,name,phone,commune,kind,start,end): every row or none."""
         text = await csv_text(request, MAX_ROSTER_CSV_BYTES, "roster")

@@ -24,10 +24,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
 from starlette.concurrency import run_in_threadpool
@@ -131,6 +132,69 @@ class _StandardHeaders:
         await self.app(scope, receive, send_no_store)
 
 
+#: Methods that change something: a browser sends them from another site's page too, with
+#: the officer's Basic credentials attached (issue 23 item 5).
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Sec-Fetch-Site values of a request this site's own pages (or no page: a typed URL, a
+#: kiosk, curl) made.
+OWN_SITE = frozenset({"same-origin", "none"})
+CROSS_SITE = "refused: a request from another site's page (Origin or Sec-Fetch-Site); use this site's own pages"
+
+
+def cross_site(method: str, headers: Mapping[str, str]) -> bool:
+    """True for a state-changing request made by another origin's page.
+
+        >>> cross_site("POST", {"sec-fetch-site": "cross-site"})
+        True
+        >>> cross_site("POST", {"origin": "https://evil.example", "host": "collector.example"})
+        True
+        >>> cross_site("POST", {"origin": "https://collector.example", "host": "collector.example"})
+        False
+        >>> cross_site("POST", {})      # a kiosk, curl: no browser headers at all
+        False
+        >>> cross_site("GET", {"sec-fetch-site": "cross-site"})
+        False
+    """
+    if method.upper() not in UNSAFE_METHODS:
+        return False
+    site = headers.get("sec-fetch-site")
+    if site is not None and site.strip().lower() not in OWN_SITE:
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    if origin.strip().lower() == "null":
+        return True  # a sandboxed frame or a data: page
+    netloc = _host_port(urlsplit(origin.strip()).netloc)
+    # Behind a proxy the Host may be the proxy's upstream; X-Forwarded-Host names the
+    # public one. A page on another site cannot set either on a victim's request.
+    own = {_host_port(headers.get("host", "")), _host_port(headers.get("x-forwarded-host", ""))}
+    return not netloc or netloc not in own
+
+
+def _host_port(value: str) -> str:
+    value = value.split(",")[0].strip().lower()
+    for default in (":80", ":443"):
+        if value.endswith(default):
+            return value[: -len(default)]
+    return value
+
+
+class _RefuseCrossSite:
+    """ASGI middleware: 403 for a POST/PUT/PATCH/DELETE that another site's page sent."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and scope.get("method", "GET") in UNSAFE_METHODS:
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            if cross_site(scope["method"], headers):
+                response = JSONResponse({"detail": CROSS_SITE}, status_code=403)
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 def _walk(dependant: Any) -> list[Any]:
     """The dependant and every sub-dependant, depth first."""
     out = [dependant]
@@ -221,6 +285,7 @@ def install(app: FastAPI, cfg: Any, *, engine: Any, clock: Callable[[], datetime
     app.state.clock = clock
     if engine is not None:
         app.state.rate_limiter = ratelimit.RateLimiter(engine)
+    app.add_middleware(_RefuseCrossSite)
     app.add_middleware(_StandardHeaders)
     app.add_exception_handler(StarletteHTTPException, _allow_every_method)
     _document_statuses(app, documents)

@@ -85,9 +85,17 @@ def _too_large(limit: int, what: str = "") -> HTTPException:
     return HTTPException(413, f"body larger than {limit} bytes{what}")
 
 
+#: Content types a CSV upload may carry.
+CSV_TYPES = frozenset({"text/csv", "application/csv"})
+
+
 async def csv_text(request: Request, max_bytes: int, what: str) -> str:
     """An uploaded CSV's text: 413 past `max_bytes`, 400 unless UTF-8 (`what` names it
-    in the message, e.g. "roster")."""
+    in the message, e.g. "roster"), 415 unless sent as text/csv: a browser sends text/plain
+    from any site's form without asking first, never text/csv (issue 23 item 5)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in CSV_TYPES:
+        raise HTTPException(415, f"send the {what} CSV with Content-Type: text/csv (got {ctype or 'none'})")
     body = await request.body()
     if len(body) > max_bytes:
         raise HTTPException(413, f"{what} CSV larger than {max_bytes} bytes")

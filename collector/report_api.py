@@ -87,7 +87,9 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
     @app.post("/v1/venues.csv", tags=["admin"], dependencies=auth,
               openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}},
               responses={400: {"description": "a bad line (named); nothing was stored"},
-                         413: {"description": "file too large"}})
+                         403: {"description": "sent by another site's page (Origin, Sec-Fetch-Site)"},
+                         413: {"description": "file too large"},
+                         415: {"description": "not sent as text/csv"}})
     async def import_venues(request: Request) -> dict[str, int]:
         """Import a venue CSV (header venue_code,name,type,province,district,commune): every
         row or none."""

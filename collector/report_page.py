@@ -218,21 +218,22 @@ table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #bbb;pad
 th{{background:#f2f2f2;text-align:left}} td:first-child,td.reasons{{text-align:left}} td.reasons{{min-width:14em}} #venues td:first-child{{min-width:10em}}
 #venues td:nth-child(2),#venues td:nth-child(3),#kiosks td,#kiosks th,#deliveries td,#deliveries th,#areas td:nth-child(2),
 #roster td:nth-child(2){{text-align:left}}
-code{{color:#666;font-size:85%}} .muted{{color:#888}}
+code{{color:#555;font-size:85%}} .muted{{color:#616161}}
 .meta{{color:#444}} nav{{display:flex;gap:1.2em;align-items:center;margin:.6em 0}} nav form{{margin:0}}
 .cards{{display:flex;flex-wrap:wrap;gap:.8em;margin:1em 0}}
 .card{{border:1px solid #ccc;border-radius:6px;padding:.5em 1em;min-width:9em}}
 .card span{{display:block;font-size:90%;color:#555}} .card b{{font-size:2em}}
 .card.pass b{{color:{COLOURS['pass']}}} .card.fail b,.card.bad b,.bad{{color:{COLOURS['fail']}}}
-.card.review b{{color:#a66f00}} .warn{{color:#a66f00}} .ok{{color:{COLOURS['pass']}}}
+.card.review b{{color:#8a5a00}} .warn{{color:#8a5a00}} .ok{{color:{COLOURS['pass']}}}
 .key{{margin-right:1.2em}} .key i{{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:middle}}
 .venue-chart{{display:inline-block;margin-right:1em}} .venue-chart h3{{font-size:100%;margin:.8em 0 .2em}}
 </style>
 </head><body>
-<h1>Báo cáo ngày {day} / Daily report {day}</h1>
+<header><h1>Báo cáo ngày {day} / Daily report {day}</h1>
 <p class="meta">Giờ Việt Nam (UTC+7) / Vietnam time (UTC+7). Lập lúc / Generated: <b id="generated">{_when(report.generated_at)}</b>.
 Tính các lượt quét đến / Counts entries scanned until: <b id="cutoff">{cutoff}</b>.</p>
-{nav}<p>Tải về / Download: {downloads}</p>
+{nav}<p>Tải về / Download: {downloads}</p></header>
+<main>
 {empty}<h2>Toàn tỉnh / Province</h2>
 <div class="cards" id="totals">{cards}</div>
 <div class="legend">{legend}</div>
@@ -252,5 +253,6 @@ Tính các lượt quét đến / Counts entries scanned until: <b id="cutoff">{
 {_deliveries(deliveries)}
 <h2>Lượt vào theo giờ từng địa điểm / Entries per hour by venue</h2>
 {charts}
+</main>
 </body></html>
 """

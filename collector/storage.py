@@ -541,14 +541,17 @@ class Store:
             return [dict(r) for r in conn.execute(q).mappings()]
 
     def visits(self, *, venue: str | None, start: datetime, end: datetime,
-               subject_hash: str | None = None) -> list[dict[str, Any]]:
-        """Entries at `venue` (any venue when None) with start <= scanned_at <= end."""
+               subject_hash: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Entries at `venue` (any venue when None) with start <= scanned_at <= end, of
+        `subject_hash` (one person key or several) when given."""
         c = entries.c
         q = sa.select(entries).where(c.scanned_at >= _naive_utc(start), c.scanned_at <= _naive_utc(end))
         if venue is not None:
             q = q.where(c.venue_code == venue)
-        if subject_hash is not None:
+        if isinstance(subject_hash, str):
             q = q.where(c.subject_hash == subject_hash)
+        elif subject_hash is not None:
+            q = q.where(c.subject_hash.in_(list(subject_hash)))
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(q.order_by(c.scanned_at, c.id)).mappings()]
         for r in rows:

@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 __all__ = ["trace", "opened_fields", "TraceResult", "MAX_WINDOW", "CASE_LOOKBACK", "person_key", "DEFAULT_RETENTION_DAYS"]
 
@@ -77,7 +77,13 @@ class TraceResult:
 
 
 def trace(store: Any, *, venue: str | None, at: datetime | None, window: timedelta,
-          subject_hash: str | None = None, now: datetime) -> TraceResult:
+          subject_hash: str | Sequence[str] | None = None, now: datetime) -> TraceResult:
+    """`subject_hash`: the case's person key, or every key one person can have (the chip
+    ID a kiosk read, the web form's declaration): visits under any of them are the case's."""
+    if isinstance(subject_hash, str):
+        subject_hash = [subject_hash]
+    cases = set(subject_hash or ())
+    subject_hash = sorted(cases) or None
     if window <= timedelta(0) or window > MAX_WINDOW:
         raise ValueError(f"window must be between 1 minute and {MAX_WINDOW}")
     if subject_hash is None:
@@ -92,7 +98,7 @@ def trace(store: Any, *, venue: str | None, at: datetime | None, window: timedel
     seen: dict[str, dict[str, Any]] = {}
     for start, end, where in windows:
         for row in store.visits(venue=where, start=start, end=end):
-            row["is_case"] = subject_hash is not None and row["subject_hash"] == subject_hash
+            row["is_case"] = row["subject_hash"] in cases
             seen.setdefault(row["id"], row)
     people = sorted(seen.values(), key=lambda r: (r["scanned_at"], r["id"]))
     return TraceResult(venue, windows, people)

@@ -369,3 +369,49 @@ def test_no_other_site_can_frame_a_page(served):
         assert r.status_code == 200, path
         assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"], path
         assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff", path
+
+
+_TODAY = datetime.now(timezone.utc).date()
+ROSTER_CSV = ("id_number,name,phone,commune,kind,start,end\r\n"
+              f"079190000123,Nguyễn Văn A,0901234567,Phường Sài Gòn,home,{_TODAY - timedelta(days=1)},"
+              f"{_TODAY + timedelta(days=10)}\r\n").encode()
+VENUES_CSV = "venue_code,name,type\r\nCSRF-1,Chợ giả,market\r\n".encode()
+
+
+def _stored(served) -> tuple[int, bool]:
+    roster = requests.get(served.url + "/v1/roster/status", headers=ADMIN, timeout=10).json()
+    venues = requests.get(served.url + "/v1/venues", headers=ADMIN, timeout=10).json()["venues"]
+    return roster["totals"]["people"], any(v["venue_code"] == "CSRF-1" for v in venues)
+
+
+@pytest.mark.parametrize("attack", [
+    {"Content-Type": "text/plain"},                                        # a plain <form enctype=text/plain>
+    {"Content-Type": "text/csv", "Origin": "https://evil.example"},        # another site's fetch
+    {"Content-Type": "text/csv", "Sec-Fetch-Site": "cross-site"},          # the browser says so
+    {"Content-Type": "text/csv", "Sec-Fetch-Site": "same-site", "Origin": "https://x.collector.example"},
+    {"Content-Type": "text/csv", "Origin": "null"},                        # a sandboxed frame
+], ids=["text-plain", "other-origin", "cross-site", "sibling-subdomain", "null-origin"])
+def test_another_sites_page_cannot_upload_a_roster_or_venues_with_the_officers_credentials(served, attack):
+    """Issue 23 item 5 (CSRF): the browser attaches the officer's Basic credentials to a
+    request another site's page makes; such a request changes nothing."""
+    before = _stored(served)
+    for path, body in (("/v1/roster", ROSTER_CSV), ("/v1/venues.csv", VENUES_CSV)):
+        r = requests.post(served.url + path, data=body, headers={**ADMIN, **attack}, timeout=10)
+        assert r.status_code in (403, 415), (path, r.status_code, r.text)
+        assert "text/csv" in r.json()["detail"] or "another site" in r.json()["detail"]
+    assert _stored(served) == before
+
+
+def test_the_officers_own_pages_and_the_cli_can_still_upload(served):
+    own = served.url.split("//", 1)[1]
+    for headers in ({"Content-Type": "text/csv"},                                       # curl, the CLI
+                    {"Content-Type": "text/csv; charset=utf-8", "Origin": served.url,
+                     "Sec-Fetch-Site": "same-origin"}):                                 # the roster page's fetch
+        for path, body in (("/v1/roster", ROSTER_CSV), ("/v1/venues.csv", VENUES_CSV)):
+            r = requests.post(served.url + path, data=body, headers={**ADMIN, **headers}, timeout=10)
+            assert r.status_code == 200, r.text
+    r = requests.post(served.url + "/v1/venues.csv", data=VENUES_CSV, timeout=10,
+                      headers={**ADMIN, "Content-Type": "text/csv", "Origin": f"https://{own}:443".replace(":443", ""),
+                               "Host": own})
+    assert r.status_code == 200, r.text
+    assert _stored(served) == (1, True)

@@ -246,7 +246,7 @@ def test_a_roster_person_is_missing_until_they_declare_then_declared(collector):
                 f"079190000123,Nguyễn Thị Ngọc Ánh,0901234567,{COMMUNE},home,{today - timedelta(days=3)},{today + timedelta(days=10)}\n"
                 f"079185000777,Phạm Văn Đức,0912345678,Phường Sài Gòn,centralised,{today},{today + timedelta(days=13)}\n"
                 f"079170000555,Trương Thị Hoa,0987654321,{COMMUNE},lockdown,{today - timedelta(days=20)},{today - timedelta(days=1)}\n")
-    r = requests.post(f"{collector.url}/v1/roster", data=csv_text.encode(), headers=ADMIN, timeout=10)
+    r = requests.post(f"{collector.url}/v1/roster", data=csv_text.encode(), headers={**ADMIN, "Content-Type": "text/csv"}, timeout=10)
     assert r.json() == {"stored": 3}
 
     def status() -> dict:
@@ -273,7 +273,7 @@ def test_roster_import_refuses_a_bad_line_and_stores_nothing(collector):
     bad = ("id_number,name,phone,commune,kind,start,end\n"
            f"079190000123,Nguyễn Thị Ngọc Ánh,0901234567,{COMMUNE},home,2026-03-01,2026-03-14\n"
            "079185000777,Phạm Văn Đức,0912345678,Phường Không Có,home,2026-03-01,2026-03-14\n")
-    r = requests.post(f"{collector.url}/v1/roster", data=bad.encode(), headers=ADMIN, timeout=10)
+    r = requests.post(f"{collector.url}/v1/roster", data=bad.encode(), headers={**ADMIN, "Content-Type": "text/csv"}, timeout=10)
     assert r.status_code == 400 and "line 3" in r.json()["detail"] and "Phường Không Có" in r.json()["detail"]
     assert roster.people(collector.store, date(2026, 3, 2)) == []
     assert requests.get(f"{collector.url}/v1/roster/status", timeout=10).status_code == 401
@@ -480,5 +480,5 @@ def test_the_longest_real_form_fits_the_body_limit_and_a_large_roster_is_taken(c
     rows = "".join(f"0791900{i:05d},Nguyễn Văn {chr(65 + i % 26)},09{i:08d},{COMMUNE},home,2026-03-01,2026-03-14\n"
                    for i in range(2000))
     csv_body = ("id_number,name,phone,commune,kind,start,end\n" + rows).encode()
-    r = requests.post(f"{collector.url}/v1/roster", data=csv_body, headers=ADMIN, timeout=30)
+    r = requests.post(f"{collector.url}/v1/roster", data=csv_body, headers={**ADMIN, "Content-Type": "text/csv"}, timeout=30)
     assert len(csv_body) > 100_000 and r.status_code == 200 and r.json() == {"stored": 2000}

@@ -26,3 +26,61 @@ def test_issuer_makes_the_trust_list_when_none_exists_and_publish_takes_it(tmp_p
     published = run_collector("publish", "trust", str(trust), "--key", str(key), "--db", db)
     assert published.returncode == 0, published.stderr
     assert "published trust" in published.stdout
+
+
+# --- item 1: tracing by the ID number finds the web form's check-ins --------------------
+
+import re  # noqa: E402
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+import pytest  # noqa: E402
+import requests  # noqa: E402
+
+from collector import declarations, venues  # noqa: E402
+from collector.publish import publish  # noqa: E402
+from collector_helpers import ADMIN_TOKEN, PUBLISHER, RunningCollector, open_store  # noqa: E402
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+VENUE = "BV-CHORAY"
+PERSON = {"name": "Nguyễn Thị Ngọc Ánh", "dob": "1990-04-30", "sex": "nu", "phone": "0901234567",
+          "province": "79", "commune": "26740", "street": "12 Lê Lợi", "contact_case": "no",
+          "contact_area": "no", "consent": "yes"}
+
+
+@pytest.fixture
+def collector(tmp_path):
+    store = open_store("sqlite", tmp_path)
+    venues.put(store, {"venue_code": VENUE, "name": "Bệnh viện Chợ Rẫy", "type": "hospital"})
+    publish(store, "trust", declarations.with_issuer(b"[]", store), key=PUBLISHER,
+            now=datetime.now(timezone.utc) - timedelta(minutes=1))
+    with RunningCollector(store) as running:
+        yield running
+    store.close()
+
+
+def _declare_at(collector, venue: str, id_number: str) -> requests.Response:
+    page = requests.get(f"{collector.url}/d/{venue}", timeout=10).text
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    return requests.post(f"{collector.url}/d", timeout=10,
+                         data={**PERSON, "id_number": id_number, "venue": venue, "token": token})
+
+
+def _case_rows(collector, typed: str) -> list[str]:
+    r = requests.post(f"{collector.url}/v1/reports/tracing", data={"id_number": typed}, headers=ADMIN, timeout=10)
+    assert r.status_code == 200, r.text
+    return re.findall(r'<tr class="case">(.*?)</tr>', r.text)
+
+
+@pytest.mark.parametrize("id_number, typed", [
+    ("079190000123", "0791 9000 0123"),   # CCCD, typed with spaces
+    ("025123456", "025123456"),           # an old 9-digit CMND
+    ("B1234567", "b1234567"),             # a passport number, typed in lower case
+], ids=["cccd", "cmnd", "passport"])
+def test_tracing_by_the_id_number_finds_who_declared_on_the_web_form(collector, id_number, typed):
+    """Issue 23 item 1: the officer types the number the citizen typed into the form."""
+    assert _declare_at(collector, VENUE, id_number).status_code == 200
+    rows = _case_rows(collector, typed)
+    assert len(rows) == 1, rows
+    assert "Bệnh viện Chợ Rẫy" in rows[0] and "self-declared" in rows[0]
+    # Another person's number finds no case.
+    assert _case_rows(collector, "079190000999") == []

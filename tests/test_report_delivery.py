@@ -17,6 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import openpyxl
+
+from collector.xlsx import header_words
 import pytest
 import requests
 from aiosmtpd.controller import Controller
@@ -146,7 +148,8 @@ def test_the_timers_job_mails_csv_and_xlsx_with_the_collectors_figures(tmp_path,
     with RunningCollector(store) as c:
         served = requests.get(c.url + "/v1/reports/daily.csv", params={"date": "2026-03-02"}, headers=ADMIN, timeout=10)
     assert mailed == _csv_rows(served.text)  # the collector's own figures, cell for cell
-    assert _xlsx_rows(files["daily-2026-03-02.xlsx"]) == mailed
+    workbook = _xlsx_rows(files["daily-2026-03-02.xlsx"])
+    assert workbook[1:] == mailed[1:] and workbook[0] == [header_words(h) for h in mailed[0]]
     by_venue = {row["venue_code"]: row for row in csv.DictReader(io.StringIO(served.text))}
     for venue, want in data.EXPECTED.items():
         assert {k: int(by_venue[venue][k]) for k in want} == want, venue

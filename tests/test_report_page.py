@@ -95,9 +95,21 @@ def test_the_tracing_page_finds_the_cases_contacts_and_exports_them(collector, p
         page.click("text=CSV")
     exported = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text(encoding="utf-8"))))
     assert len(exported) == 5 and sum(r["is_case"] == "yes" for r in exported) == 1
+    # Issue 23 item 6: the ID number never entered an address (history, proxy logs)...
+    assert data.CASE_ID not in page.url
+    assert all(data.CASE_ID not in entry for entry in page.evaluate(
+        "performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))"
+        ".map(e => e.name)"))
+    # ...and an address that carries one is refused, saying why.
+    page.goto(f"{collector.url}/v1/reports/tracing?id_number={data.CASE_ID}")
+    assert "never in the address" in page.locator(".error").inner_text()
+    assert page.locator("#contacts").count() == 0
     # A malformed ID number is an answer on the page, not a crash.
-    page.goto(f"{collector.url}/v1/reports/tracing?id_number=12345")
-    assert "12 digits" in page.locator(".error").inner_text()
+    import requests
+
+    bad = requests.post(f"{collector.url}/v1/reports/tracing", data={"id_number": "12345"},
+                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+    assert bad.status_code == 400 and "12 digits" in bad.text
 
 
 def test_without_a_date_the_report_is_today_in_vietnam(tmp_path):
@@ -110,9 +122,9 @@ def test_without_a_date_the_report_is_today_in_vietnam(tmp_path):
     page = client.get("/v1/reports/daily", headers=auth)
     assert page.status_code == 200 and "Daily report 2026-03-02" in page.text
     assert client.get("/v1/reports/daily.csv", headers=auth).headers["content-disposition"].endswith('2026-03-02.csv"')
-    tracing = client.get("/v1/reports/tracing", headers=auth, params={"id_number": data.CASE_ID})
+    tracing = client.post("/v1/reports/tracing", headers=auth, data={"id_number": data.CASE_ID})
     assert tracing.status_code == 200 and tracing.headers["cache-control"] == "no-store"
-    assert client.get("/v1/reports/tracing", params={"id_number": data.CASE_ID}).status_code == 401
+    assert client.post("/v1/reports/tracing", data={"id_number": data.CASE_ID}).status_code == 401
     store.close()
 
 
@@ -201,3 +213,25 @@ def test_a_venue_name_holding_markup_is_shown_as_text(tmp_path):
     page = report_page.render(rep)
     assert "<script" not in page and "<img" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+
+
+def _axe_violations(page) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page).response["violations"]
+    return [f"{v['id']} ({len(v['nodes'])}): {v['nodes'][0]['target']}" for v in found]
+
+
+def test_axe_core_finds_nothing_on_the_officers_pages(collector, page):
+    """Issue 23 item 10: axe-core (bundled by axe-playwright-python) on the report, the
+    tracing page with an answer, and the roster page."""
+    page.goto(f"{collector.url}/v1/reports/daily?date=2026-03-02")
+    assert _axe_violations(page) == []
+    page.click("text=Truy vết / Contact tracing")
+    page.fill("input[name=id_number]", data.CASE_ID)
+    page.fill("input[name=at]", "2026-03-02T08:00")
+    page.click("button[type=submit]")
+    assert page.locator("#contacts").count() == 1
+    assert _axe_violations(page) == []
+    page.goto(f"{collector.url}/v1/roster")
+    assert _axe_violations(page) == []

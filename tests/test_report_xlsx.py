@@ -36,8 +36,13 @@ def test_the_workbook_holds_the_csvs_figures_with_vietnamese_intact(store):
     book = openpyxl.load_workbook(io.BytesIO(body))
     assert book.sheetnames[0] == xlsx.SHEET_VENUES
     rows = _cells(body)
-    assert rows == list(csv.reader(io.StringIO(report.to_csv(rep))))
-    header, venues = rows[0], {r[1]: dict(zip(rows[0], r)) for r in rows[1:]}
+    from_csv = list(csv.reader(io.StringIO(report.to_csv(rep))))
+    assert rows[1:] == from_csv[1:]
+    # The header says the CSV's columns in words an official reads (issue 23 item 10).
+    assert rows[0] == [xlsx.header_words(h) for h in from_csv[0]]
+    assert rows[0][:3] == ["Ngày / Date", "Mã địa điểm / Venue code", "Lượt / Entries"]
+    assert book.sheetnames[:4] == ["Địa điểm - Venues", "Tổng hợp - Totals", "Theo giờ - Hourly", "Thiết bị - Kiosks"]
+    header, venues = from_csv[0], {r[1]: dict(zip(from_csv[0], r)) for r in rows[1:]}
     assert venues["BV-CHORAY"]["venue_name"] == "Bệnh viện Chợ Rẫy"
     assert venues["CHO-BT"]["commune"] == "Phường Bến Thành"
     for venue, want in data.EXPECTED.items():
@@ -79,7 +84,8 @@ def test_any_day_gives_the_same_figures_in_csv_and_xlsx(rows, name):
     from_csv = list(csv.reader(io.StringIO(report.to_csv(rep))))
     from_xlsx = _cells(xlsx.report_xlsx(rep))
     assert len(from_csv) == len(from_xlsx)
-    for c_row, x_row in zip(from_csv, from_xlsx):
+    assert from_xlsx[0] == [xlsx.header_words(h) for h in from_csv[0]]
+    for c_row, x_row in zip(from_csv[1:], from_xlsx[1:]):
         # the CSV neutralises formula-looking text with an apostrophe; the XLSX keeps it as text
         # (whitespace-only names are folded to nothing by neither: both keep the cell)
         assert [c.removeprefix("'") if c.startswith("'") and x.startswith(("=", "+", "-", "@")) else c
