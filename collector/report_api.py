@@ -3,7 +3,8 @@ today, Vietnam time), the venue registry, and the officers' tracing page with it
 and XLSX exports. `collector.app.create_app` installs them.
 
     GET  /v1/reports/daily[.csv|.xlsx]?date=YYYY-MM-DD
-    GET  /v1/reports/tracing[.csv|.xlsx]?id_number=...  |  ?venue=V1&at=2026-03-02T08:15&window_minutes=60
+    POST /v1/reports/tracing[.csv|.xlsx]  (form fields id_number=... or venue, at, window_minutes)
+    GET  /v1/reports/tracing[.csv|.xlsx]?venue=V1&at=2026-03-02T08:15&window_minutes=60  (no ID in a URL)
     GET  /v1/venues              PUT /v1/venues/{code} (JSON)   POST /v1/venues.csv (CSV import)
 """
 
