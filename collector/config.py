@@ -14,6 +14,7 @@ Precedence: command-line flags, then environment variables, then the TOML file
     publisher_key_file = "/etc/collector/publisher.pem"      # env COLLECTOR_PUBLISHER_KEY_FILE
     tls_cert = "/etc/collector/tls/fullchain.pem"            # env COLLECTOR_TLS_CERT
     tls_key = "/etc/collector/tls/privkey.pem"               # env COLLECTOR_TLS_KEY
+    trusted_proxies = ["127.0.0.1"]                          # env COLLECTOR_TRUSTED_PROXIES
     retention_days = 21                                      # env COLLECTOR_RETENTION_DAYS
 
 The seal key (from `collector keygen`) opens the personal fields kiosks seal to its public
@@ -50,6 +51,17 @@ class CollectorConfigError(ValueError):
     """A collector config file or variable is wrong; the message names it."""
 
 
+def _check_proxies(where: str, value: str) -> None:
+    import ipaddress
+
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise CollectorConfigError(f"{where}: {part!r} is not an IP address or network "
+                                       "(e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+
+
 @dataclass(frozen=True)
 class CollectorConfig:
     db_url: str = DEFAULT_DB_URL
@@ -74,9 +86,14 @@ class CollectorConfig:
     smtp_ca_file: str = ""         # PEM CA of a private mail server (default: the system's)
     mail_from: str = ""
     mail_to: str = ""              # comma-separated (a TOML list is accepted)
+    # Addresses (IPs or CIDRs, comma-separated or a TOML list) of the reverse proxies or load
+    # balancers in front: only from them is X-Forwarded-For believed. Empty: the client is
+    # the TCP peer, whatever headers it sends (issue 23 item 3).
+    trusted_proxies: str = ""
 
     def __post_init__(self) -> None:
         _check_admin_token("admin_token", self.admin_token)
+        _check_proxies("trusted_proxies", self.trusted_proxies)
 
     def __repr__(self) -> str:  # never print the admin token or the key
         secret = {"admin_token", "seal_private_key", "smtp_password"}
@@ -110,7 +127,12 @@ def _check_addresses(where: str, value: str) -> None:
 #: none: no TLS, refused unless the server is on loopback (collector.delivery).
 SMTP_SECURITY = ("starttls", "tls", "none")
 DELIVERY_CHECKS = {"report_time": _check_report_time, "smtp_security": _check_smtp_security,
-                   "mail_to": _check_addresses, "mail_from": _check_addresses}
+                   "mail_to": _check_addresses, "mail_from": _check_addresses, "trusted_proxies": _check_proxies}
+
+
+def proxy_list(value: str) -> list[str]:
+    """trusted_proxies as the list uvicorn takes (forwarded_allow_ips)."""
+    return [p.strip() for p in value.split(",") if p.strip()]
 
 
 def _check_admin_token(where: str, token: str) -> None:
@@ -133,7 +155,7 @@ def _coerce(where: str, key: str, value: Any) -> Any:
         if key in ("port", "smtp_port") and value > 65535:
             raise CollectorConfigError(f"{where}: {key} = {value}: expected 1 to 65535")
         return value
-    if key == "mail_to" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+    if key in ("mail_to", "trusted_proxies") and isinstance(value, list) and all(isinstance(v, str) for v in value):
         value = ", ".join(value)
     if not isinstance(value, str):
         raise CollectorConfigError(f"{where}: {key} = {value!r}: expected a string")

@@ -39,8 +39,10 @@ class LocalCollector:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        from collector.serve import proxy_options
+
         self.server = uvicorn.Server(uvicorn.Config(create_app(store, self.config, publisher=publisher), log_level="warning",
-                                                    lifespan="off", access_log=False))
+                                                    lifespan="off", access_log=False, **proxy_options(self.config)))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="collector", daemon=True)
         self.thread.start()

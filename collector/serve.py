@@ -57,6 +57,16 @@ def worker_app() -> Any:
     return create_app(Store(cfg.db_url), cfg)
 
 
+def proxy_options(cfg: CollectorConfig) -> dict[str, object]:
+    """uvicorn's proxy settings from `trusted_proxies`: X-Forwarded-For is read only from
+    those peers; without any, never (uvicorn's own default trusts 127.0.0.1, which is the
+    README's nginx: any client could then name its own address and void the limits)."""
+    from collector.config import proxy_list
+
+    proxies = proxy_list(cfg.trusted_proxies)
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None}
+
+
 def serve(cfg: CollectorConfig, *, workers: int = 1, tls: Mapping[str, str] | None = None,
           log_level: str = "info", err: TextIO = sys.stderr) -> int:
     """Open the database, bind, announce, serve until SIGTERM/SIGINT."""
@@ -77,7 +87,7 @@ def serve(cfg: CollectorConfig, *, workers: int = 1, tls: Mapping[str, str] | No
         if not cfg.admin_token:
             print("collector: no admin token set (COLLECTOR_ADMIN_TOKEN): reports and tracing are closed",
                   file=err, flush=True)
-        common = dict(log_level=log_level, access_log=log_level == "debug", **tls)
+        common = dict(log_level=log_level, access_log=log_level == "debug", **proxy_options(cfg), **tls)
         if workers == 1:
             from collector.app import create_app
 

@@ -415,3 +415,36 @@ def test_the_officers_own_pages_and_the_cli_can_still_upload(served):
                                "Host": own})
     assert r.status_code == 200, r.text
     assert _stored(served) == (1, True)
+
+
+def _guesses(url: str, n: int, forged) -> list[int]:
+    return [requests.post(url + "/v1/devices", timeout=10, headers={"X-Forwarded-For": forged(i)},
+                          json={"device_id": f"kiosk-{i}", "code": f"GUESS{i:05d}"}).status_code for i in range(n)]
+
+
+def test_a_forged_x_forwarded_for_does_not_reset_the_enrolment_limit(tmp_path):
+    """Issue 23 item 3: behind the README's nginx (a proxy on 127.0.0.1) any client could
+    name a fresh address in X-Forwarded-For on every guess. Only configured proxies count."""
+    from collector.ratelimit import ENROL_PER_ADDRESS
+
+    store = open_store("sqlite", tmp_path)
+    with RunningCollector(store) as c:   # no trusted_proxies: the TCP peer is the client
+        statuses = _guesses(c.url, ENROL_PER_ADDRESS + 3, lambda i: f"203.0.113.{i}")
+    store.close()
+    assert statuses[:ENROL_PER_ADDRESS] == [401] * ENROL_PER_ADDRESS
+    assert set(statuses[ENROL_PER_ADDRESS:]) == {429}
+
+
+def test_behind_a_configured_proxy_each_client_address_has_its_own_limit(tmp_path):
+    from collector.config import CollectorConfig, CollectorConfigError
+    from collector.ratelimit import ENROL_PER_ADDRESS
+
+    store = open_store("sqlite", tmp_path)
+    with RunningCollector(store, trusted_proxies="127.0.0.1") as c:
+        # The proxy names the client: two kiosks behind it are two addresses...
+        first = _guesses(c.url, ENROL_PER_ADDRESS + 1, lambda i: "198.51.100.7")
+        other = _guesses(c.url, 1, lambda i: "198.51.100.8")
+    store.close()
+    assert first[-1] == 429 and other == [401]
+    with pytest.raises(CollectorConfigError, match="trusted_proxies.*not an IP"):
+        CollectorConfig(trusted_proxies="nginx.local")
