@@ -96,6 +96,7 @@ declarations = sa.Table(
     sa.Column("contact", sa.Boolean(), nullable=False),
     sa.Column("status", sa.String(8), nullable=False),
     sa.Column("person_key", sa.String(64)),     # HMAC(tracing key, "id:" + ID): roster match
+    sa.Column("phone_key", sa.String(64)),      # HMAC(tracing key, "phone:" + phone): the roster's second factor
     sa.Column("name_masked", sa.Text()),
     sa.Column("personal", sa.Text()),            # sealed JSON, or None without a seal key
     sa.Index("declarations_day_person", "day_local", "person_key"),
@@ -117,6 +118,10 @@ class FormError(KioskError, ValueError):
 
 def ensure_tables(engine: sa.Engine) -> None:
     create_once(metadata, engine)
+    have = {c["name"] for c in sa.inspect(engine).get_columns("declarations")}
+    if "phone_key" not in have:  # a database from before the roster checked the phone
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE declarations ADD COLUMN phone_key VARCHAR(64)"))
 
 
 def _insert(engine: sa.Engine, table: sa.Table):
@@ -357,6 +362,25 @@ def subject_keys(store: Any, id_number: str) -> list[str]:
     return keys
 
 
+def normal_phone(text: str) -> str | None:
+    """A Vietnamese mobile number as 0 and nine digits, or None.
+
+        >>> normal_phone("+84 90 123 4567"), normal_phone("090-123-4567"), normal_phone("12")
+        ('0901234567', '0901234567', None)
+    """
+    m = _PHONE.match(re.sub(r"[\s.-]", "", text))
+    return "0" + m.group(1) if m else None
+
+
+def phone_key(store: Any, phone: str) -> str | None:
+    """The keyed hash of a phone number: a roster person is cleared only by a declaration
+    made with the roster's phone, not by anyone who knows their ID number (item 4)."""
+    from kiosk.seal import subject_hash
+
+    phone = normal_phone(phone)
+    return subject_hash(store.tracing_key(), "phone:" + phone) if phone else None
+
+
 def person_key(store: Any, id_number: str) -> str:
     """The person key the roster and the declarations share: HMAC of the ID number under
     the collector's tracing key (the ID itself is not stored in the clear)."""
@@ -403,7 +427,7 @@ def issue(store: Any, decl: Declaration, *, now: datetime, seal_private_key: str
             id=str(uuid.uuid4()), declared_at=_naive(now), day_local=day, province=decl.province,
             commune=decl.commune, venue_code=decl.venue, symptoms=bool(decl.symptoms),
             contact=decl.contact_case, status=decl.status, person_key=person_key(store, decl.id_number),
-            name_masked=masked, personal=sealed))
+            phone_key=phone_key(store, decl.phone), name_masked=masked, personal=sealed))
     if decl.venue:
         # The check-in as a kiosk would upload it: the identifier only inside the sealed
         # fields (without a seal key, the subject alone), the person key derived from it.

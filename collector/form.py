@@ -63,6 +63,12 @@ T: Mapping[str, tuple[str, str]] = {
     "venue": ("Địa điểm", "Venue"),
     "venue_note": ("Tờ khai này cũng ghi nhận bạn đến địa điểm này.",
                    "This declaration also records your visit to this venue."),
+    "unregistered": ("Địa điểm chưa đăng ký", "Venue not registered"),
+    "unregistered_why": ("Mã QR này không phải của một địa điểm đã đăng ký với Sở Y tế, nên không thể ghi nhận "
+                         "lượt vào ở đây. Bạn vẫn có thể khai báo y tế.",
+                         "This QR code is not a venue registered with the health department, so it cannot "
+                         "check you in here. You can still make a health declaration."),
+    "plain_form": ("Khai báo y tế (không gắn địa điểm)", "Health declaration (no venue)"),
     "person": ("Thông tin cá nhân", "About you"),
     "name": ("Họ và tên *", "Full name *"),
     "dob": ("Ngày sinh *", "Date of birth *"),
@@ -282,6 +288,13 @@ def render_result(issued: decl_mod.Issued, *, lang: str = "vi") -> str:
     return _page(_t("done", lang), body, lang)
 
 
+def render_unregistered(venue: str, lang: str = "vi") -> str:
+    """A venue QR whose code is not in the registry: no form that would check in there."""
+    body = (f'<h1>{_e(_t("unregistered", lang))}</h1><p class="box" role="alert">{_e(_t("unregistered_why", lang))}'
+            f' <code>{_e(venue)}</code></p><p><a class="btn" href="{FORM_PATH}?lang={lang}">{_e(_t("plain_form", lang))}</a></p>')
+    return _page(_t("unregistered", lang), body, lang)
+
+
 def render_last(lang: str = "vi") -> str:
     """The offline page: the script shows the QR this phone kept (nothing comes from the server)."""
     body = (f'<h1>{_e(_t("last", lang))}</h1><div class="qr" id="kept" hidden><img id="kept-qr" alt="QR">'
@@ -313,7 +326,8 @@ def render_roster(status: Mapping[str, Any]) -> str:
         rows = []
         for key, label in (("missing", "Chưa khai"), ("symptoms", "Có triệu chứng"), ("declared", "Đã khai")):
             for p in g[key]:
-                rows.append(f'<tr class="{key}"><td>{_e(label)}</td><td>{_e(p["name"])}</td><td>{_e(p["phone"])}</td>'
+                note = f'<br><small class="note">{_e(p["note"])}</small>' if p.get("note") else ""
+                rows.append(f'<tr class="{key}"><td>{_e(label)}{note}</td><td>{_e(p["name"])}</td><td>{_e(p["phone"])}</td>'
                             f'<td>{_e(ROSTER_KINDS.get(p["kind"], p["kind"]))}</td></tr>')
         parts.append(f'<h2>{_e(g["commune_name"])}, {_e(g["province_name"])}</h2>'
                      '<table><thead><tr><th scope="col">Tình trạng</th><th scope="col">Họ tên</th>'
@@ -347,6 +361,11 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
         from collector import venues
 
         return (venues.registry(store).get(code) or {}).get("name")
+
+    def registered(code: str) -> bool:
+        from collector import venues
+
+        return code in venues.registry(store)
 
     def form_page(lang: str, venue: str | None) -> HTMLResponse:
         return html_page(render_form(lang=lang, venue=venue, venue_name=venue_name(venue),
@@ -389,6 +408,8 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
             validation.check_venue_code(venue)
         except ValueError as exc:
             raise HTTPException(404, f"not a venue code: {exc}") from None
+        if not registered(venue):
+            return html_page(render_unregistered(venue, lang), 404)
         return form_page(lang, venue)
 
     @app.post(FORM_PATH, tags=["form"], response_class=HTMLResponse,
@@ -421,6 +442,10 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
         venue = (form.get("venue") or [""])[0] or None
         token = (form.get("token") or [""])[0]
         decl, errors = decl_mod.validate(form, now=now)
+        if venue and "venue" not in errors and not await run_in_threadpool(registered, venue):
+            # Item 4 of issue 23: a check-in only at a venue the department registered.
+            return html_page(render_form(lang=lang, venue=None, venue_name=None, token=token, values=form,
+                                         notice=T["unregistered_why"]), 422)
         if errors:
             return html_page(render_form(lang=lang, venue=venue if "venue" not in errors else None,
                                          venue_name=venue_name(venue) if "venue" not in errors else None,

@@ -52,6 +52,8 @@ class VenueDay:
     fails: int = 0
     reviews: int = 0
     overrides: int = 0
+    #: entries made on the web form (a citizen's own word, no kiosk saw them): issue 23 item 4
+    self_declared: int = 0
     fails_by_reason: dict[str, int] = field(default_factory=dict)
     reviews_by_reason: dict[str, int] = field(default_factory=dict)
     per_hour: list[int] = field(default_factory=lambda: [0] * HOURS)
@@ -59,7 +61,7 @@ class VenueDay:
     hourly: dict[str, list[int]] = field(default_factory=lambda: {o: [0] * HOURS for o in OUTCOMES})
 
     def add(self, other: "VenueDay") -> None:
-        for k in ("entries", "passes", "fails", "reviews", "overrides"):
+        for k in ("entries", "passes", "fails", "reviews", "overrides", "self_declared"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         for mine, theirs in ((self.fails_by_reason, other.fails_by_reason),
                              (self.reviews_by_reason, other.reviews_by_reason)):
@@ -185,6 +187,8 @@ def build(day: date, rows: Iterable[Mapping[str, Any]], *, registry: Mapping[str
             continue
         hour = int(r["hour_local"])
         v.entries += n
+        if r.get("self_declared"):
+            v.self_declared += n
         v.per_hour[hour] += n
         outcome = r["outcome"] if r["outcome"] in OUTCOMES else "review"
         v.hourly[outcome][hour] += n
@@ -208,12 +212,15 @@ def _counts(store: Any, day: date, cutoff: datetime | None) -> list[dict[str, An
     from collector import partitions
     from collector.storage import entries
 
+    from collector.declarations import FORM_DEVICE
+
     c = entries.c
-    q = (sa.select(c.venue_code, c.outcome, c.reason, c.hour_local, sa.func.count().label("n"))
+    web = (c.device_id == FORM_DEVICE).label("self_declared")
+    q = (sa.select(c.venue_code, c.outcome, c.reason, c.hour_local, web, sa.func.count().label("n"))
          .where(c.day_local == day.isoformat(), partitions.day_bounds_clause(c.scanned_at, day)))
     if cutoff is not None:
         q = q.where(c.scanned_at < _naive(cutoff))
-    q = q.group_by(c.venue_code, c.outcome, c.reason, c.hour_local)
+    q = q.group_by(c.venue_code, c.outcome, c.reason, c.hour_local, web)
     with store.engine.connect() as conn:
         return [dict(r) for r in conn.execute(q).mappings()]
 
@@ -316,11 +323,11 @@ def table(report: DailyReport) -> list[list[Any]]:
     venue; one `fail_<reason>` / `review_<reason>` column per reason seen that day."""
     fails, reviews = report.fail_reasons(), report.review_reasons()
     rows: list[list[Any]] = [["date", "venue_code", "entries", "passes", "fails", "reviews", "overrides",
-                              "venue_name", "venue_type", "province", "district", "commune",
+                              "venue_name", "venue_type", "province", "district", "commune", "self_declared",
                               *[f"fail_{r}" for r in fails], *[f"review_{r}" for r in reviews]]]
     for v in report.venues:
         rows.append([report.day.isoformat(), v.venue_code, v.entries, v.passes, v.fails, v.reviews, v.overrides,
-                     v.name, v.type, v.province, v.district, v.commune,
+                     v.name, v.type, v.province, v.district, v.commune, v.self_declared,
                      *[v.fails_by_reason.get(r, 0) for r in fails], *[v.reviews_by_reason.get(r, 0) for r in reviews]])
     return rows
 

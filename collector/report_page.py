@@ -201,6 +201,7 @@ def render(report: DailyReport, *, deliveries: Iterable[Mapping[str, Any]] = (),
         name = e(v.name) if v.name else f'<span class="muted">{e(UNREGISTERED)}</span>'
         venue_rows.append(f"<tr><td>{name}<br><code>{e(v.venue_code)}</code></td><td>{e(TYPE_WORDS.get(v.type, v.type)) + ' / ' + e(v.type) if v.type else '—'}</td>"
                           f"<td>{e(', '.join(filter(None, (v.commune, v.district))) or '—')}</td>{_counts(v)}"
+                          f"<td>{v.self_declared}</td>"
                           f"<td class=\"reasons\">{_reasons(v.fails_by_reason)}</td>"
                           f"<td class=\"reasons\">{_reasons(v.reviews_by_reason)}</td></tr>")
     charts = "".join(f"<section class=\"venue-chart\"><h3>{e(v.label)} <code>{e(v.venue_code)}</code></h3>"
@@ -245,7 +246,7 @@ Tính các lượt quét đến / Counts entries scanned until: <b id="cutoff">{
 <tbody>{areas}</tbody></table>
 <h2>Theo địa điểm / By venue</h2>
 <table id="venues"><thead><tr><th>Địa điểm / Venue</th><th>Loại / Type</th><th>Phường/Xã, Quận/Huyện / Commune, district</th>
-{COUNT_HEADS}<th>Lý do không đạt / Fail reasons</th><th>Lý do xem xét / Review reasons</th></tr></thead>
+{COUNT_HEADS}<th>Tự khai báo trên web / Self-declared (web form)</th><th>Lý do không đạt / Fail reasons</th><th>Lý do xem xét / Review reasons</th></tr></thead>
 <tbody>{''.join(venue_rows)}</tbody></table>
 <h2>Người cách ly khai báo hôm nay / Quarantine roster: declarations today</h2>
 {_roster(report)}

@@ -146,20 +146,28 @@ def daily_status(store: Any, day: date) -> dict[str, Any]:
 
     `{"day": ..., "totals": {...}, "communes": [{"province", "province_name", "commune",
     "commune_name", "declared": [person], "symptoms": [person], "missing": [person]}]}`;
-    a person is `{"name", "phone" (masked), "id" (masked), "kind", "declared_at", "status"}`.
+    a person is `{"name", "phone" (masked), "id" (masked), "kind", "declared_at", "status"}`
+    (and `note` when a declaration came with another phone than the roster's: it counts not).
     """
     ensure_tables(store.engine)
     listed = people(store, day)
     c = decl_mod.declarations.c
     keys = [p["person_key"] for p in listed]
+    phones = {p["person_key"]: decl_mod.phone_key(store, p["phone"]) for p in listed}
     latest: dict[str, dict[str, Any]] = {}
+    other_phone: set[str] = set()
     with store.engine.connect() as conn:
         for i in range(0, len(keys), 1000):
-            q = (sa.select(c.person_key, c.declared_at, c.symptoms, c.contact, c.status)
+            q = (sa.select(c.person_key, c.phone_key, c.declared_at, c.symptoms, c.contact, c.status)
                  .where(c.day_local == day.isoformat(), c.person_key.in_(keys[i:i + 1000]))
                  .order_by(c.declared_at))
             for r in conn.execute(q).mappings():
-                latest[r["person_key"]] = dict(r)  # the day's last declaration counts
+                # The day's last declaration made with the roster's phone counts; one with
+                # another phone (anyone who knows the ID number) clears no one.
+                if r["phone_key"] == phones[r["person_key"]]:
+                    latest[r["person_key"]] = dict(r)
+                else:
+                    other_phone.add(r["person_key"])
     out: dict[str, dict[str, Any]] = {}
     for p in listed:
         group = out.setdefault(p["commune"], {
@@ -170,6 +178,9 @@ def daily_status(store: Any, day: date) -> dict[str, Any]:
         person = {"name": p["name"], "phone": mask_phone(p["phone"]), "id": "*" * 9 + p["id_tail"],
                   "kind": p["kind"], "declared_at": None, "status": None}
         if d is None:
+            if p["person_key"] in other_phone:
+                person["note"] = ("khai báo bằng số điện thoại khác số trong danh sách / "
+                                  "declared with a phone number other than the roster's")
             group["missing"].append(person)
             continue
         at = d["declared_at"].replace(tzinfo=timezone.utc)

@@ -231,12 +231,13 @@ async def form_fields(request: Request) -> dict[str, str]:
     twice = sorted({k for k in names if names.count(k) > 1})
     if twice:
         raise HTTPException(400, f"field(s) given more than once: {', '.join(twice)}")
-    fields = {k: v.strip() for k, v in pairs}
+    fields = dict(pairs)
     for k, v in fields.items():
         if len(v) > MAX_FIELD[k]:
             raise HTTPException(400, f"{k}: at most {MAX_FIELD[k]} characters")
         if "\x00" in v:
             raise HTTPException(400, f"{k}: a NUL character is not allowed")
+    fields = {k: v.strip() for k, v in fields.items()}
     window = fields.get("window_minutes") or "60"
     if not window.isdigit() or not 1 <= int(window) <= 24 * 60:
         raise HTTPException(400, "window_minutes: a whole number of minutes from 1 to 1440")

@@ -47,7 +47,7 @@ HEADER_WORDS = {
     "cut-off (Vietnam time)": "Hạn chót (giờ VN) / Cut-off (Vietnam time)",
     "scanned_at (Vietnam time)": "Thời gian (giờ VN) / Time (Vietnam)", "outcome": "Kết quả / Verdict",
     "reason": "Lý do / Reason", "name_masked": "Tên / Name", "personal": "Thông tin / Details",
-    "is_case": "Ca bệnh / Case",
+    "is_case": "Ca bệnh / Case", "self_declared": "Tự khai báo trên web / Self-declared (web form)",
 }
 
 

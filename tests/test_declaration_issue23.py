@@ -84,3 +84,76 @@ def test_tracing_by_the_id_number_finds_who_declared_on_the_web_form(collector, 
     assert "Bệnh viện Chợ Rẫy" in rows[0] and "self-declared" in rows[0]
     # Another person's number finds no case.
     assert _case_rows(collector, "079190000999") == []
+
+
+# --- item 4: forged declarations -----------------------------------------------------------
+
+def test_a_venue_not_in_the_registry_takes_no_check_in(collector):
+    page = requests.get(f"{collector.url}/d/FAKE-VENUE", timeout=10)
+    assert page.status_code == 404 and "Địa điểm chưa đăng ký" in page.text
+    assert 'href="/d?lang=vi"' in page.text and 'name="venue"' not in page.text  # the plain form, one tap away
+    forged = _declare_at(collector, VENUE, "079190000123")  # a token from a real venue's page...
+    assert forged.status_code == 200
+    page = requests.get(f"{collector.url}/d/{VENUE}", timeout=10).text
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    refused = requests.post(f"{collector.url}/d", timeout=10,  # ...then the venue field edited
+                            data={**PERSON, "id_number": "079190000124", "venue": "FAKE-VENUE", "token": token})
+    assert refused.status_code == 422 and "not a venue registered with the health department" in refused.text
+    assert 'name="venue"' not in refused.text  # the form again, without the venue
+    at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    visits = requests.get(f"{collector.url}/v1/trace", params={"venue": "FAKE-VENUE", "at": at, "window_minutes": 60},
+                          headers=ADMIN, timeout=10).json()
+    assert visits["people"] == []
+
+
+def test_the_daily_report_counts_self_declared_check_ins_apart(collector):
+    from datetime import date
+
+    assert _declare_at(collector, VENUE, "079190000123").status_code == 200
+    today = datetime.now(timezone.utc).astimezone(timezone(timedelta(hours=7))).date().isoformat()
+    rows = requests.get(f"{collector.url}/v1/reports/daily.csv", params={"date": today}, headers=ADMIN, timeout=10).text
+    import csv
+    import io
+
+    by_venue = {r["venue_code"]: r for r in csv.DictReader(io.StringIO(rows))}
+    assert by_venue[VENUE]["entries"] == "1" and by_venue[VENUE]["self_declared"] == "1"
+    page = requests.get(f"{collector.url}/v1/reports/daily", params={"date": today}, headers=ADMIN, timeout=10).text
+    assert "Self-declared (web form)" in page
+    assert date.fromisoformat(today)
+
+
+def _roster_with(collector, phone: str) -> None:
+    today = datetime.now(timezone(timedelta(hours=7))).date()
+    body = ("id_number,name,phone,commune,kind,start,end\n"
+            f"079190000123,Nguyễn Thị Ngọc Ánh,{phone},26740,home,{today - timedelta(days=2)},{today + timedelta(days=9)}\n")
+    r = requests.post(f"{collector.url}/v1/roster", data=body.encode(), timeout=10,
+                      headers={**ADMIN, "Content-Type": "text/csv"})
+    assert r.status_code == 200, r.text
+
+
+def _roster_person(collector) -> tuple[str, dict]:
+    status = requests.get(f"{collector.url}/v1/roster/status", headers=ADMIN, timeout=10).json()
+    [commune] = status["communes"]
+    for key in ("declared", "missing"):
+        if commune[key]:
+            return key, commune[key][0]
+    raise AssertionError(status)
+
+
+def test_knowing_a_quarantined_persons_id_number_does_not_clear_them(collector):
+    """A green declaration with the right ID number but another phone leaves the person
+    missing, with a note for the officer; one with the roster's phone clears them."""
+    _roster_with(collector, "0901234567")
+    page = requests.get(f"{collector.url}/d", timeout=10).text
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    forged = requests.post(f"{collector.url}/d", timeout=10,
+                           data={**PERSON, "id_number": "079190000123", "phone": "0912000111", "token": token})
+    assert forged.status_code == 200
+    state, person = _roster_person(collector)
+    assert state == "missing" and "other than the roster" in person["note"]
+    page = requests.get(f"{collector.url}/d", timeout=10).text
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    real = requests.post(f"{collector.url}/d", timeout=10,
+                         data={**PERSON, "id_number": "079190000123", "phone": "+84 90 123 4567", "token": token})
+    assert real.status_code == 200
+    assert _roster_person(collector)[0] == "declared"
