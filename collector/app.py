@@ -87,6 +87,7 @@ class Enrolment(BaseModel):
 class EnrolmentAck(BaseModel):
     device_id: str
     token: str
+    venue_code: Optional[str] = Field(default=None, description="the venue this device logs for: the kiosk takes it")
 
 
 class TracePerson(BaseModel):
@@ -204,10 +205,10 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
     def enrol(body: Enrolment) -> EnrolmentAck:
         """Trade a one-time enrolment code (from `collector enrol-code`) for a device token."""
         try:
-            token = store.enrol(body.device_id, body.code, now=clock())
+            token, venue = store.enrol_device(body.device_id, body.code, now=clock())
         except EnrolError:
             raise hardening.enrol_refused() from None  # one answer: no oracle for guessers
-        return EnrolmentAck(device_id=body.device_id, token=token)
+        return EnrolmentAck(device_id=body.device_id, token=token, venue_code=venue)
 
     @app.post("/v1/batches", response_model=BatchAck, response_model_exclude_none=True, tags=["devices"],
               openapi_extra={"x-content-encoding": "gzip"},
@@ -235,6 +236,9 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         validation.check_entry_times(batch.entries, clock())
         refused = binding_refusals(batch.entries, auth, now=clock())
         if refused:
+            first = refused[0]["msg"] if isinstance(refused, list) and refused else str(refused)
+            count = len(refused) if isinstance(refused, list) else 1
+            store.record_refusal(device, f"{count} entries refused; first: {first}", now=clock())
             raise HTTPException(403, refused)
         rows = [e.model_dump() for e in batch.entries]
         key = store.tracing_key()

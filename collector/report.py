@@ -89,10 +89,18 @@ class Kiosk:
     #: smallest (received - newest scanned) over the day's uploads: ~0 for a kiosk with a
     #: right clock; negative when it runs ahead.
     clock_lag: timedelta | None
+    #: the last batch the collector refused that day (UTC) and why; None: none refused
+    refused_at: datetime | None = None
+    refusal: str = ""
 
     @property
     def silent(self) -> bool:
         return self.uploads == 0
+
+    @property
+    def refused(self) -> bool:
+        """Its uploads are being refused: its entries pile up on the kiosk, never here."""
+        return self.refused_at is not None and (self.last_upload_at is None or self.refused_at >= self.last_upload_at)
 
     @property
     def clock_off(self) -> str | None:
@@ -251,19 +259,23 @@ def _kiosks(store: Any, day: date, until: datetime) -> list[Kiosk]:
     last = sa.select(c.device_id, sa.func.max(c.received_at).label("last")).where(
         c.received_at < end).group_by(c.device_id)
     with store.engine.connect() as conn:
-        devs = conn.execute(sa.select(devices.c.device_id, devices.c.venue_code)  # enrolled by then, not revoked
+        devs = conn.execute(sa.select(devices.c.device_id, devices.c.venue_code,  # enrolled by then, not revoked
+                                      devices.c.refused_at, devices.c.refusal)
                             .where(devices.c.revoked_at.is_(None), devices.c.enrolled_at < end)).all()
         per: dict[str, list[tuple[datetime, datetime]]] = {}
         for r in conn.execute(batches):
             per.setdefault(r.device_id, []).append((r.newest, r.received))
         seen = {r.device_id: r.last for r in conn.execute(last)}
     out = []
-    for device_id, venue in devs:
+    for device_id, venue, refused_at, refusal in devs:
         ups = per.get(device_id, [])
+        refused_today = refused_at is not None and start <= refused_at < end
         out.append(Kiosk(device_id, venue, uploads=len(ups),
                          last_upload_at=_aware(max((u[1] for u in ups), default=None)),
                          last_seen_at=_aware(seen.get(device_id)),
-                         clock_lag=min((u[1] - u[0] for u in ups), default=None)))
+                         clock_lag=min((u[1] - u[0] for u in ups), default=None),
+                         refused_at=_aware(refused_at) if refused_today else None,
+                         refusal=(refusal or "") if refused_today else ""))
     return out
 
 

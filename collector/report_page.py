@@ -118,9 +118,11 @@ def _lag(k: Kiosk) -> str:
 def _kiosks(report: DailyReport) -> str:
     rows = []
     for k in report.kiosks:
-        if not (k.silent or k.clock_off):
+        if not (k.silent or k.clock_off or k.refused):
             continue
-        state = ('<span class="bad">chưa gửi dữ liệu hôm nay / no upload today</span>' if k.silent
+        state = (f'<span class="bad">máy chủ từ chối dữ liệu / uploads refused</span><br><small>{e(k.refusal)}</small>'
+                 if k.refused else
+                 '<span class="bad">chưa gửi dữ liệu hôm nay / no upload today</span>' if k.silent
                  else '<span class="warn">đồng hồ lệch / clock off</span>')
         rows.append(f"<tr><td>{e(k.device_id)}</td><td>{e(k.venue_code or '—')}</td><td>{state}</td>"
                     f"<td>{_when(k.last_upload_at if not k.silent else k.last_seen_at)}</td><td>{_lag(k)}</td></tr>")

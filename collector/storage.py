@@ -103,6 +103,10 @@ devices = sa.Table(
     # so a lost answer never locks the kiosk out (and never loses its outbox).
     sa.Column("prev_token_hash", sa.String(64)),
     sa.Column("rotate", sa.Boolean(), nullable=False, default=False),
+    # The last batch the collector refused (another venue's entries, before enrolment):
+    # such a kiosk is failing, whatever else it uploads (issue 23 item 2).
+    sa.Column("refused_at", sa.DateTime()),
+    sa.Column("refusal", sa.Text()),
 )
 
 enrol_codes = sa.Table(
@@ -116,7 +120,7 @@ enrol_codes = sa.Table(
 )
 #: Columns added after the first release: (table, column), added by Store at open.
 _ADDED_COLUMNS = ((devices, "venue_code"), (devices, "revoked_at"), (devices, "prev_token_hash"),
-                  (devices, "rotate"), (enrol_codes, "venue_code"))
+                  (devices, "rotate"), (enrol_codes, "venue_code"), (devices, "refused_at"), (devices, "refusal"))
 
 documents = sa.Table(
     "documents", metadata,
@@ -288,6 +292,16 @@ class Store:
     def enrol(self, device_id: str, code: str, *, now: datetime) -> str:
         """Trade a one-time code for a device token. The code works once: a second use,
         an unknown or expired code, or a code minted for another device raise EnrolError."""
+        return self.enrol_device(device_id, code, now=now)[0]
+
+    def record_refusal(self, device_id: str, message: str, *, now: datetime) -> None:
+        """Remember that a batch of `device_id` was refused (the report shows it failing)."""
+        with self.engine.begin() as conn:
+            conn.execute(devices.update().where(devices.c.device_id == device_id).values(
+                refused_at=_naive_utc(now), refusal=message[:500]))
+
+    def enrol_device(self, device_id: str, code: str, *, now: datetime) -> tuple[str, str | None]:
+        """`enrol`, returning (token, the venue the code bound the device to)."""
         code = code.strip().upper()
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(enrol_codes).where(
@@ -322,9 +336,10 @@ class Store:
             stmt = stmt.on_conflict_do_update(
                 index_elements=["device_id"],
                 set_={"enrolled_at": first, **{k: getattr(stmt.excluded, k) for k in (
-                    "token_hash", "venue_code", "revoked_at", "prev_token_hash", "rotate")}})
+                    "token_hash", "venue_code", "revoked_at", "prev_token_hash", "rotate")},
+                    "refused_at": None, "refusal": None})
             conn.execute(stmt)
-        return token
+        return token, row["venue_code"]
 
     def device_for_token(self, token: str) -> str | None:
         auth = self.authenticate(token)

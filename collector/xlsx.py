@@ -124,7 +124,7 @@ def report_xlsx(report: DailyReport) -> bytes:
     hours += [[f"{h:02d}:00", *[total.hourly[o][h] for o in OUTCOMES], total.per_hour[h]] for h in range(HOURS)]
     _sheet(wb.create_sheet(SHEET_HOURS), hours)
     kiosks = [["device_id", "venue_code", "state", "uploads", "last_upload (Vietnam time)", "clock"]]
-    kiosks += [[k.device_id, k.venue_code or "", "silent" if k.silent else "uploading", k.uploads,
+    kiosks += [[k.device_id, k.venue_code or "", "refused" if k.refused else "silent" if k.silent else "uploading", k.uploads,
                 when(k.last_upload_at), k.clock_off or ""] for k in report.kiosks]
     _sheet(wb.create_sheet(SHEET_KIOSKS), kiosks)
     if report.roster is not None:

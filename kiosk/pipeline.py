@@ -57,6 +57,19 @@ class Event:
         return self.entry is not None and not self.entry.logged
 
 
+def check_enrolled_venue(cfg: Config, journal: Journal) -> None:
+    """Refuse to start logging for another venue than the one the collector enrolled this
+    kiosk for: every such entry would be refused there and stay on the card (issue 23
+    item 2). ConfigError names the setting and the way out."""
+    from kiosk.sync.state import ENROLLED_VENUE_KEY
+
+    enrolled = journal.get_state(ENROLLED_VENUE_KEY)
+    if enrolled and enrolled != cfg.venue.code:
+        raise ConfigError(f"{cfg.source}: venue.code = {cfg.venue.code!r}, but the collector enrolled "
+                          f"{cfg.device.id} for {enrolled!r}: every entry would be refused there. Set "
+                          f"venue.code (kiosk config set venue.code {enrolled}) or enrol again for this venue")
+
+
 class Pipeline:
     """Text in, committed Event out. No threads, no hardware: the part tests drive directly."""
 
@@ -67,6 +80,7 @@ class Pipeline:
         self.cfg = cfg
         self.journal = journal
         self.clock = clock
+        check_enrolled_venue(cfg, journal)
         self._checks = checks
         self.trust = trust if trust is not None else _open_trust(journal)
         from kiosk.checks.freshness import Freshness

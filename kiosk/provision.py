@@ -361,6 +361,9 @@ def provision(config_path: str | os.PathLike, settings: Mapping[str, Any], *,
             except OSError as exc:
                 raise ProvisionError("enrol_failed", f"enrolment at {url} as {device!r} failed: {exc}") from None
             settings["sync.device_token"] = str.__str__(token)
+            venue = getattr(token, "venue", None)
+            if venue:  # the collector's binding wins: entries for another venue are refused
+                settings["venue.code"] = venue
         elif drops_token:
             # A token is the old collector's: a new collector must not learn it, and the
             # kiosk needs a new enrolment there.
@@ -375,6 +378,8 @@ def provision(config_path: str | os.PathLike, settings: Mapping[str, Any], *,
             tmp_ca.unlink(missing_ok=True)
     if drops_token:
         _drop_enrolled_token(cfg)
+    if enrol_code:
+        _remember_enrolled_venue(cfg)
     return cfg
 
 
@@ -397,6 +402,15 @@ def _write_temp(final: Path, text: str) -> Path:
         os.fsync(fh.fileno())
     os.chmod(name, 0o644)
     return Path(name)
+
+
+def _remember_enrolled_venue(cfg: Config) -> None:
+    """After a new enrolment the journal's note of the enrolled venue is this config's."""
+    from kiosk.journal import Journal
+    from kiosk.sync.state import ENROLLED_VENUE_KEY
+
+    with Journal(cfg.journal_path()) as journal:
+        journal.set_state(ENROLLED_VENUE_KEY, cfg.venue.code)
 
 
 def _drop_enrolled_token(cfg: Config) -> None:

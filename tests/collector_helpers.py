@@ -86,6 +86,16 @@ class RunningCollector(LocalCollector):
         return self
 
 
+@pytest.fixture(name="collector")
+def sqlite_collector(tmp_path):
+    """The real collector over SQLite in tmp_path (`from collector_helpers import
+    sqlite_collector` gives a test module the `collector` fixture)."""
+    store = open_store("sqlite", tmp_path)
+    with RunningCollector(store) as running:
+        yield running
+    store.close()
+
+
 def fill_journal(journal, n: int, *, venue: str = "V1", device: str = DEVICE,
                  start: datetime | None = None, step: timedelta = timedelta(seconds=7)) -> list[str]:
     """Record n distinct entries (a mix of verdicts) and return their ids."""

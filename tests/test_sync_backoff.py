@@ -97,7 +97,7 @@ def test_status_round_trips_through_the_journal():
         assert s.last_error == "cannot reach the collector"
         assert s.last_success == NOW - OFFLINE_GRACE * 2
         assert set(j.get_json(STATUS_KEY)) == {"last_success", "last_attempt", "pending",
-                                              "last_error", "consecutive_failures"}
+                                              "last_error", "consecutive_failures", "refused"}
         record(j, now=NOW + timedelta(seconds=1), ok=True, pending=0)
         assert status(j, NOW + STALE_AFTER).offline is False
 

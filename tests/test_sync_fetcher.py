@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from collector_helpers import PUBLISHER_KEY, RunningCollector, open_store, publish_raw
+from collector_helpers import PUBLISHER_KEY, publish_raw, sqlite_collector  # noqa: F401 (the collector fixture)
 from kiosk.checks.denylist import MIN_N, make_denylist, subject_denied
 from kiosk.checks.trust import TrustStore, trust_entry
 from kiosk.journal import Journal
@@ -26,12 +26,6 @@ def _some(results):
     return {name: results[name] for name in NAMES}
 
 
-@pytest.fixture
-def collector(tmp_path):
-    store = open_store("sqlite", tmp_path)
-    with RunningCollector(store) as running:
-        yield running
-    store.close()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from kiosk.cli._common import add_command, config_from, progress_on_terminal
 
@@ -95,6 +96,19 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     with Journal(cfg.journal_path()) as journal:
         store_token(journal, token)
     print(f"enrolled {cfg.device.id} with {url}; token stored in {cfg.journal_path()}")
+    venue = getattr(token, "venue", None)
+    if venue and venue != cfg.venue.code:
+        # The collector takes entries of that venue only: log for it, or not at all.
+        source = Path(cfg.source) if cfg.source and not cfg.source.startswith("<") else None
+        if source is None or not source.is_file():
+            print(f"error: the collector enrolled {cfg.device.id} for venue {venue}, but venue.code is "
+                  f"{cfg.venue.code!r} and there is no config file to change; set it: "
+                  f"kiosk config set venue.code {venue}", file=sys.stderr)
+            return 1
+        from kiosk.provision import apply_settings
+
+        apply_settings(source, {"venue.code": venue})
+        print(f"venue.code set to {venue} in {source} (the venue the collector enrolled this kiosk for)")
     if cfg.sync.device_token:
         print("note: sync.device_token in the config overrides the enrolled token", file=sys.stderr)
     return 0

@@ -41,7 +41,7 @@ __all__ = [
 VERDICT_KINDS = ("pass", "fail", "review")
 #: Most severe first: the banner lists them in this order.
 FAULT_KINDS = ("disk_full", "journal_fault", "camera_fault", "scanner_fault", "clock_unsynced",
-               "collector_untrusted", "trust_stale", "offline")
+               "collector_untrusted", "uploads_refused", "trust_stale", "offline")
 KINDS = ("idle", "scanning", *VERDICT_KINDS, *FAULT_KINDS)
 #: Faults that stop checking: an idle screen shows the fault instead of "scan here".
 BLOCKING_FAULTS = frozenset({"disk_full", "journal_fault", "camera_fault", "scanner_fault"})

@@ -49,6 +49,7 @@ FAULT_PATTERNS: dict[str, tuple[float, float]] = {
     "scanner_fault": (1.0, 1.0),
     "clock_unsynced": (0.5, 1.5),
     "collector_untrusted": (0.15, 2.85),
+    "uploads_refused": (0.15, 2.85),
     "trust_stale": (0.15, 2.85),
     "offline": (0.15, 2.85),
 }

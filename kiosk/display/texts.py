@@ -121,6 +121,11 @@ FAULT_TEXTS: dict[str, tuple[Bilingual, Bilingual]] = {
     "offline": (B("Mất kết nối mạng", "Offline"),
                 B(f"Vẫn kiểm tra {nb('bình thường ·')} {nb('{pending} lượt chờ gửi')}",
                   f"Checking {nb('continues ·')} {nb('{pending} entries')} waiting to upload")),
+    # The collector refuses entries (another venue's, logged before enrolment): they stay
+    # here for ever unless a technician acts (issue 23 item 2).
+    "uploads_refused": (B(f"Máy chủ {nb('từ chối')} dữ liệu", "The collector refuses this kiosk's entries"),
+                        B(f"{nb('{pending} lượt')} không gửi {nb('được ·')} vui lòng gọi {nb('nhân viên')}",
+                          f"{nb('{pending} entries')} cannot be {nb('uploaded ·')} please call the staff")),
     "collector_untrusted": (B(f"Máy chủ không có chữ ký của {nb('Sở Y tế')}",
                               "Collector not signed by the health department"),
                             B(f"Không dùng dữ liệu máy chủ này {nb('gửi ·')} vui lòng gọi {nb('nhân viên')}",

@@ -20,10 +20,23 @@ ENROL_TIMEOUT_S = 10.0
 DEVICES_PATH = "/v1/devices"
 
 
+class EnrolledToken(str):
+    """A device token, with the venue the collector bound the device to (`venue`: None
+    from a collector that does not say). The kiosk logs for that venue and no other."""
+
+    venue: str | None = None
+
+    def __new__(cls, token: str, venue: str | None = None) -> "EnrolledToken":
+        self = super().__new__(cls, token)
+        self.venue = venue
+        return self
+
+
 def enrol(url: str, device_id: str, code: str, *, timeout: float = ENROL_TIMEOUT_S,
-          session: requests.Session | None = None, verify: str | None = None) -> str:
+          session: requests.Session | None = None, verify: str | None = None) -> EnrolledToken:
     """Register `device_id` with the collector at `url` using a one-time `code`; return
-    the device token. Raises SyncError with the collector's reason when it refuses.
+    the device token (with `.venue`, the venue it is bound to). Raises SyncError with the
+    collector's reason when it refuses.
 
     Example: token = enrol("http://127.0.0.1:8470", "kiosk-01", "N66MFBNR2U")
     """
@@ -46,7 +59,8 @@ def enrol(url: str, device_id: str, code: str, *, timeout: float = ENROL_TIMEOUT
         raise SyncError(f"{url} answered enrolment without a token") from None
     if not isinstance(token, str) or not token:
         raise SyncError(f"{url} answered enrolment without a token")
-    return token
+    venue = resp.json().get("venue_code")
+    return EnrolledToken(token, venue if isinstance(venue, str) and venue else None)
 
 
 #: Journal state: SHA-256 of the token a rotated one replaced. A configured
@@ -62,10 +76,15 @@ def _digest(token: str) -> str:
 
 def store_token(journal: Any, token: str, *, replaces: str | None = None) -> None:
     """Keep an enrolled (or rotated) token in the journal (file mode 0600) for `kiosk sync`."""
+    from kiosk.sync.state import ENROLLED_VENUE_KEY
+
     with journal.atomic():
         journal.set_state(TOKEN_KEY, token)
         if replaces:
             journal.set_state(REPLACED_KEY, _digest(replaces))
+        venue = getattr(token, "venue", None)
+        if venue:
+            journal.set_state(ENROLLED_VENUE_KEY, venue)
 
 
 def resolve_token(cfg: Any, journal: Any) -> str:

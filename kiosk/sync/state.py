@@ -20,10 +20,13 @@ from typing import Any, Mapping
 
 from kiosk.model import iso_utc
 
-__all__ = ["SyncStatus", "status", "is_offline", "STATUS_KEY", "TOKEN_KEY", "ETAGS_KEY",
+__all__ = ["SyncStatus", "status", "is_offline", "STATUS_KEY", "TOKEN_KEY", "ETAGS_KEY", "ENROLLED_VENUE_KEY",
            "RULES_KEY", "FETCH_KEY", "OFFLINE_GRACE", "STALE_AFTER"]
 
 STATUS_KEY = "sync.status"
+#: The venue the collector bound this device to at enrolment: the kiosk refuses to run
+#: for another (its entries would all be refused).
+ENROLLED_VENUE_KEY = "sync.enrolled_venue"
 TOKEN_KEY = "sync.token"
 ETAGS_KEY = "sync.etags"
 FETCH_KEY = "sync.fetch"
@@ -92,8 +95,10 @@ def status(journal: Any, now: datetime) -> SyncStatus:
 
 
 def record(journal: Any, *, now: datetime, ok: bool, error: str | None = None,
-           pending: int | None = None) -> dict[str, Any]:
-    """Store the outcome of one upload attempt and return the new status."""
+           pending: int | None = None, refused: int = 0) -> dict[str, Any]:
+    """Store the outcome of one upload attempt and return the new status. `refused`: how
+    many entries the collector refused outright (another venue's, before enrolment): they
+    cannot leave the kiosk, which the screen says (fault `uploads_refused`)."""
     stored = journal.get_json(STATUS_KEY) or {}
     new = {
         "last_success": iso_utc(now) if ok else stored.get("last_success"),
@@ -101,6 +106,7 @@ def record(journal: Any, *, now: datetime, ok: bool, error: str | None = None,
         "pending": journal.pending_count() if pending is None else pending,
         "last_error": None if ok else error,
         "consecutive_failures": 0 if ok else int(stored.get("consecutive_failures") or 0) + 1,
+        "refused": int(refused),
     }
     journal.set_json(STATUS_KEY, new, now=now)
     return new

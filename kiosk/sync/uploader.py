@@ -285,7 +285,7 @@ class Uploader:
             first, why = next(iter(refused.items()))
             error = (f"collector refused {len(refused)} entries, kept in the journal "
                      f"(first: {first}: {why})")
-            state.record(self.journal, now=self.clock(), ok=False, error=error, pending=left)
+            state.record(self.journal, now=self.clock(), ok=False, error=error, pending=left, refused=len(refused))
         if batches == 0 and error is None and not self.stop.is_set():
             # Nothing was due: still refresh the pending count and the round's time for the
             # screen (entries waiting for their batch are not "sync stopped"), keeping any
@@ -317,7 +317,8 @@ class Uploader:
                 return self.post(body, batch_id=batch_id, count=count), attempt + 1
             except RejectedError as exc:
                 exc.tries = attempt + 1  # type: ignore[attr-defined]
-                state.record(self.journal, now=self.clock(), ok=False, error=str(exc))
+                state.record(self.journal, now=self.clock(), ok=False, error=str(exc),
+                             refused=count if exc.status == 403 else 0)
                 log.error("%s", exc)
                 raise
             except RetryableError as exc:
