@@ -81,6 +81,10 @@ MAX_TRAVEL = 34  # every province
 _CCCD = re.compile(r"^\d{12}$")
 _CMND = re.compile(r"^\d{9}$")
 _PASSPORT = re.compile(r"^(?=.*[A-Z])[A-Z0-9]{6,9}$")
+#: The form's "no symptoms at all" box (not a symptom code).
+NO_SYMPTOMS = "none"
+#: A second declaration at the same venue this soon adds no second check-in there.
+REPEAT_CHECK_IN = timedelta(minutes=30)
 _PHONE = re.compile(r"^(?:0|\+84|84)(\d{9})$")
 
 metadata = sa.MetaData()
@@ -306,8 +310,13 @@ def validate(form: Mapping[str, Sequence[str]], *, now: datetime) -> tuple[Decla
         err["travel"] = ("Hãy chọn tỉnh/thành phố trong danh sách.", "Choose provinces from the list.")
     codes = {s[0] for s in SYMPTOMS}
     symptoms = tuple(dict.fromkeys(str(v).strip() for v in form.get("sym", ()) if str(v).strip()))
+    no_symptoms = NO_SYMPTOMS in symptoms   # the form's explicit "no symptoms at all"
+    symptoms = tuple(s for s in symptoms if s != NO_SYMPTOMS)
     if any(s not in codes for s in symptoms):
         err["sym"] = ("Hãy chọn triệu chứng trong danh sách.", "Choose symptoms from the list.")
+    elif no_symptoms and symptoms:
+        err["sym"] = ("Đã chọn “Không có triệu chứng nào” cùng với triệu chứng: hãy chọn một trong hai.",
+                      "“No symptoms at all” is ticked together with symptoms: choose one or the other.")
     answers = {}
     for key in ("contact_case", "contact_area"):
         value = _one(form, key)
@@ -337,6 +346,9 @@ class Issued:
     declared_at: datetime
     status: str
     venue: str | None = None
+    #: when this person last checked in at this venue, if within REPEAT_CHECK_IN: this
+    #: declaration added no second check-in (a resubmitted form, the back button)
+    repeat_of: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -422,13 +434,21 @@ def issue(store: Any, decl: Declaration, *, now: datetime, seal_private_key: str
     if seal_private_key:
         sealed = sealer_for(_seal_public(seal_private_key))(json.dumps(personal, ensure_ascii=False).encode())
     day, _ = local_day(now)
+    pkey = person_key(store, decl.id_number)
+    earlier = None
+    if decl.venue:
+        c = declarations.c
+        with store.engine.connect() as conn:
+            earlier = conn.execute(sa.select(sa.func.max(c.declared_at)).where(
+                c.person_key == pkey, c.venue_code == decl.venue,
+                c.declared_at >= _naive(now - REPEAT_CHECK_IN))).scalar()
     with store.engine.begin() as conn:
         conn.execute(declarations.insert().values(
             id=str(uuid.uuid4()), declared_at=_naive(now), day_local=day, province=decl.province,
             commune=decl.commune, venue_code=decl.venue, symptoms=bool(decl.symptoms),
-            contact=decl.contact_case, status=decl.status, person_key=person_key(store, decl.id_number),
+            contact=decl.contact_case, status=decl.status, person_key=pkey,
             phone_key=phone_key(store, decl.phone), name_masked=masked, personal=sealed))
-    if decl.venue:
+    if decl.venue and earlier is None:
         # The check-in as a kiosk would upload it: the identifier only inside the sealed
         # fields (without a seal key, the subject alone), the person key derived from it.
         row = {"id": str(uuid.uuid4()), "scanned_at": now, "device_id": FORM_DEVICE, "venue_code": decl.venue,
@@ -439,7 +459,8 @@ def issue(store: Any, decl: Declaration, *, now: datetime, seal_private_key: str
         row["subject_hash"] = entry_person_key(row, seal_private_key=seal_private_key,
                                                tracing_key=store.tracing_key())
         store.insert_batch([row], batch_id=f"form-{row['id']}", now=now)
-    return Issued(text=text, name_masked=masked, declared_at=now, status=decl.status, venue=decl.venue)
+    return Issued(text=text, name_masked=masked, declared_at=now, status=decl.status, venue=decl.venue,
+                  repeat_of=earlier.replace(tzinfo=timezone.utc) if earlier is not None else None)
 
 
 def purge_personal(store: Any, *, before: datetime) -> int:

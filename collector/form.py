@@ -103,6 +103,13 @@ T: Mapping[str, tuple[str, str]] = {
     "valid_until": ("Có giá trị đến", "Valid until"),
     "save": ("Lưu ảnh mã QR", "Save the QR as an image"),
     "again": ("Khai báo lại", "Declare again"),
+    "no_sym": ("Không có triệu chứng nào", "No symptoms at all"),
+    "repeat": ("Bạn đã khai báo tại địa điểm này lúc {at}: lượt vào không được ghi thêm lần nữa.",
+               "You already checked in here at {at}: no second check-in was recorded."),
+    "offline_last": ("Không có mạng. Đây là tờ khai bạn đã lưu lần trước, KHÔNG phải khai báo mới: "
+                     "chưa ghi nhận bạn đến địa điểm này.",
+                     "No connection. This is the declaration you kept before, NOT a new one: your visit "
+                     "here has not been recorded."),
     "kept": ("Mã này được lưu trên điện thoại để xem lại khi không có mạng.",
              "This phone keeps the code to show it again without a connection."),
     "last": ("Tờ khai gần nhất", "Your last declaration"),
@@ -195,7 +202,7 @@ def render_form(*, lang: str = "vi", venue: str | None = None, venue_name: str |
                      f'<p>{_e(notice[1] if lang == "en" else notice[0])}</p>'
                      f'<p class="alt" lang="{other}">{_e(notice[0] if lang == "en" else notice[1])}</p></div>')
     if errors:
-        links = "".join(f'<li><a href="#{k}">{_e(_t(k, lang).rstrip(" *") if k in T else k)}: '
+        links = "".join(f'<li><a href="#{k}">{_e(_t(k, lang).rstrip(" *?.:") if k in T else k)}: '
                         f'{_e(v[1] if lang == "en" else v[0])}</a></li>' for k, v in errors.items())
         parts.append(f'<div class="box bad" role="alert" tabindex="-1" id="errors"><h2>{_e(_t("errors", lang))}</h2>'
                      f'<ul>{links}</ul></div>')
@@ -211,18 +218,21 @@ def render_form(*, lang: str = "vi", venue: str | None = None, venue_name: str |
     symptoms = [(code, en if lang == "en" else vi) for code, vi, en in decl_mod.SYMPTOMS]
     yes_no = [("yes", _t("yes", lang)), ("no", _t("no", lang))]
     form = [
-        f'<form method="post" action="{FORM_PATH}" id="decl" accept-charset="utf-8">',
+        # novalidate: the page's own bilingual errors, next to each field, not the browser's
+        # English bubble (the attributes stay for keyboards, autofill and :invalid styling).
+        f'<form method="post" action="{FORM_PATH}" id="decl" accept-charset="utf-8" novalidate>',
         f'<input type="hidden" name="token" value="{_e(token)}"><input type="hidden" name="lang" value="{lang}">',
         f'<input type="hidden" name="venue" value="{_e(venue)}">' if venue else "",
         f'<fieldset class="g"><legend>{_e(_t("person", lang))}</legend>',
         _text_input("name", "text", one, errors, lang, ' autocomplete="name" required maxlength="100"'),
-        _text_input("dob", "date", one, errors, lang, ' autocomplete="bday" required min="1900-01-01"'),
+        _text_input("dob", "date", one, errors, lang,
+                    f' autocomplete="bday" required min="1900-01-01" max="{datetime.now(REPORT_TZ).date().isoformat()}"'),
         _choices("sex", "radio", sexes, {one.get("sex", "")}, errors, _t("sex", lang), lang, cls="row"),
         _text_input("id_number", "text", one, errors, lang,
                     ' autocomplete="off" required maxlength="14" pattern="\\s*(\\d{12}|\\d{9}|[A-Za-z0-9]{6,9})\\s*"'
                     ' autocapitalize="characters"', hint="id_hint"),
         _text_input("phone", "tel", one, errors, lang,
-                    ' autocomplete="tel" inputmode="tel" required maxlength="16" pattern="\\s*(0|\\+?84)[\\d .-]{9,12}\\s*"'),
+                    ' autocomplete="tel" inputmode="tel" required maxlength="16" pattern="\\s*(0|\\+?84)[\\d .\\-]{9,12}\\s*"'),
         '</fieldset>',
         f'<fieldset class="g"><legend>{_e(_t("address", lang))}</legend>',
         f'<div class="f"><label for="province">{_e(_t("province", lang))}</label>'
@@ -237,8 +247,8 @@ def render_form(*, lang: str = "vi", venue: str | None = None, venue_name: str |
         f'><summary>{_e(_t("travel", lang))}</summary>' +
         _choices("travel", "checkbox", provinces, set(values.get("travel") or ()), errors, _t("travel", lang),
                  lang, hint="travel_hint", cls="cols") + '</details>',
-        _choices("sym", "checkbox", symptoms, set(values.get("sym") or ()), errors, _t("sym", lang), lang,
-                 hint="sym_hint"),
+        _choices("sym", "checkbox", symptoms + [("none", _t("no_sym", lang))], set(values.get("sym") or ()), errors,
+                 _t("sym", lang), lang, hint="sym_hint"),
         _choices("contact_case", "radio", yes_no, {one.get("contact_case", "")}, errors, _t("contact_case", lang),
                  lang, cls="row"),
         _choices("contact_area", "radio", yes_no, {one.get("contact_area", "")}, errors, _t("contact_area", lang),
@@ -265,13 +275,21 @@ def _local(ts: datetime) -> str:
     return ts.astimezone(REPORT_TZ).strftime("%H:%M %d/%m/%Y")
 
 
-def render_result(issued: decl_mod.Issued, *, lang: str = "vi") -> str:
-    """The result page: the QR large, the masked name, the time; saved on the phone by the script."""
+def render_result(issued: decl_mod.Issued, *, lang: str = "vi", venue_name: str | None = None) -> str:
+    """The result page: the QR large, the masked name, the time, the venue it checked in
+    at (or that it did not again); saved on the phone by the script."""
     png = base64.b64encode(qr_png(issued.text)).decode()
     until = issued.declared_at + decl_mod.VALID_FOR
     stamp = issued.declared_at.astimezone(REPORT_TZ).strftime("%Y%m%d-%H%M")
+    where = ""
+    if issued.venue:
+        where = (f'<p class="box venue" id="where"><strong>{_e(_t("venue", lang))}: {_e(venue_name or issued.venue)}</strong>'
+                 f'<br>{_e(_t("venue_note", lang))}</p>')
+    if issued.repeat_of is not None:
+        where += (f'<p class="box note" role="status" id="repeat">'
+                  f'{_e(_t("repeat", lang).format(at=_local(issued.repeat_of)))}</p>')
     body = (
-        f'<h1>{_e(_t("done", lang))}</h1>'
+        f'<h1>{_e(_t("done", lang))}</h1>{where}'
         f'<div class="qr status-{issued.status}" id="result" data-name="{_e(issued.name_masked)}"'
         f' data-at="{_e(_local(issued.declared_at))}" data-until="{_e(_local(until))}" data-status="{issued.status}">'
         f'<img id="qr" src="data:image/png;base64,{png}" alt="{_e(_t("show", lang))}">'
@@ -283,7 +301,7 @@ def render_result(issued: decl_mod.Issued, *, lang: str = "vi") -> str:
         f'<p><a class="btn" id="save" download="to-khai-y-te-{stamp}.png" href="data:image/png;base64,{png}">'
         f'{_e(_t("save", lang))}</a></p>'
         f'<p class="hint">{_e(_t("kept", lang))}</p>'
-        f'<p><a href="{FORM_PATH}{"/" + quote(issued.venue, safe="") if issued.venue else ""}?lang={lang}">'
+        f'<p><a class="btn secondary" href="{FORM_PATH}{"/" + quote(issued.venue, safe="") if issued.venue else ""}?lang={lang}">'
         f'{_e(_t("again", lang))}</a></p>')
     return _page(_t("done", lang), body, lang)
 
@@ -297,11 +315,13 @@ def render_unregistered(venue: str, lang: str = "vi") -> str:
 
 def render_last(lang: str = "vi") -> str:
     """The offline page: the script shows the QR this phone kept (nothing comes from the server)."""
-    body = (f'<h1>{_e(_t("last", lang))}</h1><div class="qr" id="kept" hidden><img id="kept-qr" alt="QR">'
+    body = (f'<h1>{_e(_t("last", lang))}</h1>'
+            f'<p class="box bad" role="alert" id="offline-note" hidden>{_e(_t("offline_last", lang))}</p>'
+            f'<div class="qr" id="kept" hidden><img id="kept-qr" alt="QR">'
             f'<p class="who" id="kept-name"></p><p>{_e(_t("declared_at", lang))}: <strong id="kept-at"></strong><br>'
             f'{_e(_t("valid_until", lang))}: <span id="kept-until"></span></p></div>'
             f'<p id="none-kept">{_e(_t("none_kept", lang))}</p>'
-            f'<p><a href="{FORM_PATH}?lang={lang}">{_e(_t("again", lang))}</a></p>')
+            f'<p><a class="btn secondary" href="{FORM_PATH}?lang={lang}">{_e(_t("again", lang))}</a></p>')
     return _page(_t("last", lang), body, lang)
 
 
@@ -458,7 +478,7 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
                                          notice=(exc.vi, exc.en)), exc.status)
         issued = await run_in_threadpool(lambda: decl_mod.issue(store, decl, now=now,
                                                                 seal_private_key=seal_private_key))
-        return html_page(render_result(issued, lang=lang))
+        return html_page(render_result(issued, lang=lang, venue_name=venue_name(issued.venue)))
 
     # --- the roster (admin) ---
     auth = [Depends(admin)]

@@ -198,7 +198,10 @@ def test_poster_qr_opens_the_form_the_qr_passes_at_the_hospital_and_a_symptom_fa
     [sick_text] = _decode(sick)
     verdict = _kiosk_check(sick_text, capsys)
     assert (verdict["verdict"], verdict["reason"]) == ("fail", "symptoms")
-    assert _trace(collector, VENUE)["count"] == 2
+    # The same person at the same venue minutes later: a new declaration, one visit
+    # (issue 23 item 9: a resubmitted form no longer adds a second check-in silently).
+    assert "lượt vào không được ghi thêm" in phone.inner_text("#repeat")
+    assert _trace(collector, VENUE)["count"] == 1
 
 
 def test_errors_show_next_to_each_field_in_both_languages_and_english_is_one_tap_away(collector, phone):
@@ -206,12 +209,12 @@ def test_errors_show_next_to_each_field_in_both_languages_and_english_is_one_tap
     phone.click("text=English")
     assert phone.locator("html").get_attribute("lang") == "en"
     assert phone.inner_text("h1") == "Health declaration"
-    # The browser's own hints first: an empty form is not even sent.
+    # Issue 23 item 9: no English-only browser bubble; the page's own errors, both languages.
+    assert phone.evaluate("document.getElementById('decl').noValidate")
     phone.click("button[type=submit]")
-    assert phone.evaluate("document.getElementById('name').validity.valueMissing")
-    assert phone.locator("#errors").count() == 0
-    # Past the browser's hints (novalidate), the server's answer: each field named.
-    phone.evaluate("document.getElementById('decl').noValidate = true")
+    phone.wait_for_selector("#errors")
+    assert "Họ và tên" in phone.inner_text("#errors") or "Full name" in phone.inner_text("#errors")
+    assert phone.locator("#e-name").count() == 1
     phone.fill("#name", "Lê Văn Tám")
     phone.fill("#phone", "12345")
     phone.click("button[type=submit]")

@@ -157,3 +157,73 @@ def test_knowing_a_quarantined_persons_id_number_does_not_clear_them(collector):
                          data={**PERSON, "id_number": "079190000123", "phone": "+84 90 123 4567", "token": token})
     assert real.status_code == 200
     assert _roster_person(collector)[0] == "declared"
+
+
+# --- item 9: the form in a real browser ----------------------------------------------------
+
+@pytest.fixture
+def phone(collector):
+    from browser_helpers import CHROMIUM, browser_or_fail
+
+    sync_api = browser_or_fail()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 375, "height": 812}, locale="vi-VN")
+        yield context, context.new_page()
+        context.close()
+        browser.close()
+
+
+def test_the_forms_details_a_citizen_meets(collector, phone):
+    from test_report_page import _axe_violations
+
+    context, page = phone
+    page.goto(f"{collector.url}/d/{VENUE}")
+    # The phone pattern compiles under the v flag, so the browser applies it.
+    page.fill("#phone", "abc")
+    assert page.evaluate("document.getElementById('phone').validity.patternMismatch")
+    # A birth date in the future is out of range for the browser too.
+    page.fill("#dob", "2999-01-01")
+    assert page.evaluate("document.getElementById('dob').validity.rangeOverflow")
+    # "No symptoms at all" is a choice of its own, and excludes the symptoms.
+    page.check("input[name=sym][value=fever]")
+    page.check("input[name=sym][value=none]")
+    assert not page.is_checked("input[name=sym][value=fever]")
+    assert _axe_violations(page) == []
+    # The error summary: labels without "?:" or ".:".
+    page.click("button[type=submit]")
+    page.wait_for_selector("#errors")
+    summary = page.inner_text("#errors")
+    assert "?:" not in summary and ".:" not in summary, summary
+    # A real declaration: the result names the venue; "declare again" is a thumb-sized target.
+    for field, value in (("#name", PERSON["name"]), ("#dob", PERSON["dob"]), ("#id_number", "079190000123"),
+                         ("#phone", PERSON["phone"])):
+        page.fill(field, value)
+    page.check("input[name=sex][value=nu]")
+    page.select_option("#province", PERSON["province"])
+    page.wait_for_function("document.querySelector('#commune').options.length > 1")
+    page.select_option("#commune", PERSON["commune"])
+    page.check("input[name=contact_case][value=no]")
+    page.check("input[name=contact_area][value=no]")
+    page.check("#consent")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#result")
+    assert "Bệnh viện Chợ Rẫy" in page.inner_text("#where")
+    again = page.locator("a.btn", has_text="Khai báo lại").bounding_box()
+    assert again["height"] >= 44
+    # Offline, the venue's address shows the kept QR and says it is not a new check-in.
+    page.goto(f"{collector.url}/d/last")  # the service worker is installed by now
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    context.set_offline(True)
+    page.goto(f"{collector.url}/d/{VENUE}")
+    assert page.locator("#offline-note").is_visible()
+    assert "KHÔNG phải khai báo mới" in page.inner_text("#offline-note")
+    context.set_offline(False)
+
+
+def test_ticking_no_symptoms_and_a_symptom_is_refused(collector):
+    page = requests.get(f"{collector.url}/d", timeout=10).text
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    r = requests.post(f"{collector.url}/d", timeout=10, data={**PERSON, "id_number": "079190000123", "token": token,
+                                                              "sym": ["none", "fever"]})
+    assert r.status_code == 422 and "choose one or the other" in r.text

@@ -28,6 +28,16 @@
       if (me.province && !prov.value) { prov.value = me.province; loadCommunes(me.province, me.commune); }
       $("prefilled").hidden = false;
     }
+    /* "No symptoms at all" and the symptoms exclude each other. */
+    var none = form.querySelector('input[name=sym][value=none]');
+    form.querySelectorAll("input[name=sym]").forEach(function (box) {
+      box.addEventListener("change", function () {
+        if (!box.checked) { return; }
+        form.querySelectorAll("input[name=sym]").forEach(function (other) {
+          if (other !== box && (box === none || other === none)) { other.checked = false; }
+        });
+      });
+    });
     form.addEventListener("submit", function () {
       var v = {}, s = form.querySelector("input[name=sex]:checked");
       FIELDS.forEach(function (f) { v[f] = $(f).value; });
@@ -40,6 +50,9 @@
     put(LAST, {qr: $("qr").src, name: res.dataset.name, at: res.dataset.at, until: res.dataset.until,
                status: res.dataset.status});
   }
+  /* The service worker answers a venue's form with this page when there is no network:
+     say so, or the old QR looks like a check-in here. */
+  if ($("offline-note") && location.pathname !== "/d/last") { $("offline-note").hidden = false; }
   var kept = $("kept"), last = get(LAST);
   if (kept && last) {
     $("kept-qr").src = last.qr; $("kept-name").textContent = last.name;
