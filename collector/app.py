@@ -329,6 +329,11 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
 
     report_api.install(app, store=store, clock=clock, admin=admin_auth)
 
+    # Heartbeats and the fleet page (collector.fleet).
+    from collector import fleet
+
+    fleet.install(app, store=store, clock=clock, admin=admin_auth, device=device_auth)
+
     # The citizens' declaration form (/d, /d/{venue}) and the quarantine roster (collector.form).
     from collector import form
 

@@ -5,6 +5,7 @@ collector.cli's parser. Each opens the Store and calls one library function.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -146,6 +147,32 @@ def cmd_venue(args: argparse.Namespace, *, store_of: Callable, config_of: Callab
     return 0
 
 
+def cmd_fleet(args: argparse.Namespace, *, store_of: Callable, config_of: Callable) -> int:
+    """List every kiosk with its latest heartbeat; the ones that need a visit first.
+
+    A kiosk needs a visit when it is silent (no heartbeat for 15 minutes), stale (a signed
+    document expired or 3 days old), faulted (its screen shows a fault) or refused (the
+    collector refuses its entries). Exit status 1 when any does, for a monitoring check.
+    Example: collector fleet --db postgresql://collector@db/collector
+    """
+    from collector import fleet
+
+    with store_of(args, must_exist=True) as store:
+        now = datetime.now(timezone.utc)
+        rows = fleet.rows(fleet.fleet(store, now=now))
+    if args.json:
+        print(json.dumps({"kiosks": rows}, ensure_ascii=False, indent=1))
+    else:
+        colour = sys.stdout.isatty()
+        for r in rows:
+            states = ", ".join(r["states"]) or "ok"
+            line = (f"{r['device_id']:<20} {r['venue_code'] or '-':<14} {states:<24} v{r['version'] or '-':<8} "
+                    f"seen {r['seen_at'] or 'never'}  pending {r['pending'] if r['pending'] is not None else '-'}")
+            print(f"\033[31m{line}\033[0m" if colour and r["red"] else line)
+        print(f"{sum(r['red'] for r in rows)} of {len(rows)} kiosks need a look")
+    return 1 if any(r["red"] for r in rows) else 0
+
+
 def register(sub: Any, add: Callable, *, store_of: Callable, config_of: Callable) -> None:
     """Add the commands to collector's subparsers (`add` is collector.cli._add)."""
     def bind(fn: Callable) -> Callable:
@@ -163,6 +190,8 @@ def register(sub: Any, add: Callable, *, store_of: Callable, config_of: Callable
     add(sub, "deliver", bind(cmd_deliver))
     p = add(sub, "status", bind(cmd_status))
     p.add_argument("--last", type=int, default=10, metavar="N", help="show the last N deliveries (default 10)")
+    p = add(sub, "fleet", bind(cmd_fleet))
+    p.add_argument("--json", action="store_true", help="the rows as JSON (what GET /v1/fleet.json answers)")
     p = add(sub, "venue", bind(cmd_venue))
     p.add_argument("action", choices=("add", "import", "list"))
     p.add_argument("target", nargs="?", metavar="CODE|FILE", help="venue code (add) or CSV file (import)")

@@ -185,7 +185,7 @@ def render(report: DailyReport, *, deliveries: Iterable[Mapping[str, Any]] = (),
         nav = ""
     else:
         downloads = (f'<a href="daily.csv?date={day}">CSV</a> · <a href="daily.xlsx?date={day}">XLSX (Excel)</a> · '
-                     f'<a href="tracing">Truy vết / Contact tracing</a>')
+                     f'<a href="tracing">Truy vết / Contact tracing</a> · <a href="../fleet">Thiết bị / Kiosk fleet</a>')
         nav = (f'<nav><a rel="prev" href="daily?date={prev_day}">← {prev_day}</a> '
                f'<form method="get" action="daily"><label>Ngày / Day <input type="date" name="date" value="{day}" required>'
                f'</label> <button type="submit">Xem / Show</button></form> '

@@ -137,6 +137,7 @@ class Kiosk:
         self.source_done = threading.Event()
         self.source_open = threading.Event()  # the kiosk can read a code: systemd's READY=1
         self.faults: set[str] = set()
+        self._faults_kept: tuple[str, ...] | None = None
         self.errors = 0
         self.logged = 0
         self.scans = 0                     # codes read (a held-up code too): what max_scans counts
@@ -318,6 +319,7 @@ class Kiosk:
                     self.pipeline.refresh_rules()
                 idle = self._idle_state(ScreenState)
                 pins.set_faults(set(idle.faults))
+                self._remember_faults(idle.faults)
                 next_status = mono + STATUS_PERIOD_S
             event = self._next_event()
             if event is not None:
@@ -423,6 +425,19 @@ class Kiosk:
         today, pending = self.journal.screen_counts(now=now)
         return ScreenState(kind="idle", venue_name=self.cfg.venue.name, checkin_url=self.cfg.venue.checkin_url,
                            today_count=today, pending_uploads=pending, faults=tuple(sorted(faults)))
+
+    def _remember_faults(self, faults: tuple[str, ...]) -> None:
+        """Keep the faults on screen in the journal for `kiosk sync`'s heartbeat (written
+        only when they change: no SD wear while nothing happens)."""
+        from kiosk.sync.heartbeat import FAULTS_KEY
+
+        if self.journal is None or faults == self._faults_kept:
+            return
+        try:
+            self.journal.set_json(FAULTS_KEY, list(faults))
+            self._faults_kept = faults
+        except (JournalError, OSError, sqlite3.Error) as exc:  # a full card: the screen says so already
+            log.debug("faults not kept for the heartbeat: %s", exc)
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -54,14 +54,22 @@ def cmd_sync(args: argparse.Namespace) -> int:
             with Uploader.from_config(cfg, journal, token=token, stop=stop, **kwargs) as up, \
                     Fetcher.from_config(cfg, journal, token=token) as fetcher:
                 fetch = None if args.no_fetch else fetcher
+
+                def beat() -> bool:
+                    from kiosk.sync import heartbeat
+
+                    body = heartbeat.collect(cfg, journal, utcnow())
+                    return heartbeat.send(cfg.sync.collector_url, up.token, body, timeout=cfg.sync.timeout_s,
+                                          verify=cfg.sync.ca_file or None)
+
                 if args.once:
                     up.on_progress = progress_on_terminal("uploaded")
-                    summary = run_once(up, fetch)
+                    summary = run_once(up, fetch, beat)
                     for line in summary.lines():
                         print(line, flush=True)
                     return 0 if summary.ok else 1
                 run_forever(up, fetch, stop=stop, interval_s=cfg.sync.interval_s,
-                            trust_refresh_s=cfg.sync.trust_refresh_s)
+                            trust_refresh_s=cfg.sync.trust_refresh_s, heartbeat=beat)
         finally:
             _restore(previous)
     return 0

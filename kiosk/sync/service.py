@@ -46,10 +46,17 @@ class OnceSummary:
         return out
 
 
-def run_once(uploader: Uploader, fetcher: Fetcher | None = None) -> OnceSummary:
+#: A heartbeat goes with a sync round, but not more often than this.
+HEARTBEAT_EVERY_S = 60.0
+
+
+def run_once(uploader: Uploader, fetcher: Fetcher | None = None,
+             heartbeat: Callable[[], object] | None = None) -> OnceSummary:
     fetched = fetcher.fetch_all() if fetcher is not None else {}
     upload = uploader.drain(force=True)
     _share_token(uploader, fetcher)
+    if heartbeat is not None:
+        heartbeat()
     return OnceSummary(upload, fetched)
 
 
@@ -62,10 +69,13 @@ def _share_token(uploader: Uploader, fetcher: Fetcher | None) -> None:
 
 def run_forever(uploader: Uploader, fetcher: Fetcher | None, *, stop: threading.Event,
                 interval_s: float, trust_refresh_s: float,
-                monotonic: Callable[[], float] = time.monotonic) -> None:
+                monotonic: Callable[[], float] = time.monotonic,
+                heartbeat: Callable[[], object] | None = None) -> None:
     """Loop until `stop` is set. A round's failure is logged and retried next round;
-    the loop itself never dies on a network or collector error."""
+    the loop itself never dies on a network or collector error. `heartbeat` is called
+    after a round, at most every HEARTBEAT_EVERY_S."""
     next_fetch = monotonic()
+    next_beat = monotonic()
     while not stop.is_set():
         try:
             if fetcher is not None and monotonic() >= next_fetch:
@@ -75,6 +85,9 @@ def run_forever(uploader: Uploader, fetcher: Fetcher | None, *, stop: threading.
                 break
             result = uploader.drain(force=False)
             _share_token(uploader, fetcher)
+            if heartbeat is not None and monotonic() >= next_beat:
+                heartbeat()
+                next_beat = monotonic() + HEARTBEAT_EVERY_S
         except (KioskError, sqlite3.Error) as exc:
             # The journal is busy, full or broken: say so and try again next round rather
             # than die; systemd's restart would only land in the same state.
