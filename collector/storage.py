@@ -575,6 +575,32 @@ class Store:
         return rows
 
 
+    def visits_in(self, windows: Sequence[tuple[datetime, datetime, str | None]]) -> list[dict[str, Any]]:
+        """Entries in any of `windows` (start, end, venue or None for any venue), each once:
+        one query per WINDOWS_PER_QUERY windows, an OR of (venue, time range) conditions the
+        (venue_code, scanned_at) index answers and the partitions prune by."""
+        c = entries.c
+        out: dict[str, dict[str, Any]] = {}
+        windows = list(windows)
+        for i in range(0, len(windows), WINDOWS_PER_QUERY):
+            conds = []
+            for start, end, venue in windows[i:i + WINDOWS_PER_QUERY]:
+                cond = sa.and_(c.scanned_at >= _naive_utc(start), c.scanned_at <= _naive_utc(end))
+                conds.append(cond if venue is None else sa.and_(c.venue_code == venue, cond))
+            with self.engine.connect() as conn:
+                for r in conn.execute(sa.select(entries).where(sa.or_(*conds))).mappings():
+                    out.setdefault(r["id"], dict(r))
+        rows = sorted(out.values(), key=lambda r: (r["scanned_at"], r["id"]))
+        for r in rows:
+            r["scanned_at"] = _aware(r["scanned_at"])
+            r["received_at"] = _aware(r["received_at"])
+        return rows
+
+
+#: Tracing windows per query (an OR of that many conditions).
+WINDOWS_PER_QUERY = 100
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

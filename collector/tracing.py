@@ -96,10 +96,11 @@ def trace(store: Any, *, venue: str | None, at: datetime | None, window: timedel
         visits = store.visits(venue=venue, start=start, end=end, subject_hash=subject_hash)
         windows = [(v["scanned_at"] - window, v["scanned_at"] + window, v["venue_code"]) for v in visits]
     seen: dict[str, dict[str, Any]] = {}
-    for start, end, where in windows:
-        for row in store.visits(venue=where, start=start, end=end):
-            row["is_case"] = row["subject_hash"] in cases
-            seen.setdefault(row["id"], row)
+    # Everyone in any of the windows, in a few queries (one per WINDOWS_PER_QUERY windows)
+    # rather than one per visit: a 21-day trace of a busy person was 149 round trips.
+    for row in store.visits_in(windows):
+        row["is_case"] = row["subject_hash"] in cases
+        seen.setdefault(row["id"], row)
     people = sorted(seen.values(), key=lambda r: (r["scanned_at"], r["id"]))
     return TraceResult(venue, windows, people)
 
