@@ -236,9 +236,7 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         validation.check_entry_times(batch.entries, clock())
         refused = binding_refusals(batch.entries, auth, now=clock())
         if refused:
-            first = refused[0]["msg"] if isinstance(refused, list) and refused else str(refused)
-            count = len(refused) if isinstance(refused, list) else 1
-            store.record_refusal(device, f"{count} entries refused; first: {first}", now=clock())
+            store.record_refusal(device, f"{len(refused)} entries refused; first: {refused[0]['msg']}", now=clock())
             raise HTTPException(403, refused)
         rows = [e.model_dump() for e in batch.entries]
         key = store.tracing_key()

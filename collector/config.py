@@ -51,10 +51,15 @@ class CollectorConfigError(ValueError):
     """A collector config file or variable is wrong; the message names it."""
 
 
+def proxy_list(value: str) -> list[str]:
+    """trusted_proxies as the list uvicorn takes (forwarded_allow_ips)."""
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
 def _check_proxies(where: str, value: str) -> None:
     import ipaddress
 
-    for part in filter(None, (p.strip() for p in value.split(","))):
+    for part in proxy_list(value):
         try:
             ipaddress.ip_network(part, strict=False)
         except ValueError:
@@ -128,11 +133,6 @@ def _check_addresses(where: str, value: str) -> None:
 SMTP_SECURITY = ("starttls", "tls", "none")
 DELIVERY_CHECKS = {"report_time": _check_report_time, "smtp_security": _check_smtp_security,
                    "mail_to": _check_addresses, "mail_from": _check_addresses, "trusted_proxies": _check_proxies}
-
-
-def proxy_list(value: str) -> list[str]:
-    """trusted_proxies as the list uvicorn takes (forwarded_allow_ips)."""
-    return [p.strip() for p in value.split(",") if p.strip()]
 
 
 def _check_admin_token(where: str, token: str) -> None:

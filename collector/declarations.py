@@ -85,6 +85,8 @@ _PASSPORT = re.compile(r"^(?=.*[A-Z])[A-Z0-9]{6,9}$")
 NO_SYMPTOMS = "none"
 #: A second declaration at the same venue this soon adds no second check-in there.
 REPEAT_CHECK_IN = timedelta(minutes=30)
+#: What people type between a phone number's digits.
+_PHONE_SEPARATORS = re.compile(r"[\s.-]")
 _PHONE = re.compile(r"^(?:0|\+84|84)(\d{9})$")
 
 metadata = sa.MetaData()
@@ -287,14 +289,13 @@ def validate(form: Mapping[str, Sequence[str]], *, now: datetime) -> tuple[Decla
     elif clean_id_number(id_number) is None:
         err["id_number"] = ("Số CCCD gồm 12 chữ số; số hộ chiếu gồm 6–9 chữ và số.",
                             "A CCCD number has 12 digits; a passport number 6-9 letters and digits.")
-    phone_raw = re.sub(r"[\s.-]", "", _one(form, "phone"))
-    m = _PHONE.match(phone_raw)
-    if not phone_raw:
+    phone_raw = _one(form, "phone")
+    phone = normal_phone(phone_raw) or ""
+    if not _PHONE_SEPARATORS.sub("", phone_raw):
         err["phone"] = ("Hãy nhập số điện thoại.", "Enter your phone number.")
-    elif m is None:
+    elif not phone:
         err["phone"] = ("Số điện thoại gồm 10 chữ số, bắt đầu bằng 0.",
                         "A phone number has 10 digits and starts with 0.")
-    phone = "0" + m.group(1) if m else ""
     province, commune = _one(form, "province"), _one(form, "commune")
     if divisions.province_name(province) is None:
         err["province"] = ("Hãy chọn tỉnh/thành phố.", "Choose your province or city.")
@@ -380,7 +381,7 @@ def normal_phone(text: str) -> str | None:
         >>> normal_phone("+84 90 123 4567"), normal_phone("090-123-4567"), normal_phone("12")
         ('0901234567', '0901234567', None)
     """
-    m = _PHONE.match(re.sub(r"[\s.-]", "", text))
+    m = _PHONE.match(_PHONE_SEPARATORS.sub("", text))
     return "0" + m.group(1) if m else None
 
 

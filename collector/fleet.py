@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Callable, Optional
 
 import sqlalchemy as sa
@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from collector import validation
-from collector.storage import REPORT_TZ, create_once
+from collector.storage import REPORT_TZ, _aware, _naive_utc, create_once
 
 __all__ = ["install", "fleet", "Kiosk", "record", "ensure_tables", "SILENT_AFTER", "STALE_DOCUMENT"]
 
@@ -78,15 +78,11 @@ class Heartbeat(BaseModel):
     last_error: Optional[str] = Field(default=None, max_length=300, strict=True)
 
 
-def _naive(ts: datetime) -> datetime:
-    return ts.astimezone(timezone.utc).replace(tzinfo=None)
-
-
 def record(store: Any, device_id: str, beat: Heartbeat, *, now: datetime) -> float:
     """Keep `beat` as the device's latest; returns the clock offset in seconds."""
     ensure_tables(store.engine)
     offset = (beat.sent_at - now).total_seconds()
-    values = {"device_id": device_id, "received_at": _naive(now), "clock_offset_s": offset,
+    values = {"device_id": device_id, "received_at": _naive_utc(now), "clock_offset_s": offset,
               "body": beat.model_dump_json()}
     from sqlalchemy.dialects import postgresql, sqlite
 
@@ -111,10 +107,6 @@ class Kiosk:
     @property
     def red(self) -> bool:
         return any(s != "clock" for s in self.states)
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    return ts.replace(tzinfo=timezone.utc) if ts is not None and ts.tzinfo is None else ts
 
 
 def _states(k: Kiosk, now: datetime) -> list[str]:

@@ -560,41 +560,40 @@ class Store:
         """Entries at `venue` (any venue when None) with start <= scanned_at <= end, of
         `subject_hash` (one person key or several) when given."""
         c = entries.c
-        q = sa.select(entries).where(c.scanned_at >= _naive_utc(start), c.scanned_at <= _naive_utc(end))
-        if venue is not None:
-            q = q.where(c.venue_code == venue)
+        q = sa.select(entries).where(_window(start, end, venue))
         if isinstance(subject_hash, str):
             q = q.where(c.subject_hash == subject_hash)
         elif subject_hash is not None:
             q = q.where(c.subject_hash.in_(list(subject_hash)))
         with self.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(q.order_by(c.scanned_at, c.id)).mappings()]
-        for r in rows:
-            r["scanned_at"] = _aware(r["scanned_at"])
-            r["received_at"] = _aware(r["received_at"])
-        return rows
-
+            return _aware_times([dict(r) for r in conn.execute(q.order_by(c.scanned_at, c.id)).mappings()])
 
     def visits_in(self, windows: Sequence[tuple[datetime, datetime, str | None]]) -> list[dict[str, Any]]:
-        """Entries in any of `windows` (start, end, venue or None for any venue), each once:
-        one query per WINDOWS_PER_QUERY windows, an OR of (venue, time range) conditions the
-        (venue_code, scanned_at) index answers and the partitions prune by."""
-        c = entries.c
+        """Entries in any of `windows` (start, end, venue or None for any venue), each once,
+        oldest first: one query per WINDOWS_PER_QUERY windows, an OR of (venue, time range)
+        conditions the (venue_code, scanned_at) index answers and the partitions prune by."""
         out: dict[str, dict[str, Any]] = {}
         windows = list(windows)
-        for i in range(0, len(windows), WINDOWS_PER_QUERY):
-            conds = []
-            for start, end, venue in windows[i:i + WINDOWS_PER_QUERY]:
-                cond = sa.and_(c.scanned_at >= _naive_utc(start), c.scanned_at <= _naive_utc(end))
-                conds.append(cond if venue is None else sa.and_(c.venue_code == venue, cond))
-            with self.engine.connect() as conn:
+        with self.engine.connect() as conn:
+            for i in range(0, len(windows), WINDOWS_PER_QUERY):
+                conds = [_window(*w) for w in windows[i:i + WINDOWS_PER_QUERY]]
                 for r in conn.execute(sa.select(entries).where(sa.or_(*conds))).mappings():
                     out.setdefault(r["id"], dict(r))
-        rows = sorted(out.values(), key=lambda r: (r["scanned_at"], r["id"]))
-        for r in rows:
-            r["scanned_at"] = _aware(r["scanned_at"])
-            r["received_at"] = _aware(r["received_at"])
-        return rows
+        return _aware_times(sorted(out.values(), key=lambda r: (r["scanned_at"], r["id"])))
+
+
+def _window(start: datetime, end: datetime, venue: str | None) -> Any:
+    """start <= scanned_at <= end, at `venue` (any venue when None)."""
+    c = entries.c
+    cond = sa.and_(c.scanned_at >= _naive_utc(start), c.scanned_at <= _naive_utc(end))
+    return cond if venue is None else sa.and_(c.venue_code == venue, cond)
+
+
+def _aware_times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for r in rows:
+        r["scanned_at"] = _aware(r["scanned_at"])
+        r["received_at"] = _aware(r["received_at"])
+    return rows
 
 
 #: Tracing windows per query (an OR of that many conditions).

@@ -462,12 +462,12 @@ def _status_faults(cfg: Config, journal: Journal, trust: Any, now: datetime) -> 
     from kiosk.health import disk_fault
     from kiosk.sync import status as sync_status
     from kiosk.sync.fetcher import fetch_faults
-    from kiosk.sync.state import STATUS_KEY
 
     faults: set[str] = set()
-    if sync_status(journal, now).offline:
+    sync = sync_status(journal, now)
+    if sync.offline:
         faults.add("offline")
-    if (journal.get_json(STATUS_KEY) or {}).get("refused"):
+    if sync.refused:
         faults.add("uploads_refused")
     if trust.stale(now, timedelta(hours=cfg.trust.max_age_hours)):
         # No trust list at all is as bad as a stale one (older than trust.max_age_hours

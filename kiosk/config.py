@@ -177,6 +177,10 @@ class Config:
     def state_path(self) -> Path:
         return state_dir(self)
 
+    def file(self) -> Path | None:
+        """The config file this came from; None for the built-in defaults."""
+        return Path(self.source) if not self.source.startswith("<") else None
+
     def journal_path(self) -> Path:
         return Path(self.journal.path) if self.journal.path else state_dir(self) / "journal.db"
 

@@ -157,7 +157,7 @@ class Doctor:
         detail = (f"{c.source}: device {c.device.id!r}, venue {c.venue.code} {c.venue.name!r}, "
                   f"scanner {c.scanner.kind}, pins {c.pins.backend}")
         status = OK
-        if c.source.startswith("<"):
+        if c.file() is None:
             status, detail = WARN, "no config file: running on the built-in demo defaults (run kiosk provision)"
         yield Check("config", status, detail)
 

@@ -12,7 +12,6 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Callable
 
 from kiosk.config import Config
@@ -156,7 +155,7 @@ class Pipeline:
             return None
         from kiosk import provision
 
-        checked = provision.check_scan(scan.text, self.cfg, _config_path(self.cfg), now=scan.at)
+        checked = provision.check_scan(scan.text, self.cfg, self.cfg.file(), now=scan.at)
         if isinstance(checked, provision.ProvisionResult):
             self.provisioned = checked
             return provisioning_event(scan, checked)
@@ -172,7 +171,7 @@ class Pipeline:
         scan path. The QR is judged as of the time it was scanned."""
         from kiosk import provision
 
-        result = provision.handle_scan(scan.text, self.cfg, _config_path(self.cfg), now=scan.at)
+        result = provision.handle_scan(scan.text, self.cfg, self.cfg.file(), now=scan.at)
         self.provisioned = result
         return provisioning_event(scan, result)
 
@@ -184,10 +183,6 @@ def provisioning_event(scan: Scan, result: Any) -> Event:
     else:
         outcome, reason = Outcome.FAIL, Reason.ENROL_FAILED if result.reason == "enrol_failed" else Reason.UNKNOWN_KEY
     return Event(scan, Verdict(outcome, reason, PROVISION_SCHEME, detail=result.message), None)
-
-
-def _config_path(cfg: Config) -> Path | None:
-    return Path(cfg.source) if not cfg.source.startswith("<") else None
 
 
 def _open_trust(journal: Journal) -> Any:

@@ -8,7 +8,6 @@ import logging
 import signal
 import sys
 import threading
-from pathlib import Path
 
 from kiosk.cli._common import add_command, config_from, progress_on_terminal
 
@@ -107,7 +106,7 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     venue = getattr(token, "venue", None)
     if venue and venue != cfg.venue.code:
         # The collector takes entries of that venue only: log for it, or not at all.
-        source = Path(cfg.source) if cfg.source and not cfg.source.startswith("<") else None
+        source = cfg.file()
         if source is None or not source.is_file():
             print(f"error: the collector enrolled {cfg.device.id} for venue {venue}, but venue.code is "
                   f"{cfg.venue.code!r} and there is no config file to change; set it: "

@@ -49,7 +49,7 @@ def collect(cfg: Any, journal: Any, now: datetime, *, zone: Path = THERMAL_ZONE)
     """The heartbeat body (JSON-ready)."""
     from kiosk import __version__
     from kiosk.sync.fetcher import HELD_KEY
-    from kiosk.sync.state import STATUS_KEY
+    from kiosk.sync.state import status as sync_status
 
     documents = {}
     for name, held in sorted((journal.get_json(HELD_KEY) or {}).items()):
@@ -67,7 +67,7 @@ def collect(cfg: Any, journal: Any, now: datetime, *, zone: Path = THERMAL_ZONE)
     except OSError:
         free, pct = None, None
     row = journal.db.conn.execute("SELECT max(scanned_at) FROM entries").fetchone()
-    status = journal.get_json(STATUS_KEY) or {}
+    sync = sync_status(journal, now)
     faults = journal.get_json(FAULTS_KEY) or []
     return {
         "version": __version__,
@@ -80,9 +80,9 @@ def collect(cfg: Any, journal: Any, now: datetime, *, zone: Path = THERMAL_ZONE)
         "last_scan_at": row[0] if row and row[0] else None,
         "faults": sorted(str(f) for f in faults)[:20],
         "pending": journal.pending_count(),
-        "refused": int(status.get("refused") or 0),
-        "last_upload_at": status.get("last_success"),
-        "last_error": (status.get("last_error") or None) and str(status["last_error"])[:300],
+        "refused": sync.refused,
+        "last_upload_at": iso_utc(sync.last_success) if sync.last_success else None,
+        "last_error": str(sync.last_error)[:300] if sync.last_error else None,
     }
 
 

@@ -58,12 +58,15 @@ class SyncStatus:
     last_error: str | None
     consecutive_failures: int
     offline: bool
+    #: entries the collector refused outright in the last round (fault `uploads_refused`)
+    refused: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"last_success": iso_utc(self.last_success) if self.last_success else None,
                 "last_attempt": iso_utc(self.last_attempt) if self.last_attempt else None,
                 "pending": self.pending, "last_error": self.last_error,
-                "consecutive_failures": self.consecutive_failures, "offline": self.offline}
+                "consecutive_failures": self.consecutive_failures, "offline": self.offline,
+                "refused": self.refused}
 
 
 def is_offline(stored: Mapping[str, Any] | None, now: datetime) -> bool:
@@ -91,6 +94,7 @@ def status(journal: Any, now: datetime) -> SyncStatus:
         last_error=stored.get("last_error"),
         consecutive_failures=int(stored.get("consecutive_failures") or 0),
         offline=is_offline(stored, now),
+        refused=int(stored.get("refused") or 0),
     )
 
 
