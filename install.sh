@@ -11,7 +11,10 @@
 # environment and restarts the services; /var/lib/kiosk (the journal) and
 # /etc/kiosk/kiosk.toml are never replaced.
 #
-# Layout:  /opt/kiosk/venv   the virtual environment (kiosk, collector commands)
+# Layout:  /opt/kiosk/venv   a link to the running slot: slots/a or slots/b, two virtual
+#                            environments (kiosk, collector commands); a signed update
+#                            installs into the other one and rolls back (kiosk.update)
+#          /opt/kiosk/bin/kiosk-update  the updater, run from the slot known good
 #          /opt/kiosk/src    the installed source (README, hardware guide)
 #          /etc/kiosk/       kiosk.toml (written only if absent), kiosk.example.toml
 #          /var/lib/kiosk/   the journal (systemd StateDirectory=), backup/
@@ -20,6 +23,7 @@ set -Eeuo pipefail
 
 PREFIX=/opt/kiosk
 VENV=$PREFIX/venv
+SLOT_A=$PREFIX/slots/a
 SRC_DEST=$PREFIX/src
 STAMP=$PREFIX/.installed
 CONF_DIR=/etc/kiosk
@@ -36,10 +40,11 @@ APT_PACKAGES=(python3 python3-venv python3-pip libzbar0 fonts-dejavu-core libgli
 # RPi.GPIO has no aarch64 wheel on PyPI: pip builds it, which needs a compiler.
 APT_PACKAGES_ARM=(gcc python3-dev)
 KIOSK_UNITS=(kiosk.service kiosk-sync.service kiosk-retention.service kiosk-retention.timer
-             kiosk-reload.path kiosk-reload.service)
+             kiosk-reload.path kiosk-reload.service kiosk-update.service kiosk-update.path)
 COLLECTOR_UNITS=(collector.service collector-retention.service collector-retention.timer
                  collector-report.service collector-report.timer)
-ENABLE_UNITS=(kiosk.service kiosk-sync.service kiosk-retention.timer kiosk-reload.path)
+ENABLE_UNITS=(kiosk.service kiosk-sync.service kiosk-retention.timer kiosk-reload.path
+              kiosk-update.service kiosk-update.path)
 JOURNAL_BACKUPS_KEPT=2
 
 ROOT=""
@@ -215,12 +220,18 @@ install_package() {
         say "package: up to date (${want:0:12})"
         return
     fi
+    if [ -n "$have" ]; then backup_journal; fi
+    if [ -d "$ROOT$VENV" ] && [ ! -L "$ROOT$VENV" ]; then
+        # Before A/B slots, $VENV was the environment itself: it becomes slot a.
+        say "layout: replacing the single environment $VENV by slot a (A/B updates)"
+        rm -rf "$ROOT$VENV"
+    fi
     if [ ! -x "$ROOT$VENV/bin/python" ]; then
-        say "virtual environment: creating $VENV"
-        install -d -m 0755 "$ROOT$PREFIX"
-        target python3 -m venv "$VENV"
-    elif [ -n "$have" ]; then
-        backup_journal
+        say "virtual environment: creating $SLOT_A"
+        install -d -m 0755 "$ROOT$PREFIX" "$ROOT$PREFIX/slots"
+        rm -rf "$ROOT$SLOT_A"
+        target python3 -m venv "$SLOT_A"
+        ln -sfn slots/a "$ROOT$VENV"
     fi
     say "package: installing from $SRC${EXTRAS:+ [$EXTRAS]}"
     rm -rf "$ROOT$SRC_DEST.new"
@@ -304,6 +315,7 @@ install_units() {
         if copy_if_changed "$SRC/systemd/$u" "$UNIT_DIR/$u" 0644; then CHANGED_UNITS=1; fi
     done
     copy_if_changed "$SRC/hardware/99-kiosk-scanner.rules" "$UDEV_DIR/99-kiosk-scanner.rules" 0644 || true
+    copy_if_changed "$SRC/systemd/kiosk-update" "$PREFIX/bin/kiosk-update" 0755 || true
     local enable=("${ENABLE_UNITS[@]}")
     [ "$WITH_COLLECTOR" = 1 ] && enable+=(collector.service collector-retention.timer collector-report.timer)
     if [ -n "$ROOT" ]; then
@@ -337,7 +349,7 @@ start_services() {
     [ "$DO_START" = 1 ] && [ -z "$ROOT" ] && [ -d /run/systemd/system ] || return 0
     local units=(kiosk.service kiosk-sync.service) u
     [ "$WITH_COLLECTOR" = 1 ] && units+=(collector.service)
-    systemctl start kiosk-retention.timer kiosk-reload.path
+    systemctl start kiosk-retention.timer kiosk-reload.path kiosk-update.path
     for u in "${units[@]}"; do
         if systemctl is-active --quiet "$u"; then
             if [ "$CHANGED_PACKAGE" = 1 ] || [ "$CHANGED_UNITS" = 1 ]; then

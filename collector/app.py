@@ -331,6 +331,9 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
     from collector import fleet
 
     fleet.install(app, store=store, clock=clock, admin=admin_auth, device=device_auth)
+    from collector import updates
+
+    updates.install(app, store=store, device=device_auth)
 
     # The citizens' declaration form (/d, /d/{venue}) and the quarantine roster (collector.form).
     from collector import form

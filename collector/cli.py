@@ -231,6 +231,34 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_update(args: argparse.Namespace) -> int:
+    """Offer a new kiosk version to the fleet: keep the wheel, sign the update offer.
+
+    Kiosks in the rollout (their venue or id listed, or their bucket under --percent)
+    download it with their next sync, install it into their other slot, run it on trial
+    and roll back by themselves when it does not come up (kiosk.update). Make the wheel
+    with `python -m pip wheel --no-deps -w dist .` in the source tree.
+
+    Example: collector update dist/kiosk-0.2.0-py3-none-any.whl --percent 10 --venue BV-01
+    """
+    from collector.updates import publish_update
+
+    key = _signing_key(args)
+    with _store(args) as store:
+        try:
+            doc, offer = publish_update(store, args.wheel, key=key, now=_now(), percent=args.percent,
+                                        venues=args.venue, devices=args.device,
+                                        allow_downgrade=args.allow_downgrade)
+        except ValueError as exc:
+            print(f"collector: error: {exc}", file=sys.stderr)
+            return 2
+    where = ", ".join([f"{offer.percent} % of kiosks"] + [f"venue {v}" for v in offer.venues] +
+                      [f"device {d}" for d in offer.devices])
+    print(f"offered kiosk {offer.version} ({offer.size} bytes, SHA-256 {offer.sha256[:12]}...) to {where}; "
+          f"ETag {doc.etag}")
+    return 0
+
+
 def cmd_revoke(args: argparse.Namespace) -> int:
     """Publish revocations: each line of FILE is a hex hash (EU DCC revocation design:
     first 16 bytes of SHA-256 of the UVCI, of country+UVCI or of the signature),
@@ -352,11 +380,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--district", help="... in this district")
     p.add_argument("--commune", help="... and commune")
     p = _add(sub, "publish", cmd_publish)
-    p.add_argument("name", choices=[d for d in DOCUMENTS if d not in ("revocations", "tracing_key")])
+    p.add_argument("name", choices=[d for d in DOCUMENTS if d not in ("revocations", "tracing_key", "update")])
     p.add_argument("file")
     p.add_argument("--content-type", help="default: application/json (application/toml for .toml)")
     p.add_argument("--key", metavar="FILE", help="publishing key (default: publisher_key_file)")
     p.add_argument("--valid-days", type=float, help="valid-until = now + this (default: per document)")
+    p = _add(sub, "update", cmd_update)
+    p.add_argument("wheel", help="kiosk-<version>-py3-none-any.whl")
+    p.add_argument("--percent", type=_int_in(0, 100, "a percentage"), default=100,
+                   help="share of all kiosks offered it (default 100)")
+    p.add_argument("--venue", action="append", default=[], metavar="CODE", help="also every kiosk at this venue")
+    p.add_argument("--device", action="append", default=[], metavar="ID", help="also this kiosk")
+    p.add_argument("--allow-downgrade", action="store_true",
+                   help="publish an older version anyway (kiosks will refuse it)")
+    p.add_argument("--key", metavar="FILE", help="publishing key (default: publisher_key_file)")
     p = _add(sub, "revoke", cmd_revoke)
     p.add_argument("file", help="hashes, uvci:<UVCI> or country-uvci:<CC>:<UVCI>, one per line")
     p.add_argument("--remove", action="store_true", help="withdraw these revocations")

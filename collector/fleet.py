@@ -9,7 +9,9 @@ A kiosk is red when it is
 - silent: enrolled but no heartbeat for SILENT_AFTER (or never);
 - stale: a signed document it holds is past its expiry, or older than STALE_DOCUMENT;
 - faulted: its screen shows a fault (camera, scanner, disk, clock, trust...);
-- refused: the collector refuses its entries (another venue's, before its enrolment).
+- refused: the collector refuses its entries (another venue's, before its enrolment);
+- update_failed: its last software update was rolled back (or could not be installed):
+  it runs its previous version, and the version is marked bad on it (kiosk.update).
 Its clock is flagged when it is more than CLOCK_TOLERANCE off the collector's.
 """
 
@@ -35,7 +37,8 @@ SILENT_AFTER = timedelta(minutes=15)
 STALE_DOCUMENT = timedelta(days=3)
 CLOCK_TOLERANCE = timedelta(minutes=2)
 STATE_WORDS = {"silent": "im lặng / silent", "stale": "dữ liệu cũ / stale", "faulted": "có lỗi / faulted",
-               "refused": "bị từ chối / refused", "clock": "lệch giờ / clock off"}
+               "refused": "bị từ chối / refused", "clock": "lệch giờ / clock off",
+               "update_failed": "cập nhật lỗi, đã quay lại / update rolled back"}
 
 metadata = sa.MetaData()
 heartbeats = sa.Table(
@@ -58,6 +61,18 @@ class Document(BaseModel):
     expires_at: Optional[validation.IsoDateTime] = None
 
 
+class UpdateOutcome(BaseModel):
+    """The kiosk's last software update (kiosk.update), or its decision on an offer."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    state: Optional[str] = Field(default=None, max_length=20, strict=True)
+    decision: Optional[str] = Field(default=None, max_length=20, strict=True)
+    version: Optional[str] = Field(default=None, max_length=40, strict=True)
+    from_: Optional[str] = Field(default=None, max_length=40, strict=True, alias="from")
+    at: Optional[validation.IsoDateTime] = None
+    detail: Optional[str] = Field(default=None, max_length=300, strict=True)
+
+
 class Heartbeat(BaseModel):
     """What a kiosk says about itself (kiosk.sync.heartbeat). Unknown fields from newer
     kiosks are ignored; every known one is bounded."""
@@ -76,6 +91,12 @@ class Heartbeat(BaseModel):
     refused: int = Field(default=0, ge=0, strict=True)
     last_upload_at: Optional[validation.IsoDateTime] = None
     last_error: Optional[str] = Field(default=None, max_length=300, strict=True)
+    update: Optional[UpdateOutcome] = None
+    update_offer: Optional[UpdateOutcome] = None
+
+
+#: Update outcomes a technician must look at (the kiosk itself is back on its old version).
+UPDATE_FAILED = frozenset({"rolled_back", "failed"})
 
 
 def record(store: Any, device_id: str, beat: Heartbeat, *, now: datetime) -> float:
@@ -83,7 +104,7 @@ def record(store: Any, device_id: str, beat: Heartbeat, *, now: datetime) -> flo
     ensure_tables(store.engine)
     offset = (beat.sent_at - now).total_seconds()
     values = {"device_id": device_id, "received_at": _naive_utc(now), "clock_offset_s": offset,
-              "body": beat.model_dump_json()}
+              "body": beat.model_dump_json(by_alias=True, exclude_none=True)}
     from sqlalchemy.dialects import postgresql, sqlite
 
     insert = (postgresql.insert if store.engine.dialect.name == "postgresql" else sqlite.insert)(heartbeats)
@@ -123,6 +144,8 @@ def _states(k: Kiosk, now: datetime) -> list[str]:
         states.append("faulted")
     if k.beat.get("refused") or (k.refused_at is not None and now - k.refused_at < timedelta(days=1)):
         states.append("refused")
+    if (k.beat.get("update") or {}).get("state") in UPDATE_FAILED:
+        states.append("update_failed")
     if k.clock_offset_s is not None and abs(k.clock_offset_s) > CLOCK_TOLERANCE.total_seconds():
         states.append("clock")
     return states
@@ -168,8 +191,20 @@ def rows(kiosks: list[Kiosk]) -> list[dict[str, Any]]:
                     "clock_offset_s": None if k.clock_offset_s is None else round(k.clock_offset_s, 1),
                     "documents": docs, "disk_free_pct": b.get("disk_free_pct"), "cpu_temp_c": b.get("cpu_temp_c"),
                     "last_scan_at": b.get("last_scan_at"), "faults": b.get("faults", []),
-                    "pending": b.get("pending"), "refused": b.get("refused"), "last_error": b.get("last_error")})
+                    "pending": b.get("pending"), "refused": b.get("refused"), "last_error": b.get("last_error"),
+                    "update": _update_words(b.get("update"), b.get("update_offer"))})
     return out
+
+
+def _update_words(outcome: dict | None, offer: dict | None) -> str:
+    """One line on the last update: 'rolled_back 0.3.0 (from 0.2.0): did not reach READY=1 ...'."""
+    parts = []
+    if outcome:
+        parts.append(f"{outcome.get('state')} {outcome.get('version')} (from {outcome.get('from')}): "
+                     f"{outcome.get('detail') or ''}".strip())
+    if offer and (not outcome or offer.get("version") != outcome.get("version")):
+        parts.append(f"offer {offer.get('version')}: {offer.get('decision')} ({offer.get('detail') or ''})")
+    return "; ".join(parts)
 
 
 def render(kiosks: list[Kiosk], *, now: datetime) -> str:
@@ -183,7 +218,8 @@ def render(kiosks: list[Kiosk], *, now: datetime) -> str:
                     f'<td>{"—" if r["cpu_temp_c"] is None else r["cpu_temp_c"]}</td>'
                     f'<td>{"—" if r["clock_offset_s"] is None else r["clock_offset_s"]}</td>'
                     f'<td>{_when(r["last_scan_at"])}</td><td>{e(", ".join(r["faults"]) or "—")}</td>'
-                    f'<td>{"—" if r["pending"] is None else r["pending"]} / {"—" if r["refused"] is None else r["refused"]}</td></tr>')
+                    f'<td>{"—" if r["pending"] is None else r["pending"]} / {"—" if r["refused"] is None else r["refused"]}</td>'
+                    f'<td>{e(r["update"] or "—")}</td></tr>')
     red = sum(1 for k in kiosks if k.red)
     return f"""<!doctype html>
 <html lang="vi"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -199,7 +235,7 @@ kiosks need a look.</p></header>
 <main><table id="fleet"><thead><tr><th>Thiết bị / Kiosk</th><th>Địa điểm / Venue</th><th>Tình trạng / State</th>
 <th>Phiên bản / Version</th><th>Tín hiệu cuối / Last heartbeat</th><th>Dữ liệu ký / Signed documents</th>
 <th>Đĩa trống % / Disk free %</th><th>CPU °C</th><th>Lệch giờ (s) / Clock offset (s)</th><th>Quét cuối / Last scan</th>
-<th>Lỗi / Faults</th><th>Chờ gửi / bị từ chối / Pending / refused</th></tr></thead>
+<th>Lỗi / Faults</th><th>Chờ gửi / bị từ chối / Pending / refused</th><th>Cập nhật / Software update</th></tr></thead>
 <tbody>{''.join(body)}</tbody></table></main>
 </body></html>
 """
@@ -218,7 +254,7 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
 
     @app.get("/v1/fleet", tags=["admin"], response_class=HTMLResponse, dependencies=auth)
     def fleet_page() -> HTMLResponse:
-        """Every kiosk's latest heartbeat; red: silent, stale, faulted or refused."""
+        """Every kiosk's latest heartbeat; red: silent, stale, faulted, refused or update rolled back."""
         now = clock()
         return HTMLResponse(render(fleet(store, now=now), now=now))
 

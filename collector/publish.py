@@ -97,8 +97,14 @@ def _valuesets(body: bytes) -> None:
     parse_valuesets(body)
 
 
+def _update(body: bytes) -> None:
+    from kiosk.update import parse_offer
+
+    parse_offer(body)
+
+
 VALIDATORS: dict[str, Callable[[bytes], None]] = {"trust": _trust, "denylist": _denylist, "rules": _rules,
-                                                  "valuesets": _valuesets}
+                                                  "valuesets": _valuesets, "update": _update}
 
 
 def validate(name: str, body: bytes, content_type: str) -> None:

@@ -167,7 +167,8 @@ def cmd_fleet(args: argparse.Namespace, *, store_of: Callable, config_of: Callab
         for r in rows:
             states = ", ".join(r["states"]) or "ok"
             line = (f"{r['device_id']:<20} {r['venue_code'] or '-':<14} {states:<24} v{r['version'] or '-':<8} "
-                    f"seen {r['seen_at'] or 'never'}  pending {r['pending'] if r['pending'] is not None else '-'}")
+                    f"seen {r['seen_at'] or 'never'}  pending {r['pending'] if r['pending'] is not None else '-'}"
+                    + (f"  update: {r['update']}" if r["update"] else ""))
             print(f"\033[31m{line}\033[0m" if colour and r["red"] else line)
         print(f"{sum(r['red'] for r in rows)} of {len(rows)} kiosks need a look")
     return 1 if any(r["red"] for r in rows) else 0

@@ -144,6 +144,15 @@ revocation_chunks = sa.Table(
     sa.Column("created_at", sa.DateTime(), nullable=False),
 )
 
+#: Software update wheels (collector.updates), by SHA-256; the signed "update" document names one.
+update_files = sa.Table(
+    "update_files", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+)
+
 #: Collector-wide secrets (the tracing key), made once on first use.
 settings = sa.Table(
     "settings", metadata,
@@ -531,6 +540,21 @@ class Store:
         with self.engine.connect() as conn:
             body = conn.execute(sa.select(revocation_chunks.c.body).where(
                 revocation_chunks.c.seq == seq)).scalar()
+        return None if body is None else bytes(body)
+
+    # --- software update files ------------------------------------------------------
+    def add_update_file(self, name: str, body: bytes, *, now: datetime) -> str:
+        """Keep a wheel (once per content); returns its SHA-256."""
+        digest = hashlib.sha256(body).hexdigest()
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(update_files.c.sha256).where(update_files.c.sha256 == digest)).first() is None:
+                conn.execute(update_files.insert().values(sha256=digest, name=name, body=body,
+                                                          created_at=_naive_utc(now)))
+        return digest
+
+    def update_file(self, sha256: str) -> bytes | None:
+        with self.engine.connect() as conn:
+            body = conn.execute(sa.select(update_files.c.body).where(update_files.c.sha256 == sha256)).scalar()
         return None if body is None else bytes(body)
 
     # --- retention ------------------------------------------------------------------

@@ -161,6 +161,13 @@ class SyncConfig:
 
 
 @dataclass(frozen=True)
+class UpdateConfig:
+    enabled: bool = _opt(True, doc="take signed software updates offered by the collector (kiosk.update)")
+    ready_timeout_s: float = _opt(120.0, lo=5.0, hi=3600.0, doc="a new version must reach READY=1 within this, else it is rolled back")
+    confirm_s: float = _opt(60.0, lo=0.0, hi=3600.0, doc="... and then run this long without a restart before it is kept")
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     venue: VenueConfig = field(default_factory=VenueConfig)
@@ -172,6 +179,7 @@ class Config:
     display: DisplayConfig = field(default_factory=DisplayConfig)
     pins: PinsConfig = field(default_factory=PinsConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    update: UpdateConfig = field(default_factory=UpdateConfig)
     source: str = "<built-in defaults>"
 
     def state_path(self) -> Path:
@@ -198,6 +206,7 @@ _SECTION_TYPES = {
     "device": DeviceConfig, "venue": VenueConfig, "scanner": ScannerConfig,
     "decoder": DecoderConfig, "journal": JournalConfig, "rules": RulesConfig,
     "trust": TrustConfig, "display": DisplayConfig, "pins": PinsConfig, "sync": SyncConfig,
+    "update": UpdateConfig,
 }
 
 

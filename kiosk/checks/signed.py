@@ -88,6 +88,8 @@ register("denylist")
 register("revocations", valid_for=timedelta(days=2))
 #: The EU DCC value sets (kiosk.checks.dcc_schema.parse_valuesets; kiosk/data/valuesets.json format).
 register("valuesets", valid_for=timedelta(days=30))
+#: The software update offer (kiosk.update): version, wheel SHA-256, staged rollout.
+register("update", valid_for=timedelta(days=2))
 # No "tracing_key": the collector derives the person key at ingest; devices never hold it.
 
 

@@ -67,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", type=_override,
                         action=_Overrides, help="override one config key, e.g. --set journal.path=/tmp/j.db")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from kiosk.cli import check, config, decode, doctor, journal, provision, retention, run, screens, sync, voice
+    from kiosk.cli import check, config, decode, doctor, journal, provision, retention, run, screens, sync, update, voice
 
-    for module in (config, journal, run, decode, provision, doctor, retention, sync, check, screens, voice):
+    for module in (config, journal, run, decode, provision, doctor, retention, sync, update, check, screens, voice):
         module.register(sub)
     _add_config_options_everywhere(parser)
     return parser

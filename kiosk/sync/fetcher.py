@@ -14,6 +14,8 @@ Modified` only saves the download: freshness is the signed document's own times.
 - rules: the text as published (TOML or JSON), in journal state `rules.fetched`
 - denylist: the journal's `denylist` table, replaced whole. JSON: a list of hex hashes
   or of `{"hash": ..., "note": ...}` objects (or `{"entries": [...]}` holding that list).
+- update: the software update offer (kiosk.update.stage): judged, downloaded, staged
+  for the root half (`kiosk update apply`).
 - revocations: a signed index of chunks of 16-byte hashes (EU DCC revocation design);
   the chunks after the last one applied are fetched, each checked against the SHA-256
   in the index and applied in its own transaction: an update is a delta, and a cut
@@ -136,10 +138,16 @@ def _import_revocations(fetcher: "Fetcher", doc: SignedDocument) -> None:
         cursor = chunk["seq"]
 
 
+def _import_update(fetcher: "Fetcher", doc: SignedDocument) -> None:
+    from kiosk.update import stage
+
+    stage(fetcher, doc)
+
+
 #: name -> importer. Only documents with an importer are fetched.
 IMPORTERS: dict[str, Importer] = {
     "trust": _import_trust, "rules": _import_rules, "denylist": _import_denylist,
-    "revocations": _import_revocations, "valuesets": _import_valuesets,
+    "revocations": _import_revocations, "valuesets": _import_valuesets, "update": _import_update,
 }
 
 
@@ -211,12 +219,18 @@ class Fetcher:
                 raise TrustError(f"sync.publisher_key: {exc}") from None
         self.publisher_key = publisher_key
         self.clock = clock
+        #: The kiosk's config (from_config), for importers that judge by it (the update rollout).
+        self.config: Any = None
+        #: The envelope being imported, as received (the update stages it for root to check again).
+        self.last_envelope = b""
 
     @classmethod
     def from_config(cls, cfg: Any, journal: Any, *, token: str, **kwargs: Any) -> "Fetcher":
         s = cfg.sync
-        return cls(journal, url=s.collector_url, token=token, publisher_key=s.publisher_key,
-                   ca_file=s.ca_file, timeout_s=s.timeout_s, **kwargs)
+        fetcher = cls(journal, url=s.collector_url, token=token, publisher_key=s.publisher_key,
+                      ca_file=s.ca_file, timeout_s=s.timeout_s, **kwargs)
+        fetcher.config = cfg
+        return fetcher
 
     def __enter__(self) -> "Fetcher":
         return self
@@ -288,6 +302,7 @@ class Fetcher:
         doc = open_document(body, self.publisher_key, name=name, now=self.clock(),
                             held_version=held["version"] if held else None)
         if held is None or doc.version != held["version"]:
+            self.last_envelope = body
             IMPORTERS[name](self, doc)
         with self.journal.atomic():
             docs = self.held()

@@ -3,7 +3,8 @@ to see from the office without a guard calling.
 
 `collect(cfg, journal, now)` reads only what the kiosk already keeps: its version, each
 signed document it holds (version and age), free space on the card, the CPU temperature,
-the time of the last scan, the faults the run loop shows, entries waiting and refused.
+the time of the last scan, the faults the run loop shows, entries waiting and refused, and how the last software
+update went (kiosk.update).
 `send(...)` posts it to `POST /v1/heartbeat` with the device token; the collector keeps
 the latest per device and works out the clock offset from `sent_at` itself.
 
@@ -69,6 +70,8 @@ def collect(cfg: Any, journal: Any, now: datetime, *, zone: Path = THERMAL_ZONE)
     row = journal.db.conn.execute("SELECT max(scanned_at) FROM entries").fetchone()
     sync = sync_status(journal, now)
     faults = journal.get_json(FAULTS_KEY) or []
+    from kiosk.update import OFFER_KEY, read_state, summary
+
     return {
         "version": __version__,
         "venue_code": cfg.venue.code,
@@ -83,6 +86,10 @@ def collect(cfg: Any, journal: Any, now: datetime, *, zone: Path = THERMAL_ZONE)
         "refused": sync.refused,
         "last_upload_at": iso_utc(sync.last_success) if sync.last_success else None,
         "last_error": str(sync.last_error)[:300] if sync.last_error else None,
+        # The root half's last outcome (installed, rolled_back, refused...) and this
+        # kiosk's decision on the offer it was shown (staged, waiting, refused).
+        "update": summary(read_state()) or None,
+        "update_offer": journal.get_json(OFFER_KEY),
     }
 
 
