@@ -472,10 +472,12 @@ class Updater:
 
     def _rollback(self, version: str, previous: str | None, trusted: str, why: str) -> dict:
         self._switch(trusted)
-        self.services.restart(*UNITS)
         bad = sorted(set(self.state().get("bad", [])) | {version}, key=version_key)
-        return self._outcome("rolled_back", version, previous, f"{why}; back on {previous} (slot {trusted})",
-                             slot=trusted, trusted_slot=trusted, bad=bad)
+        # The outcome first: the restarted kiosk-sync's first heartbeat carries it.
+        state = self._outcome("rolled_back", version, previous, f"{why}; back on {previous} (slot {trusted})",
+                              slot=trusted, trusted_slot=trusted, bad=bad)
+        self.services.restart(*UNITS)
+        return state
 
 
 def _base_python(slot: Path) -> str:
