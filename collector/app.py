@@ -174,11 +174,24 @@ def admin_auth(request: Request,
 # --- the app ------------------------------------------------------------------------
 
 def create_app(store: Store, config: CollectorConfig | None = None, *,
-               clock: Callable[[], datetime] = utcnow, publisher: Any = None) -> FastAPI:
+               clock: Callable[[], datetime] = utcnow, publisher: Any = None,
+               reader: Store | None = None) -> FastAPI:
     """Build the API around an open Store. `clock` is injectable for tests; `publisher`
     is the publishing key (else `config.publisher_key_file`, else none: documents are
-    served as they were signed elsewhere, and nothing is re-signed)."""
+    served as they were signed elsewhere, and nothing is re-signed). `reader`: a Store on
+    a read replica for reports and tracing (else `config.read_db_url`, else `store`)."""
     cfg = config or CollectorConfig(db_url=store.url)
+    if reader is None and cfg.read_db_url:
+        reader = Store(cfg.read_db_url, create=False)
+    if reader is not None:
+        # What reads would otherwise make on first use is made on the primary, so the
+        # (read-only) replica has it: the tracing key and each module's tables.
+        from collector import declarations, delivery, fleet, roster, venues
+
+        store.tracing_key()
+        for module in (declarations, delivery, fleet, roster, venues):
+            module.ensure_tables(store.engine)
+    reads = reader or store
     if publisher is None and cfg.publisher_key_file:
         publisher = publish_mod.load_signing_key(cfg.publisher_key_file)
     app = FastAPI(title="Kiosk collector", version="1",
@@ -325,7 +338,7 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
     # officers' tracing page (collector.report_api).
     from collector import report_api
 
-    report_api.install(app, store=store, clock=clock, admin=admin_auth)
+    report_api.install(app, store=store, reader=reads, clock=clock, admin=admin_auth)
 
     # Heartbeats and the fleet page (collector.fleet).
     from collector import fleet
@@ -357,9 +370,9 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
         if subject is not None:
             if subject_hash is not None:
                 raise HTTPException(400, "give subject or subject_hash, not both")
-            subject_hash = subject_hash_of(store.tracing_key(), subject.strip())
+            subject_hash = subject_hash_of(reads.tracing_key(), subject.strip())
         try:
-            res = trace_query(store, venue=venue, at=at, window=timedelta(minutes=window_minutes),
+            res = trace_query(reads, venue=venue, at=at, window=timedelta(minutes=window_minutes),
                               subject_hash=subject_hash, now=clock())
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None

@@ -190,6 +190,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
             first_kept = _now().astimezone(REPORT_TZ).date() - timedelta(days=args.drop_days)
             dropped = partitions.drop_days_before(store.engine, entries, first_kept)
+            store.forget_rollup_before(first_kept)  # the report counts of those days go too
             what = "day partitions" if store.dialect == "postgresql" else "entries"
             print(f"dropped {dropped} {what} before {first_kept.isoformat()}")
     print(f"cleared the personal fields of {cleared} entries older than {days} days")

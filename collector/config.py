@@ -5,6 +5,7 @@ Precedence: command-line flags, then environment variables, then the TOML file
 
     # collector.toml
     db_url = "postgresql://collector@db.example/collector"   # env COLLECTOR_DB_URL
+    read_db_url = "postgresql://collector@replica.example/collector"  # env COLLECTOR_READ_DB_URL
     admin_token = "long-random-string"                       # env COLLECTOR_ADMIN_TOKEN
     host = "127.0.0.1"                                       # env COLLECTOR_HOST
     port = 8470                                              # env COLLECTOR_PORT
@@ -70,6 +71,9 @@ def _check_proxies(where: str, value: str) -> None:
 @dataclass(frozen=True)
 class CollectorConfig:
     db_url: str = DEFAULT_DB_URL
+    # A streaming replica of db_url: the daily report, its exports, the venue list and
+    # tracing read from it, so a heavy report never slows ingest. Empty: db_url.
+    read_db_url: str = ""
     admin_token: str = ""
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT

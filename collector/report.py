@@ -193,13 +193,14 @@ def build(day: date, rows: Iterable[Mapping[str, Any]], *, registry: Mapping[str
         if r["reason"] == "override":
             v.overrides += n
             continue
-        hour = int(r["hour_local"])
         v.entries += n
         if r.get("self_declared"):
             v.self_declared += n
-        v.per_hour[hour] += n
         outcome = r["outcome"] if r["outcome"] in OUTCOMES else "review"
-        v.hourly[outcome][hour] += n
+        if r.get("hour_local") is not None:  # None: counted without hours (collect(hourly=False))
+            hour = int(r["hour_local"])
+            v.per_hour[hour] += n
+            v.hourly[outcome][hour] += n
         if outcome == "pass":
             v.passes += n
         elif outcome == "fail":
@@ -214,23 +215,43 @@ def build(day: date, rows: Iterable[Mapping[str, Any]], *, registry: Mapping[str
 
 # --- reading the database ----------------------------------------------------------
 
-def _counts(store: Any, day: date, cutoff: datetime | None) -> list[dict[str, Any]]:
+def _counts(store: Any, day: date, cutoff: datetime | None, *, hourly: bool = True) -> list[dict[str, Any]]:
+    """(venue, outcome, reason, hour, self_declared, n) of `day`, scanned before `cutoff`:
+    whole hours from the rollup kept at ingest (collector.storage.report_counts); only the
+    hour a cut-off falls inside is counted from its entries. Without `hourly` the hours
+    are summed in the database and `hour_local` is None."""
     import sqlalchemy as sa
 
     from collector import partitions
-    from collector.storage import entries
-
     from collector.declarations import FORM_DEVICE
+    from collector.storage import entries, report_counts
 
-    c = entries.c
-    web = (c.device_id == FORM_DEVICE).label("self_declared")
-    q = (sa.select(c.venue_code, c.outcome, c.reason, c.hour_local, web, sa.func.count().label("n"))
-         .where(c.day_local == day.isoformat(), partitions.day_bounds_clause(c.scanned_at, day)))
+    d = report_counts.c
+    q = sa.select(d.venue_code, d.outcome, d.reason, d.hour_local, d.self_declared, d.n).where(
+        d.day_local == day.isoformat())
+    if not hourly:
+        q = (sa.select(d.venue_code, d.outcome, d.reason, sa.null().label("hour_local"), d.self_declared,
+                       sa.func.sum(d.n).label("n"))
+             .where(d.day_local == day.isoformat()).group_by(d.venue_code, d.outcome, d.reason, d.self_declared))
+    partial = None
     if cutoff is not None:
-        q = q.where(c.scanned_at < _naive(cutoff))
-    q = q.group_by(c.venue_code, c.outcome, c.reason, c.hour_local, web)
+        cut = local_time(cutoff)
+        if cut.date() <= day:
+            hour = cut.hour if cut.date() == day else 0
+            q = q.where(d.hour_local < hour)
+            inside = timedelta(minutes=cut.minute, seconds=cut.second, microseconds=cut.microsecond)
+            if cut.date() == day and inside:
+                c = entries.c
+                web = (c.device_id == FORM_DEVICE).label("self_declared")
+                partial = (sa.select(c.venue_code, c.outcome, c.reason, c.hour_local, web, sa.func.count().label("n"))
+                           .where(c.day_local == day.isoformat(), partitions.day_bounds_clause(c.scanned_at, day),
+                                  c.scanned_at >= _naive(cutoff - inside), c.scanned_at < _naive(cutoff))
+                           .group_by(c.venue_code, c.outcome, c.reason, c.hour_local, web))
     with store.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q).mappings()]
+        rows = [dict(r) for r in conn.execute(q).mappings()]
+        if partial is not None:
+            rows += [dict(r) for r in conn.execute(partial).mappings()]
+    return rows
 
 
 def _naive(ts: datetime) -> datetime:
@@ -246,25 +267,22 @@ def _kiosks(store: Any, day: date, until: datetime) -> list[Kiosk]:
     import sqlalchemy as sa
 
     from collector.partitions import local_day_bounds
-    from collector.storage import devices, entries
+    from collector.storage import devices, ingests
 
     start, end = local_day_bounds(day)
     end = min(end, _naive(until))
-    c = entries.c
-    batches = (sa.select(c.device_id, c.ingest_id, sa.func.max(c.scanned_at).label("newest"),
-                         sa.func.max(c.received_at).label("received"))
-               .where(c.received_at >= start, c.received_at < end, c.scanned_at >= start - UPLOAD_LOOKBACK,
-                      c.scanned_at < end + timedelta(days=2))
-               .group_by(c.device_id, c.ingest_id))
-    last = sa.select(c.device_id, sa.func.max(c.received_at).label("last")).where(
-        c.received_at < end).group_by(c.device_id)
+    i = ingests.c
+    batches = sa.select(i.device_id, i.newest_scanned_at, i.received_at).where(
+        i.received_at >= start, i.received_at < end)
+    last = sa.select(i.device_id, sa.func.max(i.received_at).label("last")).where(
+        i.received_at < end).group_by(i.device_id)
     with store.engine.connect() as conn:
         devs = conn.execute(sa.select(devices.c.device_id, devices.c.venue_code,  # enrolled by then, not revoked
                                       devices.c.refused_at, devices.c.refusal)
                             .where(devices.c.revoked_at.is_(None), devices.c.enrolled_at < end)).all()
         per: dict[str, list[tuple[datetime, datetime]]] = {}
         for r in conn.execute(batches):
-            per.setdefault(r.device_id, []).append((r.newest, r.received))
+            per.setdefault(r.device_id, []).append((r.newest_scanned_at, r.received_at))
         seen = {r.device_id: r.last for r in conn.execute(last)}
     out = []
     for device_id, venue, refused_at, refusal in devs:
@@ -292,13 +310,16 @@ def _roster(store: Any, day: date) -> list[CommuneRoster] | None:
                           with_symptoms=len(g["symptoms"])) for g in status["communes"]]
 
 
-def collect(store: Any, day: date, *, now: datetime, cutoff: datetime | None = None) -> DailyReport:
+def collect(store: Any, day: date, *, now: datetime, cutoff: datetime | None = None,
+            hourly: bool = True) -> DailyReport:
     """The report for `day` from the database: entries scanned before `cutoff` (if given),
-    venue names from the registry, kiosks' upload state up to min(cutoff, now)."""
+    venue names from the registry, kiosks' upload state up to min(cutoff, now).
+    `hourly=False` leaves the per-hour figures out (the CSV has none): a province's day
+    then reads one row per venue and reason instead of one per venue, reason and hour."""
     from collector import venues
 
     until = min(t for t in (cutoff, now) if t is not None)
-    return build(day, _counts(store, day, cutoff), registry=venues.registry(store), generated_at=now,
+    return build(day, _counts(store, day, cutoff, hourly=hourly), registry=venues.registry(store), generated_at=now,
                  cutoff=cutoff, kiosks=_kiosks(store, day, until), roster=_roster(store, day))
 
 

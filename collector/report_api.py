@@ -37,19 +37,23 @@ class Venue(BaseModel):
     commune: str = Field(default="", max_length=venues_mod.TEXT_MAX)
 
 
-def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: Callable[..., None]) -> None:
+def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: Callable[..., None],
+            reader: Any = None) -> None:
+    """The report, venue and tracing routes. Reads go to `reader` (a read replica's
+    Store, collector.config read_db_url) when given; writes always to `store`."""
     auth = [Depends(admin)]
+    reads = reader or store
 
     def the_day(day: date | None) -> date:
         return day if day is not None else clock().astimezone(REPORT_TZ).date()
 
-    def current(day: date | None) -> report_mod.DailyReport:
-        return report_mod.collect(store, the_day(day), now=clock())
+    def current(day: date | None, *, hourly: bool = True) -> report_mod.DailyReport:
+        return report_mod.collect(reads, the_day(day), now=clock(), hourly=hourly)
 
     @app.get("/v1/reports/daily.csv", tags=["admin"], response_class=CSVResponse, dependencies=auth)
     def daily_csv(day: DAY = None) -> Response:
         """The daily report per venue as CSV (without a date: today, Vietnam time)."""
-        rep = current(day)
+        rep = current(day, hourly=False)  # the CSV has no per-hour columns
         return Response(report_mod.to_csv(rep), media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="daily-{rep.day.isoformat()}.csv"'})
 
@@ -69,12 +73,12 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
         """The daily report as a readable page: totals, chart by verdict, venues, silent
         kiosks, deliveries; previous/next day and a date picker."""
         rep = current(day)
-        return HTMLResponse(report_page.render(rep, deliveries=delivery.history(store, day=rep.day)))
+        return HTMLResponse(report_page.render(rep, deliveries=delivery.history(reads, day=rep.day)))
 
     @app.get("/v1/venues", tags=["admin"], dependencies=auth)
     def list_venues() -> dict[str, Any]:
         """The venue registry: names, types, district and commune per venue code."""
-        return {"venues": list(venues_mod.registry(store).values())}
+        return {"venues": list(venues_mod.registry(reads).values())}
 
     @app.put("/v1/venues/{code}", tags=["admin"], dependencies=auth,
              responses={400: {"description": "a field is not allowed (the message names it)"}})
@@ -102,4 +106,4 @@ def install(app: FastAPI, *, store: Any, clock: Callable[[], datetime], admin: C
 
     from collector import tracing_page
 
-    tracing_page.install(app, store=store, clock=clock, auth=auth)
+    tracing_page.install(app, store=reads, clock=clock, auth=auth)

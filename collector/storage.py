@@ -153,6 +153,36 @@ update_files = sa.Table(
     sa.Column("created_at", sa.DateTime(), nullable=False),
 )
 
+#: The daily report's counts, kept at ingest in the transaction that inserts the entries
+#: (issue 22): one row per (day, venue, outcome, reason, hour, web form) instead of a
+#: GROUP BY over a day's millions of entries. Exactly once: only rows this transaction
+#: inserted (carrying its ingest id) are counted.
+report_counts = sa.Table(
+    "report_counts", metadata,
+    sa.Column("day_local", sa.String(10), primary_key=True),
+    sa.Column("venue_code", sa.String(64), primary_key=True),
+    sa.Column("outcome", sa.String(8), primary_key=True),
+    sa.Column("reason", sa.String(40), primary_key=True),
+    sa.Column("hour_local", sa.SmallInteger(), primary_key=True, autoincrement=False),
+    sa.Column("self_declared", sa.Boolean(), primary_key=True),
+    sa.Column("n", sa.BigInteger(), nullable=False),
+)
+
+#: One row per accepted upload (device, ingest): the report's "uploading normally" and
+#: clock lag without grouping a day's entries by ingest id.
+ingests = sa.Table(
+    "ingests", metadata,
+    sa.Column("ingest_id", sa.String(32), primary_key=True),
+    sa.Column("device_id", sa.String(64), primary_key=True),
+    sa.Column("received_at", sa.DateTime(), nullable=False),
+    sa.Column("newest_scanned_at", sa.DateTime(), nullable=False),
+    sa.Column("accepted", sa.Integer(), nullable=False),
+    sa.Index("ingests_received", "received_at"),
+    sa.Index("ingests_device", "device_id", "received_at"),
+)
+#: settings row marking that report_counts and ingests were filled from the entries once.
+ROLLUP_MARK = "rollup_v1"
+
 #: Collector-wide secrets (the tracing key), made once on first use.
 settings = sa.Table(
     "settings", metadata,
@@ -249,9 +279,53 @@ class Store:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         if create:
             partitions.create_entries(self.engine, entries)  # PostgreSQL: one partition a day
+            partitions.ensure_time_index(self.engine)  # also on databases made before it
             metadata.create_all(self.engine)
             self._add_columns()
+            self._fill_rollup_once()
         self._closed = False
+
+    def _fill_rollup_once(self) -> None:
+        """A database from before the rollup: count its entries into it, once. The mark
+        and the counts commit together; a second process opening it meanwhile waits on
+        the mark's row and then finds it."""
+        with self.engine.begin() as conn:
+            mark = self._insert(settings).values(name=ROLLUP_MARK, value="1").on_conflict_do_nothing(
+                index_elements=["name"]).returning(settings.c.name)
+            if conn.execute(mark).first() is not None:  # (rowcount is -1 here on psycopg)
+                self._rebuild_rollup(conn)
+
+    def rebuild_rollup(self) -> None:
+        """Recount report_counts and ingests from the entries (after a bulk load by COPY)."""
+        with self.engine.begin() as conn:
+            self._rebuild_rollup(conn)
+
+    def _rebuild_rollup(self, conn: sa.Connection) -> None:
+        from collector.declarations import FORM_DEVICE
+
+        c = entries.c
+        web = c.device_id == FORM_DEVICE
+        conn.execute(report_counts.delete())
+        conn.execute(ingests.delete())
+        groups = (sa.select(c.day_local, c.venue_code, c.outcome, c.reason, c.hour_local, web.label("self_declared"),
+                            sa.func.count().label("n"))
+                  .group_by(c.day_local, c.venue_code, c.outcome, c.reason, c.hour_local, web))
+        conn.execute(report_counts.insert().from_select(
+            ["day_local", "venue_code", "outcome", "reason", "hour_local", "self_declared", "n"], groups))
+        uploads = (sa.select(c.ingest_id, c.device_id, sa.func.max(c.received_at), sa.func.max(c.scanned_at),
+                             sa.func.count())
+                   .where(c.ingest_id.is_not(None)).group_by(c.ingest_id, c.device_id))
+        conn.execute(ingests.insert().from_select(
+            ["ingest_id", "device_id", "received_at", "newest_scanned_at", "accepted"], uploads))
+
+    def forget_rollup_before(self, day: date) -> None:
+        """Retention dropped whole days: their counts and uploads go too."""
+        from collector.partitions import local_day_bounds
+
+        start, _ = local_day_bounds(day)
+        with self.engine.begin() as conn:
+            conn.execute(report_counts.delete().where(report_counts.c.day_local < day.isoformat()))
+            conn.execute(ingests.delete().where(ingests.c.received_at < start))
 
     def _add_columns(self) -> None:
         """Columns newer than a database's tables: added in place (nullable, or with a
@@ -453,16 +527,41 @@ class Store:
         return BatchResult(accepted=accepted, duplicates=len(values) - accepted)
 
     def _insert_counted(self, stmt: Any, values: list[dict[str, Any]], ids: list[str], ingest_id: str) -> int:
+        from collector.declarations import FORM_DEVICE
+
         with self.engine.begin() as conn:
             conn.execute(stmt, values)
-            # Count what this transaction inserted: rows carrying our ingest id. Exact even
-            # when two uploads of one batch race (PostgreSQL's RETURNING over executemany
-            # would also be exact, but measured 3x slower: bench/RESULTS.md "## Sync").
-            accepted = 0
+            # What this transaction inserted: rows carrying our ingest id. Exact even when
+            # two uploads of one batch race (PostgreSQL's RETURNING over executemany would
+            # also be exact, but measured 3x slower: bench/RESULTS.md "## Sync").
+            mine: set[str] = set()
             for i in range(0, len(ids), ID_CHUNK):
-                accepted += conn.execute(sa.select(sa.func.count()).select_from(entries).where(
-                    entries.c.id.in_(ids[i:i + ID_CHUNK]), entries.c.ingest_id == ingest_id)).scalar()
-        return accepted
+                mine.update(conn.execute(sa.select(entries.c.id).where(
+                    entries.c.id.in_(ids[i:i + ID_CHUNK]), entries.c.ingest_id == ingest_id)).scalars())
+            if mine:
+                self._count_in(conn, [v for v in values if v["id"] in mine], ingest_id, FORM_DEVICE)
+        return len(mine)
+
+    def _count_in(self, conn: sa.Connection, rows: list[dict[str, Any]], ingest_id: str, form_device: str) -> None:
+        """Add the inserted rows to the rollup, in the same transaction (exactly once)."""
+        counts: dict[tuple, int] = {}
+        uploads: dict[str, tuple[datetime, int]] = {}
+        for v in rows:
+            key = (v["day_local"], v["venue_code"], v["outcome"], v["reason"], v["hour_local"],
+                   v["device_id"] == form_device)
+            counts[key] = counts.get(key, 0) + 1
+            newest, n = uploads.get(v["device_id"], (v["scanned_at"], 0))
+            uploads[v["device_id"]] = (max(newest, v["scanned_at"]), n + 1)
+        names = ("day_local", "venue_code", "outcome", "reason", "hour_local", "self_declared")
+        # Sorted, so two transactions add to shared rows in one order (no deadlock).
+        add = [dict(zip(names, key), n=n) for key, n in sorted(counts.items())]
+        stmt = self._insert(report_counts)
+        conn.execute(stmt.on_conflict_do_update(index_elements=list(names),
+                                                set_={"n": report_counts.c.n + stmt.excluded.n}), add)
+        received = rows[0]["received_at"]
+        conn.execute(ingests.insert(), [{"ingest_id": ingest_id, "device_id": d, "received_at": received,
+                                         "newest_scanned_at": newest, "accepted": n}
+                                        for d, (newest, n) in sorted(uploads.items())])
 
     def count_entries(self, *, device_id: str | None = None) -> int:
         q = sa.select(sa.func.count()).select_from(entries)

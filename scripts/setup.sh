@@ -31,7 +31,7 @@ APT_RUN=(python3 python3-venv python3-pip libzbar0 fonts-dejavu-core)
 # for the keyboard-mode scanner tests. qemu-user-static, binfmt-support: the arm64 root
 # (.ci/arm64) runs under emulation.
 APT_DEV=(postgresql systemd shellcheck debootstrap systemd-container chromium fonts-noto-core espeak-ng strace
-         gcc python3-dev qemu-user-static binfmt-support)
+         gcc python3-dev qemu-user-static binfmt-support haproxy)
 
 # One line per step with the seconds so far, so a cold run (a minute or more) is never
 # silent; pip's own progress bar shows on a terminal.
