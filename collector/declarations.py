@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collector import divisions
-from collector.storage import create_once, local_day, settings
+from collector.storage import FORM_DEVICE as _FORM_DEVICE, create_once, local_day, settings
 from kiosk.checks import hd1
 from kiosk.errors import KioskError
 
@@ -62,8 +62,9 @@ SYMPTOMS = (
     ("fatigue", "Mệt mỏi", "Fatigue"),
 )
 SEXES = (("nam", "Nam", "Male"), ("nu", "Nữ", "Female"), ("khac", "Khác", "Other"))
-#: The check-ins the form records carry this device id (no kiosk has it).
-FORM_DEVICE = "web-form"
+#: The check-ins the form records carry this device id (no kiosk has it); defined in
+#: collector.storage, whose report rollup counts them apart.
+FORM_DEVICE = _FORM_DEVICE
 #: A form is good for this long after it was served, and for one declaration only.
 TOKEN_TTL = timedelta(hours=2)
 #: Declarations per source address per window. Phones on a mobile network share a few

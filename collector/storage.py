@@ -180,6 +180,9 @@ ingests = sa.Table(
     sa.Index("ingests_received", "received_at"),
     sa.Index("ingests_device", "device_id", "received_at"),
 )
+#: The device id of the web form's check-ins (collector.declarations): the rollup counts
+#: them apart as self-declared.
+FORM_DEVICE = "web-form"
 #: settings row marking that report_counts and ingests were filled from the entries once.
 ROLLUP_MARK = "rollup_v1"
 
@@ -301,8 +304,6 @@ class Store:
             self._rebuild_rollup(conn)
 
     def _rebuild_rollup(self, conn: sa.Connection) -> None:
-        from collector.declarations import FORM_DEVICE
-
         c = entries.c
         web = c.device_id == FORM_DEVICE
         conn.execute(report_counts.delete())
@@ -527,8 +528,6 @@ class Store:
         return BatchResult(accepted=accepted, duplicates=len(values) - accepted)
 
     def _insert_counted(self, stmt: Any, values: list[dict[str, Any]], ids: list[str], ingest_id: str) -> int:
-        from collector.declarations import FORM_DEVICE
-
         with self.engine.begin() as conn:
             conn.execute(stmt, values)
             # What this transaction inserted: rows carrying our ingest id. Exact even when
