@@ -33,9 +33,6 @@ CLOCK_AHEAD_TOLERANCE = timedelta(minutes=2)
 #: behind (or it uploads that late: an online kiosk uploads within about 25 s, its
 #: batch_max_age_s plus interval_s); either way someone should look at it.
 CLOCK_BEHIND_TOLERANCE = timedelta(minutes=15)
-#: How far before the report day entries received that day may have been scanned (offline
-#: kiosks catch up): bounds the upload query to a few partitions on PostgreSQL.
-UPLOAD_LOOKBACK = timedelta(days=7)
 UNREGISTERED = "(chưa đăng ký / not registered)"
 
 
@@ -227,12 +224,13 @@ def _counts(store: Any, day: date, cutoff: datetime | None, *, hourly: bool = Tr
     from collector.storage import entries, report_counts
 
     d = report_counts.c
-    q = sa.select(d.venue_code, d.outcome, d.reason, d.hour_local, d.self_declared, d.n).where(
-        d.day_local == day.isoformat())
-    if not hourly:
-        q = (sa.select(d.venue_code, d.outcome, d.reason, sa.null().label("hour_local"), d.self_declared,
-                       sa.func.sum(d.n).label("n"))
-             .where(d.day_local == day.isoformat()).group_by(d.venue_code, d.outcome, d.reason, d.self_declared))
+    keys = (d.venue_code, d.outcome, d.reason)
+    if hourly:
+        q = sa.select(*keys, d.hour_local, d.self_declared, d.n)
+    else:
+        q = (sa.select(*keys, sa.null().label("hour_local"), d.self_declared, sa.func.sum(d.n).label("n"))
+             .group_by(*keys, d.self_declared))
+    q = q.where(d.day_local == day.isoformat())
     partial = None
     if cutoff is not None:
         cut = local_time(cutoff)

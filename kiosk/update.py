@@ -182,10 +182,16 @@ def wheel_version(data: bytes) -> str:
             meta = zf.read(names[0]).decode("utf-8", "replace")
     except zipfile.BadZipFile as exc:
         raise ValueError(f"not a wheel (zip): {exc}") from None
-    found = re.search(r"^Version: *(\S+)", meta, re.M)
-    if not found:
+    version = _metadata_version(meta)
+    if version is None:
         raise ValueError("its METADATA has no Version")
-    return found.group(1)
+    return version
+
+
+def _metadata_version(text: str) -> str | None:
+    """The `Version:` of a distribution's METADATA text (a wheel's or an installed one's)."""
+    found = re.search(r"^Version: *(\S+)", text, re.M)
+    return found.group(1) if found else None
 
 
 def read_state(path: Path | None = None) -> dict[str, Any]:
@@ -268,9 +274,9 @@ class Layout:
 
 def slot_version(slot: Path) -> str | None:
     for meta in slot.glob("lib/python3*/site-packages/kiosk-*.dist-info/METADATA"):
-        found = re.search(r"^Version: *(\S+)", meta.read_text(encoding="utf-8", errors="replace"), re.M)
-        if found:
-            return found.group(1)
+        version = _metadata_version(meta.read_text(encoding="utf-8", errors="replace"))
+        if version:
+            return version
     return None
 
 
@@ -358,12 +364,8 @@ class Updater:
             return state
         try:
             return self._apply_staged()
-        finally:
-            for name in ("staged.json",):
-                try:
-                    os.unlink(self.layout.staged / name)
-                except FileNotFoundError:
-                    pass
+        finally:  # judged, whatever the outcome: kiosk-update.path must not start it again
+            (self.layout.staged / "staged.json").unlink(missing_ok=True)
 
     def _apply_staged(self) -> dict[str, Any]:
         from kiosk.checks.signed import SignedDocError, load_public_key, open_document
