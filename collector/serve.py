@@ -39,10 +39,19 @@ def config_env(cfg: CollectorConfig) -> dict[str, str]:
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, or CollectorConfigError naming the address and the reason."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP, not socket.create_server's 0: asyncio sets TCP_NODELAY only on
+    # connections whose socket says TCP, and without it every keep-alive answer (headers
+    # and body are two writes) waited 40 ms for the client's delayed ACK (issue 22).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
     except OSError as exc:
+        sock.close()
         raise CollectorConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
     return sock

@@ -76,3 +76,33 @@ def test_report_reads_an_existing_database(tmp_path):
         pass  # serve creates the database
     result = run_collector("report", "--date", "2026-03-02", "--db", f"sqlite:///{db}")
     assert result.returncode == 0 and result.stdout.startswith("date,venue_code,entries")
+
+
+def test_answers_are_not_held_back_for_the_clients_delayed_ack():
+    """uvicorn serves on the socket `collector serve` binds; asyncio turns Nagle off
+    (TCP_NODELAY) only where that socket says TCP. With Nagle on, every answer on a
+    kept-alive connection (headers, then body: two writes) waited ~40 ms for the client's
+    delayed ACK: each kiosk upload and each report page, measured in bench/RESULTS.md."""
+    import asyncio
+
+    from collector.serve import bind
+
+    async def accepted_nodelay() -> int:
+        loop = asyncio.get_running_loop()
+        seen: asyncio.Future = loop.create_future()
+
+        class Accept(asyncio.Protocol):
+            def connection_made(self, transport):
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+        listener = bind("127.0.0.1", 0)
+        server = await loop.create_server(Accept, sock=listener)
+        _, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
+        try:
+            return await asyncio.wait_for(seen, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) == 1
