@@ -107,7 +107,7 @@ def bench_engine(engine: str, db_url: str, n: int, batch_size: int, workdir: Pat
                 drain_s = time.perf_counter() - t0
                 assert result.complete and store.count_entries() == n, result
                 # Resend everything (as if every acknowledgement had been lost).
-                journal.db.conn.execute("UPDATE entries SET uploaded_at=NULL")
+                journal.requeue()
                 t0 = time.perf_counter()
                 again = up.drain()
                 resend_s = time.perf_counter() - t0

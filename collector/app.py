@@ -376,12 +376,14 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
                               subject_hash=subject_hash, now=clock())
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
-        people = [TracePerson(**({k: r[k] for k in TracePerson.model_fields if k != "opened"}
-                                 | opened_fields(r, cfg.seal_private_key))) for r in res.people]
-        answer = TraceAnswer(venue=venue, count=len(people), people=people, windows=[
+        # The rows are the database's own, typed by its columns: built without validating
+        # each of a few thousand contacts again, and serialized once by pydantic (FastAPI's
+        # own pass validated the model again, then ran jsonable_encoder; issue 22).
+        fields = [k for k in TracePerson.model_fields if k != "opened"]
+        people = [TracePerson.model_construct(**({k: r[k] for k in fields} | opened_fields(r, cfg.seal_private_key)))
+                  for r in res.people]
+        answer = TraceAnswer.model_construct(venue=venue, count=len(people), people=people, windows=[
             {"start": s, "end": e, "venue": v} for s, e, v in res.windows])
-        # Serialized once by pydantic: FastAPI's own pass (validate the model again, then
-        # jsonable_encoder) cost more than the query for a few thousand contacts (issue 22).
         return Response(answer.model_dump_json(), media_type="application/json")
 
     return app

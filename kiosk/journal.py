@@ -32,7 +32,8 @@ import sqlite_utils
 
 from kiosk.errors import DeviceClosed, JournalError
 from kiosk.files import fsync_dir
-from kiosk.model import UNVERIFIED_REASONS, Credential, Outcome, Reason, Scan, Verdict, iso_utc, utcnow
+from kiosk.model import (UNVERIFIED_REASONS, Credential, Outcome, Reason, Scan, Verdict, iso_utc, time_ordered_id,
+                         utcnow)
 
 __all__ = ["Entry", "Journal", "MIGRATIONS", "BUSY_TIMEOUT_MS", "UNVERIFIED_REASONS"]
 
@@ -43,9 +44,16 @@ _LEGACY_KEY_STATES = ("salt", "subject.tracing_key")
 #: How long a writer waits for the other process (`kiosk sync`) to release the lock.
 BUSY_TIMEOUT_MS = 10_000
 FILE_MODE = 0o600
-#: SD wear (bench/sdwear_bench.py): a new journal gets 1 KiB pages, so a commit's WAL
-#: frames are ~1 KiB each instead of 4; older journals keep the page size they have.
-PAGE_SIZE = 1024
+#: SD wear (bench/sdwear_bench.py): a new journal gets 512-byte pages, so a commit's WAL
+#: frames are ~0.5 KiB each instead of 4; older journals keep the page size they have
+#: (changing it needs a VACUUM out of WAL mode). An entry with its sealed tracing fields
+#: is ~400 bytes: it still fits one page.
+PAGE_SIZE = 512
+#: Bytes of the in-memory HMAC kept per hash: 128 bits tell codes and people apart within
+#: one repeat window and one process, at half the row of a full hex digest.
+HASH_BYTES = 16
+#: state row: every entry with a lower seq is uploaded (the outbox's low-water mark).
+OUTBOX_FLOOR = "outbox.floor"
 #: Checkpoint every 4,000 WAL pages (4 MiB): a page written by many commits is copied
 #: back into the database once per checkpoint, so fewer checkpoints mean fewer bytes.
 WAL_AUTOCHECKPOINT_PAGES = 4000
@@ -128,6 +136,14 @@ def _m007_sequential_indexes(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS entries_subject")
 
 
+def _m008_no_id_or_outbox_index(db: sqlite_utils.Database) -> None:
+    # SD wear (issue 21): each index a commit touches adds a WAL frame. Ids are found by
+    # their scan time (a UUIDv7 carries it) on entries_time; the outbox is the rows from
+    # the OUTBOX_FLOOR state row up (seq is the rowid, so that is a range scan).
+    db.execute("DROP INDEX IF EXISTS entries_id")
+    db.execute("DROP INDEX IF EXISTS entries_outbox")
+
+
 def _m006_drop_deny_notes(db: sqlite_utils.Database) -> None:
     # Deny-list notes ("court order") are the collector's, never the kiosk's (issue 23
     # item 8): a journal from before then drops the ones it held.
@@ -142,6 +158,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("005_forget_keys", _m005_forget_keys),
     ("006_drop_deny_notes", _m006_drop_deny_notes),
     ("007_sequential_indexes", _m007_sequential_indexes),
+    ("008_no_id_or_outbox_index", _m008_no_id_or_outbox_index),
 ]
 
 
@@ -156,7 +173,7 @@ class Entry:
     outcome: str
     reason: str
     scheme: str
-    subject_hash: str | None
+    subject_hash: bytes | None  # the in-memory HMAC (Journal.hash_id), never uploaded
     name_masked: str | None
     personal: str | None
     sealed: bool
@@ -333,11 +350,11 @@ class Journal:
                 self.db.conn.execute("UPDATE entries SET personal=?, sealed=1 WHERE seq=?",
                                      (self._sealer(personal.encode("utf-8")), seq))
 
-    def hash_id(self, text: str) -> str:
-        """HMAC-SHA256 of an identifier under this process's in-memory key: the same
-        person hashes the same until the kiosk restarts, and nothing on the SD card can
-        recompute it."""
-        return hmac.new(self._key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    def hash_id(self, text: str) -> bytes:
+        """HMAC-SHA256 of an identifier under this process's in-memory key, its first
+        HASH_BYTES bytes (stored as a BLOB): the same person hashes the same until the
+        kiosk restarts, and nothing on the SD card can recompute it."""
+        return hmac.new(self._key, text.encode("utf-8"), hashlib.sha256).digest()[:HASH_BYTES]
 
     # --- entries -------------------------------------------------------------------
     def record(self, scan: Scan, verdict: Verdict, credential: Credential | None = None, *,
@@ -365,7 +382,7 @@ class Journal:
                 earlier = self._recent(code_hash, scan.at)
                 if earlier is not None:
                     return Entry.from_row(earlier, logged=False)
-            existing = self._row("SELECT * FROM entries WHERE id=?", (scan.id,))
+            existing = self._row("SELECT * FROM entries WHERE scanned_at=? AND id=?", (row["scanned_at"], scan.id))
             if existing is not None:  # the same scan recorded twice: idempotent
                 return Entry.from_row(existing, logged=False)
             self._insert(row)
@@ -394,7 +411,7 @@ class Journal:
             return self._sealer(blob.encode("utf-8")), True
         return blob, False
 
-    def _recent(self, code_hash: str, at: datetime) -> dict[str, Any] | None:
+    def _recent(self, code_hash: bytes, at: datetime) -> dict[str, Any] | None:
         if self.repeat_window <= timedelta(0):
             return None
         since = iso_utc(at - self.repeat_window)
@@ -403,7 +420,7 @@ class Journal:
             "AND override_of IS NULL ORDER BY scanned_at DESC LIMIT 1",
             (code_hash, since, iso_utc(at)))
 
-    def subject_hash(self, subject_key: str) -> str:
+    def subject_hash(self, subject_key: str) -> bytes:
         """How this person is found again on this kiosk (repeat rules): keyed with the
         in-memory key, so it is meaningless on a copy of the card and to the collector."""
         return self.hash_id("subject:" + subject_key)
@@ -424,8 +441,16 @@ class Journal:
         return dict(zip([c[0] for c in cur.description], row))
 
     def get(self, entry_id: str) -> Entry | None:
+        """The entry with this id. Found by the scan time its UUIDv7 carries (entries_time);
+        an id of another form (an old journal's UUIDv4) by reading the table."""
         self._check_open()
-        row = self._row("SELECT * FROM entries WHERE id=?", (entry_id,))
+        row = None
+        at = _uuid7_time(entry_id)
+        if at is not None:
+            row = self._row("SELECT * FROM entries WHERE scanned_at>=? AND scanned_at<=? AND id=?",
+                            (iso_utc(at - ID_TIME_SLACK), iso_utc(at + ID_TIME_SLACK), entry_id))
+        if row is None:
+            row = self._row("SELECT * FROM entries WHERE id=?", (entry_id,))
         return Entry.from_row(row) if row else None
 
     def last(self, *, outcomes: Iterable[str] = ("fail", "review"), since: datetime | None = None) -> Entry | None:
@@ -449,7 +474,7 @@ class Journal:
             raise JournalError(f"no entry {entry_id} to override")
         with self._lock, self.atomic():
             row = {
-                "id": str(uuid.uuid4()), "scanned_at": iso_utc(now), "device_id": device or original.device_id,
+                "id": time_ordered_id(now), "scanned_at": iso_utc(now), "device_id": device or original.device_id,
                 "venue_code": original.venue_code, "outcome": Outcome.PASS.value, "reason": Reason.OVERRIDE.value,
                 "scheme": original.scheme, "code_hash": None, "subject_hash": original.subject_hash,
                 "name_masked": original.name_masked, "personal": original.personal,
@@ -469,34 +494,59 @@ class Journal:
         return [Entry.from_row(dict(zip(cols, r))) for r in cur.fetchall()]
 
     # --- outbox --------------------------------------------------------------------
+    # The outbox is every row from the floor (OUTBOX_FLOOR: all lower seqs are uploaded)
+    # up with uploaded_at NULL: a rowid range, no index to keep. The floor stays right
+    # because a new row's seq is max(seq) + 1, only mark_sent() raises it (inside the
+    # transaction that uploads), and purge() and requeue() lower it in theirs.
+    _OUTBOX = (f"seq >= coalesce((SELECT CAST(value AS INTEGER) FROM state WHERE key='{OUTBOX_FLOOR}'), 0) "
+               "AND uploaded_at IS NULL")
+
     def pending(self, limit: int = 500) -> list[Entry]:
         """Committed entries not yet acknowledged by the collector, oldest first."""
         self._check_open()
-        cur = self.db.conn.execute(
-            "SELECT * FROM entries WHERE uploaded_at IS NULL ORDER BY seq LIMIT ?", (int(limit),))
+        cur = self.db.conn.execute(f"SELECT * FROM entries WHERE {self._OUTBOX} ORDER BY seq LIMIT ?", (int(limit),))
         cols = [c[0] for c in cur.description]
         return [Entry.from_row(dict(zip(cols, r))) for r in cur.fetchall()]
 
     def pending_count(self) -> int:
-        return self.db.conn.execute("SELECT count(*) FROM entries WHERE uploaded_at IS NULL").fetchone()[0]
+        return self.db.conn.execute(f"SELECT count(*) FROM entries WHERE {self._OUTBOX}").fetchone()[0]
 
     def oldest_pending_at(self) -> datetime | None:
         row = self.db.conn.execute(
-            "SELECT scanned_at FROM entries WHERE uploaded_at IS NULL ORDER BY seq LIMIT 1").fetchone()
+            f"SELECT scanned_at FROM entries WHERE {self._OUTBOX} ORDER BY seq LIMIT 1").fetchone()
         return _parse_iso(row[0]) if row else None
 
     def mark_sent(self, ids: Iterable[str], *, batch_id: str, now: datetime) -> int:
-        """Mark entries acknowledged by the collector. Returns how many changed."""
+        """Mark entries acknowledged by the collector. Returns how many changed.
+        (`batch_id` is the collector's to keep: the row gains only its upload time, so it
+        still fits its page.)"""
         self._check_open()
         ids = list(ids)
         changed = 0
+        conn = self.db.conn
         with self._lock, self.atomic():
             for chunk in _chunks(ids, 500):
-                cur = self.db.conn.execute(
-                    "UPDATE entries SET uploaded_at=?, batch_id=? WHERE uploaded_at IS NULL AND id IN (%s)"
-                    % ",".join("?" * len(chunk)), (iso_utc(now), batch_id, *chunk))
+                cur = conn.execute(f"UPDATE entries SET uploaded_at=? WHERE {self._OUTBOX} AND id IN (%s)"
+                                   % ",".join("?" * len(chunk)), (iso_utc(now), *chunk))
                 changed += cur.rowcount
+            if changed:
+                # Raise the floor to the oldest entry still waiting (or past the newest).
+                floor = conn.execute(
+                    f"SELECT coalesce((SELECT min(seq) FROM entries WHERE {self._OUTBOX}), "
+                    "(SELECT coalesce(max(seq), 0) + 1 FROM entries))").fetchone()[0]
+                conn.execute("INSERT INTO state(key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) "
+                             "DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
+                             (OUTBOX_FLOOR, str(floor), iso_utc(now)))
         return changed
+
+    def requeue(self) -> int:
+        """Put every entry still in the journal back in the outbox (the collector lost what
+        it had acknowledged; it dedupes what it kept). Returns how many were requeued."""
+        self._check_open()
+        with self._lock, self.atomic():
+            cur = self.db.conn.execute("UPDATE entries SET uploaded_at=NULL WHERE uploaded_at IS NOT NULL")
+            self.db.conn.execute("DELETE FROM state WHERE key=?", (OUTBOX_FLOOR,))
+        return cur.rowcount
 
     # --- retention & stats ---------------------------------------------------------
     def purge(self, *, now: datetime, retention_days: int) -> int:
@@ -505,6 +555,11 @@ class Journal:
         with self._lock, self.atomic():
             cur = self.db.conn.execute(
                 "DELETE FROM entries WHERE uploaded_at IS NOT NULL AND scanned_at < ?", (cutoff,))
+            # The newest rows gone, SQLite gives their seqs out again: the floor comes down
+            # to past the newest row left, or the next entries would never leave.
+            self.db.conn.execute(
+                "UPDATE state SET value=CAST(min(CAST(value AS INTEGER), "
+                "(SELECT coalesce(max(seq), 0) + 1 FROM entries)) AS TEXT) WHERE key=?", (OUTBOX_FLOOR,))
         return cur.rowcount
 
     def screen_counts(self, *, now: datetime) -> tuple[int, int]:
@@ -577,6 +632,31 @@ class _Atomic:
         # SQLite has already rolled back by itself after SQLITE_FULL / SQLITE_IOERR.
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+
+
+#: get(): how far from the time in its UUIDv7 an entry's scanned_at may be (the same
+#: instant, rounded to milliseconds; a second of slack costs nothing on the time index).
+ID_TIME_SLACK = timedelta(seconds=1)
+
+
+def _uuid7_time(entry_id: str) -> datetime | None:
+    """The Unix-millisecond time a UUIDv7 carries, or None for any other string.
+
+        >>> _uuid7_time(time_ordered_id(datetime(2026, 3, 2, tzinfo=timezone.utc)))
+        datetime.datetime(2026, 3, 2, 0, 0, tzinfo=datetime.timezone.utc)
+        >>> _uuid7_time(str(uuid.uuid4())) is None
+        True
+    """
+    try:
+        u = uuid.UUID(entry_id)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    if u.version != 7:
+        return None
+    try:
+        return datetime.fromtimestamp((u.int >> 80) / 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

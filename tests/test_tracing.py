@@ -149,7 +149,7 @@ def test_the_repeat_hash_on_the_card_is_keyed_in_memory(journal_path):
         assert j.record(Scan("b"), v, cred, venue="V", device="D").subject_hash == first
     with Journal(journal_path, repeat_window_s=0) as j:
         after_reboot = j.subject_hash(f"cccd:{CASE_ID}")
-    assert CASE_ID not in first and after_reboot != first
+    assert CASE_ID.encode() not in first and after_reboot != first
 
 
 def test_an_unverified_entry_names_no_one_even_if_a_device_says_so(tmp_path):
