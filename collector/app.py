@@ -17,6 +17,7 @@ from typing import Annotated, Any, Callable, Literal, Mapping, Optional
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+import pydantic_core
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from collector import hardening, validation
@@ -376,15 +377,18 @@ def create_app(store: Store, config: CollectorConfig | None = None, *,
                               subject_hash=subject_hash, now=clock())
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
-        # The rows are the database's own, typed by its columns: built without validating
-        # each of a few thousand contacts again, and serialized once by pydantic (FastAPI's
-        # own pass validated the model again, then ran jsonable_encoder; issue 22).
-        fields = [k for k in TracePerson.model_fields if k != "opened"]
-        people = [TracePerson.model_construct(**({k: r[k] for k in fields} | opened_fields(r, cfg.seal_private_key)))
-                  for r in res.people]
-        answer = TraceAnswer.model_construct(venue=venue, count=len(people), people=people, windows=[
-            {"start": s, "end": e, "venue": v} for s, e, v in res.windows])
-        return Response(answer.model_dump_json(), media_type="application/json")
+        # The rows are the database's own, typed by its columns: each contact becomes a
+        # plain dict in TracePerson's field order and pydantic-core writes the JSON in one
+        # pass (a model per contact, validated or constructed, cost more than the query
+        # for a few thousand contacts; issue 22). tests/test_collector_api.py holds the
+        # answer to TraceAnswer.
+        people = []
+        for r in res.people:
+            opened = opened_fields(r, cfg.seal_private_key)
+            people.append({k: opened[k] if k in opened else r[k] for k in TracePerson.model_fields})
+        answer = {"venue": venue, "windows": [{"start": s, "end": e, "venue": v} for s, e, v in res.windows],
+                  "count": len(people), "people": people}
+        return Response(pydantic_core.to_json(answer), media_type="application/json")
 
     return app
 

@@ -767,8 +767,11 @@ class Store:
         with self.engine.connect() as conn:
             for i in range(0, len(windows), WINDOWS_PER_QUERY):
                 conds = [_window(*w) for w in windows[i:i + WINDOWS_PER_QUERY]]
-                for r in conn.execute(sa.select(entries).where(sa.or_(*conds))).mappings():
-                    out.setdefault(r["id"], dict(r))
+                result = conn.execute(sa.select(entries).where(sa.or_(*conds)))
+                keys = list(result.keys())
+                at = keys.index("id")
+                for row in result.all():  # one fetch, not a fetchone per contact
+                    out.setdefault(row[at], dict(zip(keys, row)))
         return _aware_times(sorted(out.values(), key=lambda r: (r["scanned_at"], r["id"])))
 
 

@@ -271,6 +271,14 @@ def test_trace_lists_who_was_at_the_venue_within_the_window(client, day):
     people = r.json()["people"]
     assert [p["subject_hash"] for p in people] == [day["a"], day["b"], day["b"]]  # 08:05, 08:20, override 08:21
     assert {p["venue_code"] for p in people} == {"V-HOSP"}
+    # The answer is written without a model per contact: it still is what the OpenAPI
+    # document promises, field for field, with times in UTC.
+    from collector.app import TraceAnswer, TracePerson
+
+    answer = TraceAnswer.model_validate_json(r.content)
+    assert all(list(p) == list(TracePerson.model_fields) for p in people)
+    assert answer.people[0].scanned_at.utcoffset().total_seconds() == 0
+    assert people[0]["scanned_at"].endswith("Z") and answer.count == 3
 
 
 def test_trace_by_a_case_finds_everyone_near_each_of_their_visits(client, day):
