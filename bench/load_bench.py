@@ -216,7 +216,11 @@ def executemany_rate(store: Store, *, batches: int, size: int) -> float:
 
 # --- 5. report and tracing -----------------------------------------------------------
 
-def timed(fn, repeat: int = 3) -> float:
+def timed(fn, repeat: int = 5, warm: int = 2) -> float:
+    """The median of `repeat` runs after `warm` unmeasured ones: over HTTP each of the
+    server's worker processes compiles its queries on its first request."""
+    for _ in range(warm):
+        fn()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
