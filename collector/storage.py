@@ -1,8 +1,9 @@
 """The collector's store: one SQLAlchemy Core code path for SQLite and PostgreSQL.
 
 Entries are unique on their UUID (made at scan time on the kiosk); a batch is inserted
-with the dialect's `INSERT ... ON CONFLICT DO NOTHING` in one transaction, so a resent
-batch adds nothing and the answer says how many were new and how many were already there.
+with `INSERT ... ON CONFLICT DO NOTHING` in one transaction (on PostgreSQL from a COPY into
+a per-session stage), so a resent batch adds nothing and the answer says how many were new
+and how many were already there.
 
     >>> store = Store("sqlite://")
     >>> store.create_enrol_code("kiosk-1", now=datetime(2026, 1, 1, tzinfo=timezone.utc))[:4].isalnum()
