@@ -73,7 +73,7 @@ def _journal_run(journal: Journal, start: int, n: int, *, random_ids: bool) -> N
         scan, cred = _scan(i, random_ids=random_ids)
         sent.append(journal.record(scan, VERDICTS[i % 3], cred, venue="V1", device="kiosk-1").id)
         if len(sent) == 50:
-            journal.mark_sent(sent, batch_id=str(uuid.uuid4()), now=T0)
+            journal.mark_sent(sent, now=T0)
             sent = []
 
 

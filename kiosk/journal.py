@@ -32,8 +32,8 @@ import sqlite_utils
 
 from kiosk.errors import DeviceClosed, JournalError
 from kiosk.files import fsync_dir
-from kiosk.model import (UNVERIFIED_REASONS, Credential, Outcome, Reason, Scan, Verdict, iso_utc, time_ordered_id,
-                         utcnow)
+from kiosk.model import (UNVERIFIED_REASONS, Credential, Outcome, Reason, Scan, Verdict, iso_utc, time_of_id,
+                         time_ordered_id, utcnow)
 
 __all__ = ["Entry", "Journal", "MIGRATIONS", "BUSY_TIMEOUT_MS", "UNVERIFIED_REASONS"]
 
@@ -328,10 +328,14 @@ class Journal:
     def set_state(self, key: str, value: str, *, now: datetime | None = None) -> None:
         self._check_open()
         with self.atomic():
-            self.db.conn.execute(
-                "INSERT INTO state(key, value, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
-                (key, value, iso_utc(now or utcnow())))
+            self._put_state(key, value, now or utcnow())
+
+    def _put_state(self, key: str, value: str, now: datetime) -> None:
+        """set_state inside a transaction the caller holds."""
+        self.db.conn.execute(
+            "INSERT INTO state(key, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
+            (key, value, iso_utc(now)))
 
     def get_json(self, key: str, default: Any = None) -> Any:
         raw = self.get_state(key)
@@ -445,7 +449,7 @@ class Journal:
         an id of another form (an old journal's UUIDv4) by reading the table."""
         self._check_open()
         row = None
-        at = _uuid7_time(entry_id)
+        at = time_of_id(entry_id)
         if at is not None:
             row = self._row("SELECT * FROM entries WHERE scanned_at>=? AND scanned_at<=? AND id=?",
                             (iso_utc(at - ID_TIME_SLACK), iso_utc(at + ID_TIME_SLACK), entry_id))
@@ -516,10 +520,10 @@ class Journal:
             f"SELECT scanned_at FROM entries WHERE {self._OUTBOX} ORDER BY seq LIMIT 1").fetchone()
         return _parse_iso(row[0]) if row else None
 
-    def mark_sent(self, ids: Iterable[str], *, batch_id: str, now: datetime) -> int:
-        """Mark entries acknowledged by the collector. Returns how many changed.
-        (`batch_id` is the collector's to keep: the row gains only its upload time, so it
-        still fits its page.)"""
+    def mark_sent(self, ids: Iterable[str], *, now: datetime) -> int:
+        """Mark entries acknowledged by the collector. Returns how many changed. The row
+        gains only its upload time (the batch id is the collector's to keep), so it still
+        fits its page."""
         self._check_open()
         ids = list(ids)
         changed = 0
@@ -534,9 +538,7 @@ class Journal:
                 floor = conn.execute(
                     f"SELECT coalesce((SELECT min(seq) FROM entries WHERE {self._OUTBOX}), "
                     "(SELECT coalesce(max(seq), 0) + 1 FROM entries))").fetchone()[0]
-                conn.execute("INSERT INTO state(key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) "
-                             "DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
-                             (OUTBOX_FLOOR, str(floor), iso_utc(now)))
+                self._put_state(OUTBOX_FLOOR, str(floor), now)
         return changed
 
     def requeue(self) -> int:
@@ -637,26 +639,6 @@ class _Atomic:
 #: get(): how far from the time in its UUIDv7 an entry's scanned_at may be (the same
 #: instant, rounded to milliseconds; a second of slack costs nothing on the time index).
 ID_TIME_SLACK = timedelta(seconds=1)
-
-
-def _uuid7_time(entry_id: str) -> datetime | None:
-    """The Unix-millisecond time a UUIDv7 carries, or None for any other string.
-
-        >>> _uuid7_time(time_ordered_id(datetime(2026, 3, 2, tzinfo=timezone.utc)))
-        datetime.datetime(2026, 3, 2, 0, 0, tzinfo=datetime.timezone.utc)
-        >>> _uuid7_time(str(uuid.uuid4())) is None
-        True
-    """
-    try:
-        u = uuid.UUID(entry_id)
-    except (ValueError, TypeError, AttributeError):
-        return None
-    if u.version != 7:
-        return None
-    try:
-        return datetime.fromtimestamp((u.int >> 80) / 1000, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

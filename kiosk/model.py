@@ -151,6 +151,26 @@ def time_ordered_id(at: datetime) -> str:
     return str(uuid.UUID(int=value))
 
 
+def time_of_id(entry_id: str) -> datetime | None:
+    """The Unix-millisecond time a `time_ordered_id` carries, or None for any other string.
+
+        >>> time_of_id(time_ordered_id(datetime(2026, 3, 2, tzinfo=timezone.utc)))
+        datetime.datetime(2026, 3, 2, 0, 0, tzinfo=datetime.timezone.utc)
+        >>> time_of_id(str(uuid.uuid4())) is None
+        True
+    """
+    try:
+        u = uuid.UUID(entry_id)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    if u.version != 7:
+        return None
+    try:
+        return datetime.fromtimestamp((u.int >> 80) / 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class Scan:
     """One code read by a source. The UUID is made here, at scan time, before anything is

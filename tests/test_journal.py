@@ -101,8 +101,8 @@ def test_outbox_marks_only_acknowledged_entries(journal_path):
     with Journal(journal_path, repeat_window_s=0) as j:
         ids = [rec(j, f"code{i}", T0 + timedelta(seconds=i)).id for i in range(10)]
         assert [e.id for e in j.pending(4)] == ids[:4]
-        assert j.mark_sent(ids[:4], batch_id="b1", now=T0) == 4
-        assert j.mark_sent(ids[:4], batch_id="b1", now=T0) == 0  # a repeated ack changes nothing
+        assert j.mark_sent(ids[:4], now=T0) == 4
+        assert j.mark_sent(ids[:4], now=T0) == 0  # a repeated ack changes nothing
         assert [e.id for e in j.pending(100)] == ids[4:]
         assert j.pending_count() == 6
         assert j.oldest_pending_at() == T0 + timedelta(seconds=4)
@@ -147,7 +147,7 @@ def test_purge_keeps_unsent_and_recent(journal_path):
         old_sent = rec(j, "a", T0 - timedelta(days=30))
         old_unsent = rec(j, "b", T0 - timedelta(days=30))
         new_sent = rec(j, "c", T0 - timedelta(days=1))
-        j.mark_sent([old_sent.id, new_sent.id], batch_id="b", now=T0)
+        j.mark_sent([old_sent.id, new_sent.id], now=T0)
         assert j.purge(now=T0, retention_days=21) == 1
         assert j.get(old_sent.id) is None
         assert j.get(old_unsent.id) is not None and j.get(new_sent.id) is not None
@@ -173,7 +173,7 @@ def test_two_processes_share_the_file(journal_path):
     with Journal(journal_path, repeat_window_s=0) as writer, Journal(journal_path) as sync:
         a = rec(writer, "a", T0)
         assert [e.id for e in sync.pending()] == [a.id]
-        sync.mark_sent([a.id], batch_id="b", now=T0)
+        sync.mark_sent([a.id], now=T0)
         b = rec(writer, "b", T0)
         assert [e.id for e in writer.pending()] == [b.id]
 

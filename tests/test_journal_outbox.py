@@ -28,7 +28,7 @@ def test_entries_after_a_purge_of_the_newest_rows_still_leave(journal_path):
     their seqs out again, below the mark. The next entries must still be in the outbox."""
     with Journal(journal_path) as j:
         ids = [rec(j, i, T0 + timedelta(seconds=i)) for i in range(5)]
-        assert j.mark_sent(ids, batch_id="b", now=T0) == 5 and j.pending() == []
+        assert j.mark_sent(ids, now=T0) == 5 and j.pending() == []
         assert j.purge(now=T0 + timedelta(days=30), retention_days=21) == 5
         later = rec(j, 99, T0 + timedelta(days=30))
         assert [e.id for e in j.pending()] == [later] and j.pending_count() == 1
@@ -38,7 +38,7 @@ def test_a_second_process_sees_what_the_first_uploaded(journal_path):
     """The run loop and `kiosk sync` are two processes on one file: the mark is in it."""
     with Journal(journal_path) as run_loop, Journal(journal_path) as sync:
         ids = [rec(run_loop, i, T0 + timedelta(seconds=i)) for i in range(4)]
-        assert sync.mark_sent(ids[:3], batch_id="b", now=T0) == 3
+        assert sync.mark_sent(ids[:3], now=T0) == 3
         assert run_loop.pending_count() == 1 and [e.id for e in run_loop.pending()] == ids[3:]
         newer = rec(run_loop, 10, T0 + timedelta(seconds=10))
         assert [e.id for e in sync.pending()] == [ids[3], newer]
@@ -48,7 +48,7 @@ def test_requeue_puts_every_entry_back(journal_path):
     """The collector lost what it had acknowledged: everything still here goes again."""
     with Journal(journal_path) as j:
         ids = [rec(j, i, T0 + timedelta(seconds=i)) for i in range(3)]
-        j.mark_sent(ids, batch_id="b", now=T0)
+        j.mark_sent(ids, now=T0)
         assert j.requeue() == 3
         assert [e.id for e in j.pending()] == ids
 
@@ -91,7 +91,7 @@ def test_the_outbox_is_exactly_the_committed_entries_not_yet_acknowledged(tmp_pa
             elif op == "ack":  # acknowledge some waiting entries (and some already sent)
                 ids = list(model)
                 chosen = sorted({ids[i % len(ids)] for i in arg}) if ids else []
-                changed = j.mark_sent(chosen, batch_id="b", now=T0)
+                changed = j.mark_sent(chosen, now=T0)
                 assert changed == sum(not model[i]["sent"] for i in chosen)
                 for i in chosen:
                     model[i]["sent"] = True

@@ -43,7 +43,7 @@ def test_purges_only_uploaded_entries_older_than_the_window(journal_path: Path) 
         old_sent = _record(j, NOW - timedelta(days=30), 3)
         old_unsent = _record(j, NOW - timedelta(days=30), 2)
         new_sent = _record(j, NOW - timedelta(days=2), 2)
-        j.mark_sent(old_sent + new_sent, batch_id="b1", now=NOW)
+        j.mark_sent(old_sent + new_sent, now=NOW)
     report = retention.run_retention(_cfg(journal_path), now=NOW)
     assert report.purged == 3
     with Journal(journal_path) as j:
@@ -55,7 +55,7 @@ def test_purges_only_uploaded_entries_older_than_the_window(journal_path: Path) 
 def test_retention_window_comes_from_the_config(journal_path: Path) -> None:
     with Journal(journal_path) as j:
         ids = _record(j, NOW - timedelta(days=10), 2)
-        j.mark_sent(ids, batch_id="b1", now=NOW)
+        j.mark_sent(ids, now=NOW)
     assert retention.run_retention(_cfg(journal_path, days=21), now=NOW).purged == 0
     assert retention.run_retention(_cfg(journal_path, days=7), now=NOW).purged == 2
 
@@ -63,7 +63,7 @@ def test_retention_window_comes_from_the_config(journal_path: Path) -> None:
 def test_compaction_gives_the_space_back(journal_path: Path) -> None:
     with Journal(journal_path) as j:
         ids = _record(j, NOW - timedelta(days=40), 3000, pad=200)
-        j.mark_sent(ids, batch_id="b1", now=NOW)
+        j.mark_sent(ids, now=NOW)
     # A test-sized journal: compact once 64 kB are free (production waits for 4 MB).
     report = retention.run_retention(_cfg(journal_path), now=NOW, min_free_bytes=64 * 1024)
     assert report.purged == 3000 and report.vacuumed
@@ -83,7 +83,7 @@ def test_retention_command_prints_a_report(journal_path: Path, capsys) -> None:
     from kiosk.cli import retention as retention_cli
 
     with Journal(journal_path) as j:
-        j.mark_sent(_record(j, NOW - timedelta(days=400), 4), batch_id="b", now=NOW)
+        j.mark_sent(_record(j, NOW - timedelta(days=400), 4), now=NOW)
     parser = argparse.ArgumentParser(prog="kiosk")
     parser.add_argument("--config")
     parser.add_argument("--set", dest="overrides", type=lambda s: tuple(s.split("=", 1)), action="append")

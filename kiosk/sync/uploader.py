@@ -269,7 +269,7 @@ class Uploader:
             if ack is None:  # stopped while waiting to retry
                 break
             now = self.clock()
-            self.journal.mark_sent([e.id for e in batch], batch_id=batch_id, now=now)
+            self.journal.mark_sent([e.id for e in batch], now=now)
             sent += len(batch)
             accepted += int(ack["accepted"])
             duplicates += int(ack["duplicates"])
