@@ -220,8 +220,7 @@ def _counts(store: Any, day: date, cutoff: datetime | None, *, hourly: bool = Tr
     import sqlalchemy as sa
 
     from collector import partitions
-    from collector.declarations import FORM_DEVICE
-    from collector.storage import entries, report_counts
+    from collector.storage import SELF_DECLARED, entries, report_counts
 
     d = report_counts.c
     keys = (d.venue_code, d.outcome, d.reason)
@@ -240,11 +239,11 @@ def _counts(store: Any, day: date, cutoff: datetime | None, *, hourly: bool = Tr
             inside = timedelta(minutes=cut.minute, seconds=cut.second, microseconds=cut.microsecond)
             if cut.date() == day and inside:
                 c = entries.c
-                web = (c.device_id == FORM_DEVICE).label("self_declared")
-                partial = (sa.select(c.venue_code, c.outcome, c.reason, c.hour_local, web, sa.func.count().label("n"))
+                partial = (sa.select(c.venue_code, c.outcome, c.reason, c.hour_local, SELF_DECLARED,
+                                     sa.func.count().label("n"))
                            .where(c.day_local == day.isoformat(), partitions.day_bounds_clause(c.scanned_at, day),
                                   c.scanned_at >= _naive(cutoff - inside), c.scanned_at < _naive(cutoff))
-                           .group_by(c.venue_code, c.outcome, c.reason, c.hour_local, web))
+                           .group_by(c.venue_code, c.outcome, c.reason, c.hour_local, SELF_DECLARED))
     with store.engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(q).mappings()]
         if partial is not None:

@@ -184,6 +184,9 @@ ingests = sa.Table(
 #: The device id of the web form's check-ins (collector.declarations): the rollup counts
 #: them apart as self-declared.
 FORM_DEVICE = "web-form"
+#: The rollup's self-declared key in SQL over entries (the rebuild, the report's cut-off
+#: hour); Store._count_in says it in Python, _STAGE_MOVE in the stage's SQL.
+SELF_DECLARED = (entries.c.device_id == FORM_DEVICE).label("self_declared")
 #: settings row marking that report_counts and ingests were filled from the entries once.
 ROLLUP_MARK = "rollup_v1"
 
@@ -337,14 +340,11 @@ class Store:
 
     def _rebuild_rollup(self, conn: sa.Connection) -> None:
         c = entries.c
-        web = c.device_id == FORM_DEVICE
         conn.execute(report_counts.delete())
         conn.execute(ingests.delete())
-        groups = (sa.select(c.day_local, c.venue_code, c.outcome, c.reason, c.hour_local, web.label("self_declared"),
-                            sa.func.count().label("n"))
-                  .group_by(c.day_local, c.venue_code, c.outcome, c.reason, c.hour_local, web))
-        conn.execute(report_counts.insert().from_select(
-            ["day_local", "venue_code", "outcome", "reason", "hour_local", "self_declared", "n"], groups))
+        keys = [c[name] for name in _ROLLUP_KEY]
+        groups = sa.select(*keys, SELF_DECLARED, sa.func.count().label("n")).group_by(*keys, SELF_DECLARED)
+        conn.execute(report_counts.insert().from_select([*_ROLLUP_KEY, "self_declared", "n"], groups))
         uploads = (sa.select(c.ingest_id, c.device_id, sa.func.max(c.received_at), sa.func.max(c.scanned_at),
                              sa.func.count())
                    .where(c.ingest_id.is_not(None)).group_by(c.ingest_id, c.device_id))
@@ -353,9 +353,7 @@ class Store:
 
     def forget_rollup_before(self, day: date) -> None:
         """Retention dropped whole days: their counts and uploads go too."""
-        from collector.partitions import local_day_bounds
-
-        start, _ = local_day_bounds(day)
+        start, _ = partitions.local_day_bounds(day)
         with self.engine.begin() as conn:
             conn.execute(report_counts.delete().where(report_counts.c.day_local < day.isoformat()))
             conn.execute(ingests.delete().where(ingests.c.received_at < start))
@@ -597,20 +595,19 @@ class Store:
                 mine.update(conn.execute(sa.select(entries.c.id).where(
                     entries.c.id.in_(ids[i:i + ID_CHUNK]), entries.c.ingest_id == ingest_id)).scalars())
             if mine:
-                self._count_in(conn, [v for v in values if v["id"] in mine], ingest_id, FORM_DEVICE)
+                self._count_in(conn, [v for v in values if v["id"] in mine], ingest_id)
         return len(mine)
 
-    def _count_in(self, conn: sa.Connection, rows: list[dict[str, Any]], ingest_id: str, form_device: str) -> None:
+    def _count_in(self, conn: sa.Connection, rows: list[dict[str, Any]], ingest_id: str) -> None:
         """Add the inserted rows to the rollup, in the same transaction (exactly once)."""
         counts: dict[tuple, int] = {}
         uploads: dict[str, tuple[datetime, int]] = {}
         for v in rows:
-            key = (v["day_local"], v["venue_code"], v["outcome"], v["reason"], v["hour_local"],
-                   v["device_id"] == form_device)
+            key = (*(v[name] for name in _ROLLUP_KEY), v["device_id"] == FORM_DEVICE)
             counts[key] = counts.get(key, 0) + 1
             newest, n = uploads.get(v["device_id"], (v["scanned_at"], 0))
             uploads[v["device_id"]] = (max(newest, v["scanned_at"]), n + 1)
-        names = ("day_local", "venue_code", "outcome", "reason", "hour_local", "self_declared")
+        names = (*_ROLLUP_KEY, "self_declared")
         # Sorted, so two transactions add to shared rows in one order (no deadlock).
         add = [dict(zip(names, key), n=n) for key, n in sorted(counts.items())]
         stmt = self._insert(report_counts)
@@ -714,9 +711,9 @@ class Store:
         """Keep a wheel (once per content); returns its SHA-256."""
         digest = hashlib.sha256(body).hexdigest()
         with self.engine.begin() as conn:
-            if conn.execute(sa.select(update_files.c.sha256).where(update_files.c.sha256 == digest)).first() is None:
-                conn.execute(update_files.insert().values(sha256=digest, name=name, body=body,
-                                                          created_at=_naive_utc(now)))
+            conn.execute(self._insert(update_files).values(sha256=digest, name=name, body=body,
+                                                           created_at=_naive_utc(now))
+                         .on_conflict_do_nothing(index_elements=["sha256"]))
         return digest
 
     def update_file(self, sha256: str) -> bytes | None:
