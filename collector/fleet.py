@@ -197,11 +197,12 @@ def rows(kiosks: list[Kiosk]) -> list[dict[str, Any]]:
 
 
 def _update_words(outcome: dict | None, offer: dict | None) -> str:
-    """One line on the last update: 'rolled_back 0.3.0 (from 0.2.0): did not reach READY=1 ...'."""
+    """One line on the last update (kiosk.update.describe), and on an offer it has not taken."""
+    from kiosk.update import describe
+
     parts = []
     if outcome:
-        parts.append(f"{outcome.get('state')} {outcome.get('version')} (from {outcome.get('from')}): "
-                     f"{outcome.get('detail') or ''}".strip())
+        parts.append(describe(outcome))
     if offer and (not outcome or offer.get("version") != outcome.get("version")):
         parts.append(f"offer {offer.get('version')}: {offer.get('decision')} ({offer.get('detail') or ''})")
     return "; ".join(parts)

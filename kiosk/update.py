@@ -70,7 +70,7 @@ from kiosk.files import atomic_write, fsync_dir
 from kiosk.model import iso_utc, utcnow
 
 __all__ = ["Offer", "parse_offer", "version_key", "bucket", "selected", "stage", "Layout", "Systemd",
-           "Updater", "read_state", "OFFER_KEY", "DOC_NAME", "STATE_FILE", "wheel_version"]
+           "Updater", "read_state", "describe", "OFFER_KEY", "DOC_NAME", "STATE_FILE", "wheel_version"]
 
 log = logging.getLogger("kiosk.update")
 
@@ -436,10 +436,7 @@ class Updater:
 
     def _switch(self, name: str) -> None:
         tmp = self.layout.prefix / ".venv.switch"
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         os.symlink(f"slots/{name}", tmp)
         os.replace(tmp, self.layout.link)
         fsync_dir(self.layout.prefix)
@@ -494,6 +491,14 @@ def _base_python(slot: Path) -> str:
     except (OSError, KeyError):
         pass
     return getattr(sys, "_base_executable", sys.executable)
+
+
+def describe(outcome: Mapping[str, Any], *, at: bool = False) -> str:
+    """One line on an update outcome (`kiosk update status`, the fleet page):
+    'rolled_back 0.3.0 (from 0.2.0): did not reach READY=1 ...'."""
+    when = f" at {outcome.get('at')}" if at else ""
+    return (f"{outcome.get('state')} {outcome.get('version')} (from {outcome.get('from')}){when}: "
+            f"{outcome.get('detail') or ''}").strip()
 
 
 def summary(state: Mapping[str, Any]) -> dict[str, Any]:

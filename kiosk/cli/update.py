@@ -69,10 +69,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _line(state: dict) -> str:
-    if not state:
-        return "none yet"
-    return (f"{state.get('state')} {state.get('version')} (from {state.get('from')}) at {state.get('at')}: "
-            f"{state.get('detail')}")
+    from kiosk.update import describe
+
+    return describe(state, at=True) if state else "none yet"
 
 
 def register(sub) -> None:
