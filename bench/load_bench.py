@@ -71,6 +71,11 @@ def person_hash(i: int) -> str:
     return f"{i:064x}"
 
 
+def _libpq_url(store: Store) -> str:
+    """The store's URL as psycopg.connect takes it (for COPY, below SQLAlchemy)."""
+    return normalise_url(store.url).replace("postgresql+psycopg://", "postgresql://")
+
+
 # --- 1. preload ----------------------------------------------------------------------
 
 def preload(store: Store, *, per_day: int, days: int, today: date, full_day: date, full_day_entries: int,
@@ -84,7 +89,7 @@ def preload(store: Store, *, per_day: int, days: int, today: date, full_day: dat
     partitions.ensure_days(store.engine, [d.isoformat() for d in day_list])
     hours = [h for h, w in enumerate(HOUR_WEIGHTS) for _ in range(w)]
     traced = rng.randrange(PEOPLE)
-    url = normalise_url(store.url).replace("postgresql+psycopg://", "postgresql://")
+    url = _libpq_url(store)
     cols = ("id", "device_id", "venue_code", "scanned_at", "day_local", "hour_local", "outcome", "reason",
             "scheme", "subject_hash", "name_masked", "personal", "sealed", "batch_id", "received_at")
     t0 = time.perf_counter()
@@ -182,7 +187,7 @@ def copy_batches_rate(store: Store, *, batches: int, size: int) -> float:
     transaction each, with no dedupe and no rollup (what a bulk load would do)."""
     import psycopg
 
-    url = normalise_url(store.url).replace("postgresql+psycopg://", "postgresql://")
+    url = _libpq_url(store)
     cols = ("id", "device_id", "venue_code", "scanned_at", "day_local", "hour_local", "outcome", "reason",
             "scheme", "name_masked", "sealed", "batch_id", "received_at")
     batch_rows = [baseline_rows(size, "V0001", "kiosk-1") for _ in range(batches)]
@@ -294,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         sat = asyncio.run(fleet(server.url, kiosks, size=args.saturation_batch, seconds=args.seconds, interval=None))
 
         # In process, at the fleet's batch sizes: insert_batch beside a bare COPY (and a
-        # plain executemany INSERT) of the same batches, interleaved so load drifts hit all.
+        # plain executemany INSERT) of the same batches, one right after the other.
         ingest = {}
         for size in sorted({psize for _, psize, _ in peaks} | {args.saturation_batch}):
             batches = max(20, 20_000 // size)
